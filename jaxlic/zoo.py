@@ -1,0 +1,98 @@
+"""Pretrained models: find, load and check weight files, and build a ready `Codec`.
+
+Shipped weights live in `jaxlic/pretrained/` as `<model>-q<quality>.msgpack` (see
+`jaxlic.weights` for the format), each with a `.json` beside it holding its training config
+and metrics. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import jax.numpy as jnp
+
+from jaxlic import weights as weights_io
+from jaxlic.errors import ModelError
+from jaxlic.models.codec import Codec
+from jaxlic.models.config import ModelConfig
+from jaxlic.models.registry import DEFAULT_MODEL, get_config, get_model, list_models
+
+PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
+
+
+def available() -> dict[str, list[int]]:
+    """{model name: [qualities]} of the weight files shipped with jaxlic."""
+    out: dict[str, list[int]] = {}
+    for f in sorted(PRETRAINED_DIR.glob("*-q*.msgpack")):
+        name, _, q = f.stem.rpartition("-q")
+        if name in list_models() and q.isdigit():
+            out.setdefault(name, []).append(int(q))
+    return out
+
+
+def _shipped_path(name: str, quality: int | None) -> pathlib.Path:
+    qs = available().get(name, [])
+    if not qs:
+        have = ", ".join(f"{n} (q{','.join(map(str, q))})" for n, q in available().items()) or "none"
+        raise ModelError(f"no shipped weights for model {name!r} (shipped: {have}); "
+                         f"pass --weights FILE")
+    if quality is None:
+        quality = qs[len(qs) // 2]
+    if quality not in qs:
+        raise ModelError(f"no shipped weights for {name} at quality {quality}; available qualities: {qs}")
+    return PRETRAINED_DIR / f"{name}-q{quality}.msgpack"
+
+
+def init_variables(model, seed: int = 0, size: int = 64):
+    """Randomly initialised variables of a model (for tests and benchmarks)."""
+    x = jnp.zeros((1, size, size, 3), jnp.float32)
+    rngs = {"params": jax.random.key(seed), "noise": jax.random.key(seed + 1)}
+    return model.init(rngs, x, method="forward_train")
+
+
+def codec_from_weights(params, meta: dict, *, name: str | None = None, quality: int | None = None) -> Codec:
+    """A Codec from loaded params + meta; checks that the params fit the model they claim."""
+    cfg_dict = meta.get("config")
+    if not isinstance(cfg_dict, dict):
+        raise ModelError("weights file has no model config in its metadata")
+    try:
+        cfg = ModelConfig(**cfg_dict)
+    except (TypeError, ValueError) as e:
+        raise ModelError(f"weights file has an invalid model config: {e}") from None
+    if name is not None and cfg.name != name:
+        raise ModelError(f"weights are for model {cfg.name!r}, not {name!r}")
+    q = int(meta.get("quality", 0))
+    if quality is not None and q != quality:
+        raise ModelError(f"weights are for quality {q}, not {quality}")
+    from jaxlic.models.compressor import Compressor
+
+    model = Compressor(cfg)
+    shapes = jax.eval_shape(lambda: init_variables(model))["params"]
+    weights_io.check_matches(params, shapes)
+    params = jax.tree_util.tree_map(jnp.asarray, params)
+    return Codec(model, {"params": params}, quality=q, meta=meta)
+
+
+def load(name: str | None = None, quality: int | None = None, weights=None) -> Codec:
+    """The codec for a model name and quality, from shipped weights or a weights file.
+
+    Args:
+      name: registry name (default: the project's default model, "ckbd-full").
+      quality: quality index; None picks a shipped one (the middle of those available).
+      weights: path of a weights file; overrides the shipped weights.
+    Raises:
+      ModelError: unknown model/quality, missing weights, or weights that do not fit the model.
+    """
+    name = name or DEFAULT_MODEL
+    get_config(name)  # raises ModelError for an unknown name
+    path = weights if weights is not None else _shipped_path(name, quality)
+    params, meta = weights_io.load(path)
+    return codec_from_weights(params, meta, name=name, quality=quality)
+
+
+def random_codec(name: str, quality: int = 3, seed: int = 0, **overrides) -> Codec:
+    """A codec with random weights (tests, speed benchmarks)."""
+    model = get_model(name, quality, **overrides)
+    v = init_variables(model, seed)
+    return Codec(model, v, quality=quality)

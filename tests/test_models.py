@@ -1,0 +1,110 @@
+"""Behaviour of every registered model at tiny widths with random weights."""
+
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlic import models, zoo
+from jaxlic.coding import container
+from jaxlic.models.codec import to_input
+
+SMALL = dict(N=8, M=12)
+
+
+def small_codec(name, seed=0):
+    overrides = dict(SMALL)
+    if models.get_config(name).transform == "cheng":
+        overrides = dict(N=8)
+    return zoo.random_codec(name, quality=3, seed=seed, **overrides)
+
+
+@pytest.fixture(scope="module")
+def image():
+    rng = np.random.default_rng(0)
+    from skimage import data
+
+    img = data.astronaut()[100:164, 200:296]  # 64 x 96 real photo crop
+    return np.ascontiguousarray(img) if rng is not None else img
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_forward_shapes_and_likelihood_range(name, image):
+    codec = small_codec(name)
+    x = to_input(image)
+    train = codec.model.apply(codec.variables, x, method="forward_train", rngs={"noise": jax.random.key(1)})
+    ev = codec.forward_eval(image)
+    for out in (train, ev):
+        assert out["x_hat"].shape == x.shape
+        for k in ("y", "z"):
+            lik = np.asarray(out["likelihoods"][k])
+            assert lik.min() > 0 and lik.max() <= 1.0
+    assert ev["likelihoods"]["y"].shape[-1] == codec.cfg.M
+
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_compress_decompress_matches_eval_forward(name, image):
+    codec = small_codec(name)
+    data = codec.compress(image)
+    header, sections = container.unpack(data)
+    assert (header.model, header.height, header.width) == (name, 64, 96)
+    x_hat, (h, w) = codec.decompress_float(data)
+    assert (h, w) == (64, 96)
+    if codec.cfg.context != "serial":  # serial decoding quantises around means (see compressor doc)
+        ref = codec.forward_eval(image)["x_hat"]
+        assert np.max(np.abs(x_hat - ref)) < 1e-5
+    # Actual size within 2% of the model's estimate, plus container and coder overhead.
+    est_bits = codec.estimate_bpp(image) * 64 * 96
+    overhead_bits = 8 * (len(data) - sum(len(s) for s in sections)) + 32 * 8 * len(sections)
+    assert len(data) * 8 <= est_bits * 1.02 + overhead_bits
+    if codec.cfg.context == "serial":
+        # The serial stream still decodes to a valid image of the right size.
+        assert codec.decompress(data).shape == (64, 96, 3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (97, 61), (64, 64), (13, 70)])
+def test_odd_sizes_are_padded_and_cropped(shape):
+    codec = small_codec("ckbd-full")
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
+    out = codec.decompress(codec.compress(img))
+    assert out.shape == img.shape and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("name", ["ckbd-full", "ckbd", "mbt2018"])
+def test_decode_in_fresh_process_is_bit_exact(name, image, tmp_path):
+    codec = small_codec(name)
+    data = codec.compress(image)
+    expected = codec.decompress(data)
+    (tmp_path / "s.jlic").write_bytes(data)
+    script = f"""
+import numpy as np, sys
+sys.path.insert(0, {json.dumps(str(__import__('pathlib').Path(__file__).parent))})
+from test_models import small_codec
+codec = small_codec({name!r})
+out = codec.decompress(open({json.dumps(str(tmp_path / 's.jlic'))}, 'rb').read())
+np.save({json.dumps(str(tmp_path / 'out.npy'))}, out)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=600)
+    assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
+
+
+def test_registry_rejects_unknown_names_and_qualities():
+    from jaxlic.errors import ModelError
+
+    with pytest.raises(ModelError):
+        models.get_model("nope")
+    with pytest.raises(ModelError):
+        models.get_model("ckbd", quality=42)
+
+
+def test_family_variants_differ_only_where_configured():
+    cfgs = {n: models.get_config(n) for n in ["ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full"]}
+    assert cfgs["ckbd"].attention == "none" and cfgs["ckbd-attn"].attention == "fdram"
+    assert cfgs["ckbd-gmm"].entropy == "gmm" and cfgs["ckbd-gmm"].K == 3
+    assert cfgs["ckbd-pp"].postprocess and not cfgs["ckbd"].postprocess
+    full = cfgs["ckbd-full"]
+    assert (full.attention, full.entropy, full.postprocess, full.context) == ("fdram", "gmm", True, "checkerboard")
