@@ -19,5 +19,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --upgrade pip >/dev/null || true
-"$VENV/bin/pip" install "torch==2.14.1" "torchvision==0.29.1" "compressai==1.2.8"
+"$VENV/bin/pip" install "torch==2.14.1" "torchvision==0.29.1" "compressai==1.2.8" scikit-image  # skimage: test image
 "$VENV/bin/python" -c "import compressai, torch, numpy; print('compressai', compressai.__version__, 'torch', torch.__version__, 'numpy', numpy.__version__)"
