@@ -1,0 +1,25 @@
+"""Entropy models: training-time likelihoods (jax) and host-side coding (numpy + constriction)."""
+
+from jaxlic.entropy.quantize import lower_bound, quantize
+from jaxlic.entropy.tables import IndexedTables, pmf_to_quantized_cdf
+from jaxlic.entropy.factorized import EntropyBottleneck
+from jaxlic.entropy.gaussian import (
+    SCALE_TABLE,
+    decode_gaussian,
+    encode_gaussian,
+    gaussian_likelihood,
+    scale_indexes,
+)
+
+__all__ = [
+    "quantize",
+    "lower_bound",
+    "IndexedTables",
+    "pmf_to_quantized_cdf",
+    "EntropyBottleneck",
+    "SCALE_TABLE",
+    "gaussian_likelihood",
+    "scale_indexes",
+    "encode_gaussian",
+    "decode_gaussian",
+]
