@@ -1,0 +1,40 @@
+"""Command-line entry point: `python -m train.main --config CONFIG[:ARGS] --workdir DIR`.
+
+Examples:
+  python -m train.main --config train/configs/ckbd.py --workdir runs/ckbd-full-q3
+  python -m train.main --config train/configs/ckbd.py:smoke --workdir /tmp/smoke \
+      --config.num_steps=20 --config.lmbda=0.0067 --config.model=ckbd-gmm
+  python -m train.main --config train/configs/cheng2020.py --workdir runs/c \
+      --config.data.source=tfds:clic
+
+Multi-host: add `--config.distributed` (and `--config.coordinator_address=HOST:PORT
+--config.num_processes=P --config.process_id=I` where JAX cannot detect them); start the same
+command on every host with a shared workdir.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from train import trainer
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and exports.")
+config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = flags.FLAGS.config
+  trainer.initialize_distributed(config)
+  # Keep TF (used only for tf.data) off the accelerators before anything touches them.
+  from train import input_pipeline  # pylint: disable=g-import-not-at-top
+  input_pipeline.hide_accelerators_from_tf()
+  logging.info("Config:\n%s", config)
+  trainer.train_and_evaluate(config, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

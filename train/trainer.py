@@ -1,0 +1,465 @@
+"""Rate-distortion training loop for jaxlic models.
+
+Objective (Ballé et al., 2018, "Variational image compression with a scale hyperprior";
+CompressAI's MSE recipe): loss = lmbda * 255^2 * MSE + bpp, with additive uniform noise as
+the training proxy for quantization. The factorized prior's quantiles are fitted separately by
+their own Adam on the auxiliary loss (`model.apply(v, method="aux_loss")`), exactly like
+CompressAI's `aux_optimizer`: the main optimizer never sees them and the aux loss moves nothing
+else.
+
+Layout follows Flax's examples: `train_and_evaluate(config, workdir)` is built from
+`create_train_state`, `train_step` and `eval_step`. Data parallel over a 1-D ('data',) mesh:
+the batch is sharded on 'data', parameters and optimizer state are replicated, the state is
+donated. The same code runs on one CPU, N fake CPU devices, GPUs and several hosts (each host
+feeds its local batch; `jax.make_array_from_process_local_data` builds the global array).
+
+Determinism: the noise key of step s is `fold_in(key(seed), s)` and the data of step s is a
+function of (seed, s) (see `input_pipeline`), so a run resumed from a checkpoint reproduces
+an uninterrupted run bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+import json
+import math
+import pathlib
+import time
+from typing import Any, Callable
+
+from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxlic.losses import rd_loss
+from train import input_pipeline
+
+PyTree = Any
+
+
+class NonFiniteLossError(RuntimeError):
+  """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything that a resumed run needs besides the config (the data position is `step`)."""
+  step: jax.Array  # int32 scalar
+  params: PyTree
+  opt_state: PyTree
+  nonfinite: jax.Array  # consecutive steps with a non-finite loss (their updates were skipped)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A model and the rate-distortion hyper-parameters it is trained with."""
+  module: Any  # flax.linen.Module
+  name: str
+  quality: int
+  lmbda: float
+  N: int
+  M: int
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup helpers.
+
+
+def initialize_distributed(config: ml_collections.ConfigDict) -> None:
+  """Joins a multi-process run when `config.distributed` (must precede any other JAX call)."""
+  if not config.get("distributed"):
+    return
+  # CPU collectives across processes need gloo; the setting is ignored by GPU/TPU clients.
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(
+      coordinator_address=config.coordinator_address or None,
+      num_processes=config.num_processes or None,
+      process_id=None if config.process_id < 0 else config.process_id)
+  logging.info("Process %d of %d, %d local / %d global devices", jax.process_index(),
+               jax.process_count(), jax.local_device_count(), jax.device_count())
+
+
+def build_model(config: ml_collections.ConfigDict) -> ModelSpec:
+  """The model of `config.model`; lmbda/N/M default to the model's quality table.
+
+  `config.model` is a registry name (`jaxlic.models.list_models()`), or `package.module:factory`
+  for a custom module built as `factory(N=..., M=...)` (then lmbda, N and M must be set).
+  """
+  name = config.model
+  if ":" in name:
+    module_name, attr = name.split(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    if config.lmbda is None or config.N is None or config.M is None:
+      raise ValueError(f"custom model {name} needs config.lmbda, config.N and config.M")
+    lmbda, n, m = config.lmbda, config.N, config.M
+  else:
+    from jaxlic.models import get_model, qualities  # pylint: disable=g-import-not-at-top
+    factory = functools.partial(get_model, name)
+    lmbda, n, m = qualities(name)[config.quality]
+    lmbda = lmbda if config.lmbda is None else config.lmbda
+    n = n if config.N is None else config.N
+    m = m if config.M is None else config.M
+  module = factory(N=n, M=m, **config.get("model_kwargs", {}))
+  return ModelSpec(module, name, int(config.quality), float(lmbda), int(n), int(m))
+
+
+def create_mesh() -> jax.sharding.Mesh:
+  """A 1-D ('data',) mesh over all devices of all processes."""
+  return jax.make_mesh((jax.device_count(),), ("data",))
+
+
+def is_aux_param(path) -> bool:
+  """True for the entropy bottleneck's `quantiles` (fitted by the aux loss only)."""
+  last = path[-1]
+  return getattr(last, "key", getattr(last, "name", None)) == "quantiles"
+
+
+def param_labels(params: PyTree) -> PyTree:
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: "aux" if is_aux_param(path) else "main", params)
+
+
+def create_learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """Linear warm-up, then cosine decay, step decay or a constant."""
+  o = config.optim
+  lr, warmup, total = o.learning_rate, int(o.warmup_steps), int(config.num_steps)
+  if o.schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=lr, warmup_steps=warmup,
+        decay_steps=max(total, warmup + 1), end_value=lr * o.end_lr_factor)
+  warm = optax.linear_schedule(0.0, lr, max(warmup, 1))
+  if o.schedule == "step":
+    boundaries = {max(int(f * total) - warmup, 1): o.step_factor for f in o.step_boundaries}
+    after = optax.piecewise_constant_schedule(lr, boundaries)
+  elif o.schedule == "constant":
+    after = optax.constant_schedule(lr)
+  else:
+    raise ValueError(f"unknown schedule {o.schedule!r}")
+  return optax.join_schedules([warm, after], [warmup])
+
+
+def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """Adam (+ global-norm clipping) on the RD loss; a separate Adam for the quantiles."""
+  o = config.optim
+  main = optax.chain(
+      optax.clip_by_global_norm(o.clip_norm) if o.clip_norm else optax.identity(),
+      optax.adam(create_learning_rate_schedule(config), b1=o.b1, b2=o.b2))
+  return optax.multi_transform({"main": main, "aux": optax.adam(o.aux_learning_rate)},
+                               param_labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# State and steps.
+
+
+def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: jax.Array,
+                       mesh: jax.sharding.Mesh) -> tuple[TrainState, TrainState]:
+  """Initialises the state replicated on `mesh`.
+
+  Returns:
+    (state, state_shardings), the latter a TrainState of NamedShardings for jit/orbax.
+  """
+  def init(rng):
+    k_params, k_noise = jax.random.split(rng)
+    x = jnp.zeros((1, 64, 64, 3), jnp.float32)  # parameters do not depend on image size
+    variables = spec.module.init({"params": k_params, "noise": k_noise}, x,
+                                 method="forward_train")
+    extra = set(variables) - {"params"}
+    if extra:
+      raise ValueError(f"model has non-parameter collections {extra}; trainer handles params only")
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
+                      nonfinite=jnp.zeros((), jnp.int32))
+
+  replicated = NamedSharding(mesh, P())
+  shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init, rng))
+  state = jax.jit(init, out_shardings=shardings)(rng)
+  return state, shardings
+
+
+def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, spec: ModelSpec,
+               tx: optax.GradientTransformation,
+               schedule: optax.Schedule) -> tuple[TrainState, dict]:
+  """One RD + aux update on a global batch [B, H, W, 3]; skipped if anything is non-finite."""
+  noise_key = jax.random.fold_in(key, state.step)
+
+  def rd_fn(params):
+    out = spec.module.apply({"params": params}, batch, method="forward_train",
+                            rngs={"noise": noise_key})
+    terms = rd_loss(out, batch, spec.lmbda)
+    return terms["loss"], terms
+
+  def aux_fn(params):
+    return spec.module.apply({"params": params}, method="aux_loss")
+
+  (loss, terms), rd_grads = jax.value_and_grad(rd_fn, has_aux=True)(state.params)
+  aux_loss, aux_grads = jax.value_and_grad(aux_fn)(state.params)
+  # Quantiles follow the aux loss only; every other parameter follows the RD loss only.
+  grads = jax.tree_util.tree_map_with_path(
+      lambda path, g, a: a if is_aux_param(path) else g, rd_grads, aux_grads)
+  grad_norm = optax.global_norm(grads)
+  finite = jnp.isfinite(loss) & jnp.isfinite(aux_loss) & jnp.isfinite(grad_norm)
+
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  keep = lambda new, old: jnp.where(finite, new, old)
+  nonfinite = jnp.where(finite, 0, state.nonfinite + 1)
+  new_state = TrainState(step=state.step + 1, params=jax.tree.map(keep, params, state.params),
+                         opt_state=jax.tree.map(keep, opt_state, state.opt_state),
+                         nonfinite=nonfinite)
+  metrics = dict(terms, aux_loss=aux_loss, grad_norm=grad_norm,
+                 learning_rate=schedule(state.step), finite=finite.astype(jnp.float32),
+                 nonfinite=nonfinite)
+  return new_state, metrics
+
+
+def eval_step(params: PyTree, image: jax.Array, *, spec: ModelSpec) -> dict:
+  """Estimated RD terms of one batch with rounding (`forward_eval`)."""
+  out = spec.module.apply({"params": params}, image, method="forward_eval")
+  return rd_loss(out, image, spec.lmbda)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation.
+
+
+class _RealBpp:
+  """Range-codes validation images through `jaxlic.models.codec.Codec` while it works."""
+
+  def __init__(self, spec: ModelSpec, enabled: bool):
+    self.spec = spec
+    self.enabled = enabled and ":" not in spec.name
+
+  def __call__(self, params: PyTree, images: list[np.ndarray]) -> float | None:
+    if not self.enabled:
+      return None
+    try:
+      from jaxlic.models.codec import Codec  # pylint: disable=g-import-not-at-top
+      codec = Codec(self.spec.name, self.spec.quality, self.spec.module, to_host(params))
+      bits = pixels = 0
+      for img in images:
+        data = codec.compress(np.round(img * 255.0).astype(np.uint8))
+        bits += 8 * len(data)
+        pixels += img.shape[0] * img.shape[1]
+      return bits / pixels
+    except (NotImplementedError, ImportError) as e:
+      logging.info("Real bpp skipped for the rest of the run (codec unavailable: %s)", e)
+    except Exception:  # pylint: disable=broad-except
+      logging.exception("Real bpp failed; skipped for the rest of the run")
+    self.enabled = False
+    return None
+
+
+def evaluate(params: PyTree, images: list[np.ndarray], eval_fn: Callable,
+             replicated: NamedSharding, real_bpp: _RealBpp) -> dict[str, float]:
+  """Mean validation metrics over `images` (one at a time, replicated on every device)."""
+  sums: dict[str, float] = {}
+  for img in images:
+    x = jax.make_array_from_process_local_data(replicated, img[None])
+    for k, v in to_host(eval_fn(params, x)).items():
+      sums[k] = sums.get(k, 0.0) + float(v)
+  metrics = {k: v / len(images) for k, v in sums.items()}
+  if jax.process_index() == 0:
+    bpp = real_bpp(params, images)
+    if bpp is not None:
+      metrics["real_bpp"] = bpp
+  return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints and export.
+
+
+def create_checkpoint_manager(config: ml_collections.ConfigDict,
+                              workdir: pathlib.Path) -> ocp.CheckpointManager:
+  """Keeps the latest `keep_checkpoints` and the best one by validation RD loss."""
+  policy = ocp.checkpoint_managers.AnyPreservationPolicy([
+      ocp.checkpoint_managers.LatestN(n=config.keep_checkpoints),
+      # BestN keeps the n *largest* metric values, hence the minus sign.
+      ocp.checkpoint_managers.BestN(get_metric_fn=lambda m: -m["val_loss"], n=1,
+                                    keep_checkpoints_without_metrics=False),
+  ])
+  options = ocp.CheckpointManagerOptions(
+      preservation_policy=policy, enable_async_checkpointing=config.async_checkpointing)
+  return ocp.CheckpointManager(workdir / "checkpoints", options=options)
+
+
+def export_weights(config: ml_collections.ConfigDict, spec: ModelSpec, params: PyTree,
+                   metrics: dict, workdir: pathlib.Path) -> pathlib.Path:
+  """Writes export/{model}-q{quality}.msgpack and a JSON of config and metrics beside it."""
+  from jaxlic import weights  # pylint: disable=g-import-not-at-top
+  stem = f"{spec.name.replace(':', '.')}-q{spec.quality}"
+  path = workdir / "export" / f"{stem}.msgpack"
+  model_config = None
+  if ":" not in spec.name:
+    from jaxlic.models import get_config  # pylint: disable=g-import-not-at-top
+    model_config = get_config(spec.name, N=spec.N, M=spec.M,
+                              **config.get("model_kwargs", {})).to_dict()
+  meta = dict(model=spec.name, quality=spec.quality, lmbda=spec.lmbda, N=spec.N, M=spec.M,
+              config=model_config, train_config=json.loads(config.to_json_best_effort()),
+              metrics=metrics)
+  weights.save(path, to_host(params), meta)
+  path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=float))
+  logging.info("Exported weights to %s", path)
+  return path
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop.
+
+
+def to_host(tree: PyTree) -> PyTree:
+  """Numpy copy of a replicated pytree (works when other processes hold the other devices)."""
+  return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def _mean_metrics(history: list[dict]) -> dict[str, float]:
+  history = to_host(history)
+  out = {k: float(np.mean([h[k] for h in history])) for k in history[0] if k != "nonfinite"}
+  out["nonfinite_steps"] = float(sum(1.0 - h["finite"] for h in history))
+  del out["finite"]
+  return out
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains `config.model` in `workdir`, resuming from its latest checkpoint if any.
+
+  Args:
+    config: a training config (see `train/configs/`).
+    workdir: checkpoints, TensorBoard events and exported weights go here.
+
+  Returns:
+    The final TrainState.
+
+  Raises:
+    NonFiniteLossError: `config.max_nonfinite_steps` consecutive non-finite steps; the
+      checkpoints on disk hold the last good parameters.
+  """
+  workdir = pathlib.Path(workdir).resolve()
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_main = jax.process_index() == 0
+  writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
+  if is_main:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+  spec = build_model(config)
+  mesh = create_mesh()
+  if config.batch_size % jax.device_count():
+    raise ValueError(f"batch_size {config.batch_size} not divisible by {jax.device_count()} "
+                     "devices")
+  local_batch = config.batch_size // jax.process_count()
+  logging.info("Model %s q%d (lmbda=%g, N=%d, M=%d); batch %d = %d processes x %d; %d devices",
+               spec.name, spec.quality, spec.lmbda, spec.N, spec.M, config.batch_size,
+               jax.process_count(), local_batch, jax.device_count())
+
+  tx = create_optimizer(config)
+  schedule = create_learning_rate_schedule(config)
+  key = jax.random.key(config.seed)
+  state, state_shardings = create_train_state(spec, tx, jax.random.fold_in(key, 0), mesh)
+  num_params = sum(x.size for x in jax.tree.leaves(state.params))
+  logging.info("%d parameters", num_params)
+
+  ckpt = create_checkpoint_manager(config, workdir)
+  if ckpt.latest_step() is not None:
+    abstract = jax.tree.map(
+        lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, state_shardings)
+    state = ckpt.restore(ckpt.latest_step(), args=ocp.args.StandardRestore(abstract))
+    logging.info("Resumed from step %d", int(state.step))
+  start_step = int(state.step)
+
+  replicated = NamedSharding(mesh, P())
+  batch_sharding = NamedSharding(mesh, P("data"))
+  p_train_step = jax.jit(
+      functools.partial(train_step, spec=spec, tx=tx, schedule=schedule),
+      in_shardings=(state_shardings, batch_sharding, replicated),
+      out_shardings=(state_shardings, replicated), donate_argnums=0)
+  p_eval_step = jax.jit(functools.partial(eval_step, spec=spec),
+                        in_shardings=(replicated, replicated), out_shardings=replicated)
+  step_key = jax.device_put(jax.random.fold_in(key, 1), replicated)
+
+  train_iter = input_pipeline.create_train_iterator(
+      config.data, local_batch_size=local_batch, seed=config.seed, start_step=start_step)
+  eval_images = input_pipeline.load_eval_images(config.data)
+  real_bpp = _RealBpp(spec, config.real_bpp)
+
+  report_progress = periodic_actions.ReportProgress(
+      num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every_steps)
+  hooks = [report_progress] if is_main else []
+
+  history: list[dict] = []
+  last_eval: dict[str, float] = {}
+  prev_nonfinite = None
+  t_log, step_log = time.time(), start_step
+  with metric_writers.ensure_flushes(writer):
+    for step in range(start_step + 1, config.num_steps + 1):
+      local = next(train_iter)
+      batch = jax.make_array_from_process_local_data(batch_sharding, local)
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        state, metrics = p_train_step(state, batch, step_key)
+      history.append(metrics)
+
+      # Read the previous step's counter: a one-step lag keeps dispatch asynchronous.
+      if prev_nonfinite is not None:
+        count = int(prev_nonfinite)
+        if count:
+          logging.warning("Step %d: non-finite loss or gradient, update skipped (%d in a row)",
+                          step - 1, count)
+        if count >= config.max_nonfinite_steps:
+          ckpt.wait_until_finished()
+          ckpt.close()
+          raise NonFiniteLossError(
+              f"{count} consecutive non-finite steps up to step {step - 1}; the last good "
+              f"checkpoint is step {ckpt.latest_step()} in {workdir / 'checkpoints'}")
+      prev_nonfinite = metrics["nonfinite"]
+
+      for hook in hooks:
+        hook(step)
+      if step % config.log_every_steps == 0 or step == config.num_steps:
+        summary = _mean_metrics(history)
+        history = []
+        now = time.time()
+        steps_per_sec = (step - step_log) / (now - t_log)
+        summary.update(steps_per_sec=steps_per_sec,
+                       images_per_sec=steps_per_sec * config.batch_size)
+        t_log, step_log = now, step
+        writer.write_scalars(step, {f"train/{k}": v for k, v in summary.items()})
+        logging.info("step %d: loss %.4f psnr %.2f bpp %.4f | %.2f steps/s, %.1f images/s",
+                     step, summary["loss"], summary["psnr"], summary["bpp"], steps_per_sec,
+                     summary["images_per_sec"])
+
+      eval_metrics = None
+      if eval_images and (step % config.eval_every_steps == 0 or step == config.num_steps):
+        with report_progress.timed("eval"):
+          eval_metrics = evaluate(state.params, eval_images, p_eval_step, replicated, real_bpp)
+        writer.write_scalars(step, {f"val/{k}": v for k, v in eval_metrics.items()})
+        logging.info("step %d validation: %s", step, eval_metrics)
+        last_eval = eval_metrics
+
+      if step % config.checkpoint_every_steps == 0 or step == config.num_steps:
+        with report_progress.timed("checkpoint"):
+          ckpt.save(step, args=ocp.args.StandardSave(state),
+                    metrics={"val_loss": eval_metrics["loss"]} if eval_metrics else None)
+
+      if config.halt_after_steps and step >= config.halt_after_steps:
+        logging.info("Halting after step %d (config.halt_after_steps)", step)
+        break
+
+  if prev_nonfinite is not None and int(prev_nonfinite) >= config.max_nonfinite_steps:
+    ckpt.wait_until_finished()
+    ckpt.close()
+    raise NonFiniteLossError(f"the last {int(prev_nonfinite)} steps were non-finite")
+  ckpt.wait_until_finished()
+  ckpt.close()
+  if config.export and int(state.step) == config.num_steps and is_main:
+    export_weights(config, spec, state.params, last_eval, workdir)
+  return state
