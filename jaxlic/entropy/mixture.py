@@ -1,0 +1,346 @@
+"""Discretized Gaussian mixture entropy model (K components per latent element).
+
+Cheng et al. 2020, "Learned Image Compression with Discretized Gaussian Mixture Likelihoods and
+Attention Modules": ``P(y) = sum_k w_k [Phi((y + 1/2 - mu_k) / s_k) - Phi((y - 1/2 - mu_k) / s_k)]``
+with ``w = softmax(logits)``. Built on the hyperprior of Ballé et al. 2018 ("Variational image
+compression with a scale hyperprior") and the mean-scale/context model of Minnen et al. 2018.
+
+Encoder and decoder must derive *identical* integer CDFs. The parameters are therefore snapped
+onto fixed grids by :func:`quantize_params` with operations that are exact in IEEE arithmetic
+(integer table lookups, multiplications by powers of two, comparisons), so numpy and jax give
+bit-identical grid values:
+
+* weights: logit differences to the largest logit are rounded to 1/16 (clamped to 16), mapped
+  through a fixed integer table of ``2**20 exp(-d)``, normalised in integers to multiples of 1/256
+  (each at least 1/256, the sum exactly 256/256);
+* means: multiples of 1/64 in ``[-2**17, 2**17]``;
+* scales: the nearest (geometric midpoint rule) of 256 log-spaced values in ``[0.11, 256]``.
+
+The model uses the snapped parameters for its rate estimate too, so estimate and coder agree.
+
+Coding (host numpy): per element the support is ``[floor(min_k mu_k - 4 s_k), ceil(max_k mu_k +
+4 s_k)]``, widened to one of a few bucket widths (at most 1024) so elements of a bucket share one
+``[n, width + 1]`` probability array; values outside the support are escaped and coded losslessly.
+The Gaussian CDF at the bin edges is read from a lazily built table indexed by (scale level,
+1/64 fraction of the mean, integer offset): the bin edges ``y - 1/2 - mu`` of grid-valued means are
+always ``integer - (f + 32) / 64``, so no ``ndtr`` is evaluated per element. Elements are processed
+bucket by bucket in chunks of bounded size, never as a dense ``[N, 1024]`` table.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.special import ndtr
+
+from jaxlic.coding.rangecoder import StreamDecoder, StreamEncoder
+from jaxlic.entropy.quantize import lower_bound
+from jaxlic.entropy.tables import cumulative_to_quantized_cdf
+
+__all__ = [
+    "SCALE_GRID",
+    "MEAN_STEP",
+    "WEIGHT_STEP",
+    "mixture_likelihood",
+    "quantize_params",
+    "encode_mixture",
+    "decode_mixture",
+]
+
+SCALE_MIN, SCALE_MAX, NUM_SCALE_LEVELS = 0.11, 256.0, 256
+#: ``[256]`` float32 scale grid, log-spaced in ``[0.11, 256]``.
+SCALE_GRID: np.ndarray = np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX), NUM_SCALE_LEVELS)).astype(np.float32)
+SCALE_GRID.setflags(write=False)
+# Geometric midpoints; a scale maps to the number of midpoints strictly below it.
+_SCALE_MIDS = np.sqrt(SCALE_GRID[:-1].astype(np.float64) * SCALE_GRID[1:]).astype(np.float32)
+
+MEAN_RES = 64
+MEAN_STEP = 1.0 / MEAN_RES
+_MEAN_MAX_INT = 2**23  # |mean| <= 2**17, exactly representable on the 1/64 grid in float32
+
+WEIGHT_RES = 256
+WEIGHT_STEP = 1.0 / WEIGHT_RES
+_LOGIT_RES, _LOGIT_RANGE = 16, 16
+# 2**20 exp(-j/16), at least 1 so that normalisation never divides by zero.
+_EXP_TABLE = np.maximum(np.rint(2.0**20 * np.exp(-np.arange(_LOGIT_RES * _LOGIT_RANGE + 1) / _LOGIT_RES)), 1).astype(np.int32)
+_MAX_K = 16
+
+PRECISION = 16
+SUPPORT_STDS = 4.0  # support half-width in scales
+MAX_WIDTH = 1024
+_BUCKETS = np.array([2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128,
+                     160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024], np.int64)
+_CHUNK_ENTRIES = 1 << 19  # rows * (width + 1) per chunk: bounds the working memory (~30 MB)
+_TABLE_STDS = 5.0  # the CDF table of a scale level spans +-5 scales; beyond, exactly 0 or 1
+
+
+# ------------------------------------------------------------------------------ likelihood
+
+
+def _std_cdf(x):
+    return 0.5 * jax.scipy.special.erfc(-x * np.float32(2**-0.5))
+
+
+def mixture_likelihood(y_hat: jax.Array, weight_logits: jax.Array, means: jax.Array, scales: jax.Array, *,
+                       scale_bound: float = SCALE_MIN, likelihood_bound: float = 1e-9) -> jax.Array:
+    """Probability of the unit bin around ``y_hat`` under the K-component Gaussian mixture.
+
+    Args:
+      y_hat: ``[...]`` quantized (or noisy) values.
+      weight_logits: ``[..., K]`` mixture logits (``w = softmax``; pass ``log(w)`` for weights).
+      means: ``[..., K]`` component means.
+      scales: ``[..., K]`` component scales, lower-bounded by ``scale_bound`` (gradient can push up).
+      scale_bound: smallest scale.
+      likelihood_bound: smallest returned likelihood.
+
+    Returns:
+      ``[...]`` likelihoods.
+    """
+    w = jax.nn.softmax(weight_logits, axis=-1)
+    scales = lower_bound(scales, scale_bound)
+    values = jnp.abs(y_hat[..., None] - means)  # upper-tail symmetry: both terms in the lower tail
+    p = _std_cdf((0.5 - values) / scales) - _std_cdf((-0.5 - values) / scales)
+    return lower_bound(jnp.sum(w * p, axis=-1), likelihood_bound)
+
+
+# ------------------------------------------------------------------------- parameter grids
+
+
+def _snap_weights(xp, weight_logits):
+    k = weight_logits.shape[-1]
+    if k > _MAX_K:
+        raise ValueError(f"at most {_MAX_K} mixture components are supported, got {k}")
+    lg = weight_logits.astype(xp.float32)
+    d = xp.max(lg, axis=-1, keepdims=True) - lg
+    d = xp.where(xp.isnan(d), np.float32(_LOGIT_RANGE), d)
+    j = xp.round(xp.clip(d, 0, _LOGIT_RANGE) * np.float32(_LOGIT_RES)).astype(xp.int32)
+    e = xp.asarray(_EXP_TABLE)[j]
+    total = xp.sum(e, axis=-1, keepdims=True)
+    q = xp.maximum((e * WEIGHT_RES + total // 2) // total, 1)
+    first_max = xp.arange(k) == xp.argmax(q, axis=-1)[..., None]
+    q = q + first_max * (WEIGHT_RES - xp.sum(q, axis=-1, keepdims=True))
+    return q.astype(xp.float32) * np.float32(WEIGHT_STEP)
+
+
+def _mean_ints(xp, means):
+    """Means in units of 1/64 (float32 integers)."""
+    m = xp.round(means.astype(xp.float32) * np.float32(MEAN_RES))
+    return xp.clip(xp.where(xp.isnan(m), 0, m), -_MEAN_MAX_INT, _MEAN_MAX_INT)
+
+
+def _scale_levels(xp, scales):
+    """Index into :data:`SCALE_GRID`: the number of geometric midpoints strictly below the scale."""
+    s = scales.astype(xp.float32)
+    s = xp.where(xp.isnan(s), np.float32(np.inf), s)
+    return xp.searchsorted(xp.asarray(_SCALE_MIDS), s, side="left")
+
+
+def _snap(xp, weight_logits, means, scales):
+    """Grid values of the parameters; only exact IEEE operations, so numpy == jax bit for bit."""
+    return (_snap_weights(xp, weight_logits), _mean_ints(xp, means) * np.float32(MEAN_STEP),
+            xp.asarray(SCALE_GRID)[_scale_levels(xp, scales)])
+
+
+@jax.custom_vjp
+def _snap_jax(weight_logits, means, scales):
+    return _snap(jnp, weight_logits, means, scales)
+
+
+def _snap_jax_fwd(weight_logits, means, scales):
+    return _snap(jnp, weight_logits, means, scales), (weight_logits, scales)
+
+
+def _snap_jax_bwd(res, g):
+    # Straight-through: gradients as if weights = softmax(logits), means and scales unchanged
+    # (scales below the grid only receive gradients that push them up, like lower_bound).
+    logits, scales = res
+    gw, gm, gs = g
+    w = jax.nn.softmax(logits, axis=-1)
+    g_logits = w * (gw - jnp.sum(gw * w, axis=-1, keepdims=True))
+    gs = jnp.where((scales >= SCALE_MIN) | (gs < 0), gs, 0)
+    return g_logits.astype(logits.dtype), gm, gs.astype(scales.dtype)
+
+
+_snap_jax.defvjp(_snap_jax_fwd, _snap_jax_bwd)
+
+
+def quantize_params(weight_logits, means, scales):
+    """Snaps mixture parameters onto the coder's grids (numpy and jax give identical values).
+
+    Args:
+      weight_logits: ``[..., K]`` logits (K <= 16).
+      means: ``[..., K]`` means.
+      scales: ``[..., K]`` scales.
+
+    Returns:
+      ``(weights, means, scales)``, float32 ``[..., K]`` each, of the input's kind (jax arrays if
+      any input is one, with straight-through gradients). ``weights`` are multiples of 1/256,
+      each >= 1/256, summing to exactly 1; means are multiples of 1/64; scales are
+      :data:`SCALE_GRID` values.
+    """
+    if any(isinstance(a, jax.Array) for a in (weight_logits, means, scales)):
+        return _snap_jax(jnp.asarray(weight_logits, jnp.float32), jnp.asarray(means, jnp.float32),
+                         jnp.asarray(scales, jnp.float32))
+    return _snap(np, np.asarray(weight_logits), np.asarray(means), np.asarray(scales))
+
+
+# ---------------------------------------------------------------------------------- coding
+
+
+class _PhiTable:
+    """Phi((i - (f + 32)/64) / s_g) for scale levels g <= gmax, fractions f < 64, |i| <= I_g + 1.
+
+    Stored flat; level g occupies 64 rows of ``2 I_g + 3`` entries starting at ``base[g]``, whose
+    first/last entries are exactly 0 and 1 (indices beyond the span are clipped onto them).
+    Extended (never rebuilt) when a larger scale level is needed.
+    """
+
+    def __init__(self):
+        self.half = np.ceil(_TABLE_STDS * SCALE_GRID.astype(np.float64)).astype(np.int64) + 1
+        self.row = 2 * self.half + 3
+        self.base = np.concatenate([[0], np.cumsum(MEAN_RES * self.row)[:-1]])
+        self.gmax = -1
+        self.flat = np.zeros(0)
+
+    def ensure(self, gmax: int) -> None:
+        if gmax <= self.gmax:
+            return
+        parts = [self.flat]
+        frac = (np.arange(MEAN_RES, dtype=np.float64)[:, None] + 32.0) / MEAN_RES
+        for g in range(self.gmax + 1, gmax + 1):
+            h = int(self.half[g])
+            i = np.arange(-h - 1, h + 2, dtype=np.float64)[None, :]
+            vals = ndtr((i - frac) / float(SCALE_GRID[g]))
+            vals[:, 0], vals[:, -1] = 0.0, 1.0
+            parts.append(vals.reshape(-1))
+        self.flat = np.concatenate(parts)
+        self.gmax = gmax
+
+
+@functools.lru_cache(maxsize=1)
+def _phi_table() -> _PhiTable:
+    return _PhiTable()
+
+
+def _prepare(weights, means, scales):
+    """Integer grid parameters ``(q [N,K], m [N,K], level [N,K])`` and supports ``(start, width)``."""
+    weights = np.asarray(weights, np.float32)
+    if weights.ndim != 2 or np.shape(means) != weights.shape or np.shape(scales) != weights.shape:
+        raise ValueError("weights, means and scales must all be [N, K]")
+    q = np.maximum(np.rint(weights.astype(np.float64) * WEIGHT_RES), 1).astype(np.int64)
+    m_int = _mean_ints(np, np.asarray(means)).astype(np.int64)
+    level = _scale_levels(np, np.asarray(scales)).astype(np.int64)
+    mu = m_int / MEAN_RES
+    sd = SCALE_GRID.astype(np.float64)[level]
+    lo = np.floor(np.min(mu - SUPPORT_STDS * sd, axis=-1)).astype(np.int64)
+    hi = np.ceil(np.max(mu + SUPPORT_STDS * sd, axis=-1)).astype(np.int64)
+    need = hi - lo + 1
+    b = np.minimum(np.searchsorted(_BUCKETS, need), len(_BUCKETS) - 1)
+    width = _BUCKETS[b]
+    start = lo - (width - need) // 2
+    # Supports wider than MAX_WIDTH are centred on the mixture mean instead (tails are escaped).
+    wide = need > MAX_WIDTH
+    if wide.any():
+        center = np.floor((q[wide] * mu[wide]).sum(-1) / q[wide].sum(-1)).astype(np.int64)
+        start[wide] = center - MAX_WIDTH // 2
+    return q, m_int, level, start, b
+
+
+def _pmf_rows(q, m_int, level, start, width: int) -> np.ndarray:
+    """``[n, width + 1]`` float64 probabilities (regular symbols, then escape), exact dyadic values."""
+    table = _phi_table()
+    table.ensure(int(level.max()))
+    n, k = q.shape
+    j = np.arange(width + 1, dtype=np.int64)
+    acc = np.zeros((n, width + 1))
+    for c in range(k):
+        g = level[:, c]
+        mi = m_int[:, c] >> 6  # floor(m / 64)
+        f = m_int[:, c] & (MEAN_RES - 1)
+        half = table.half[g]
+        first = (start - mi + half + 1)[:, None] + j  # position in the level's row
+        np.clip(first, 0, (2 * half + 2)[:, None], out=first)
+        first += (table.base[g] + f * table.row[g])[:, None]
+        acc += q[:, c, None] * table.flat[first]
+    cum = np.empty((n, width + 2))
+    np.subtract(acc, acc[:, :1], out=cum[:, :-1])
+    cum[:, :-1] /= q.sum(axis=-1, keepdims=True)
+    cum[:, -1] = 1.0
+    cdf = cumulative_to_quantized_cdf(cum, PRECISION)
+    return np.diff(cdf, axis=-1) * (1.0 / (1 << PRECISION))
+
+
+def _chunks(bucket: np.ndarray):
+    """Yields ``(rows, width)``: element indices of one chunk (stable order) and its width."""
+    order = np.argsort(bucket.astype(np.uint8), kind="stable")
+    counts = np.bincount(bucket, minlength=len(_BUCKETS))
+    pos = 0
+    for b, cnt in enumerate(counts):
+        width = int(_BUCKETS[b])
+        step = max(1, _CHUNK_ENTRIES // (width + 2))
+        for s in range(0, int(cnt), step):
+            yield order[pos + s: pos + min(cnt, s + step)], width
+        pos += cnt
+
+
+def encode_mixture(symbols: np.ndarray, weights: np.ndarray, means: np.ndarray, scales: np.ndarray) -> bytes:
+    """Range-codes integer ``symbols`` under per-element Gaussian mixtures.
+
+    Args:
+      symbols: ``[N]`` integer values (the rounded latents themselves, not residuals).
+      weights: ``[N, K]`` snapped weights (from :func:`quantize_params`).
+      means: ``[N, K]`` snapped means.
+      scales: ``[N, K]`` snapped scales.
+
+    Returns:
+      Compressed bytes.
+    """
+    symbols = np.asarray(symbols).reshape(-1).astype(np.int64)
+    q, m_int, level, start, bucket = _prepare(weights, means, scales)
+    if symbols.size != q.shape[0]:
+        raise ValueError(f"{symbols.size} symbols but {q.shape[0]} parameter rows")
+    enc = StreamEncoder()
+    esc_rel, esc_width = [], []
+    for rows, width in _chunks(bucket):
+        rel = symbols[rows] - start[rows]
+        escaped = (rel < 0) | (rel >= width)
+        if escaped.any():
+            esc_rel.append(rel[escaped])
+            esc_width.append(np.full(int(escaped.sum()), width))
+        enc.encode_pmf_rows(np.where(escaped, width, rel).astype(np.int32),
+                            _pmf_rows(q[rows], m_int[rows], level[rows], start[rows], width))
+    if esc_rel:
+        enc.encode_escapes(np.concatenate(esc_rel), np.concatenate(esc_width))
+    return enc.to_bytes()
+
+
+def decode_mixture(data: bytes, weights: np.ndarray, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`encode_mixture`.
+
+    Args:
+      data: compressed bytes.
+      weights, means, scales: the same ``[N, K]`` parameters the encoder used.
+
+    Returns:
+      ``[N]`` int32 symbols.
+
+    Raises:
+      BitstreamError: if ``data`` is malformed.
+    """
+    q, m_int, level, start, bucket = _prepare(weights, means, scales)
+    dec = StreamDecoder(data)
+    rel = np.zeros(q.shape[0], np.int64)
+    width_of = np.zeros(q.shape[0], np.int64)
+    for rows, width in _chunks(bucket):
+        rel[rows] = dec.decode_pmf_rows(_pmf_rows(q[rows], m_int[rows], level[rows], start[rows], width))
+        width_of[rows] = width
+    escaped = rel == width_of
+    if escaped.any():
+        # Escapes were appended in chunk order; recover that order.
+        order = np.concatenate([rows for rows, _ in _chunks(bucket)]) if q.shape[0] else np.zeros(0, np.int64)
+        esc_rows = order[escaped[order]]
+        rel[esc_rows] = dec.decode_escapes(width_of[esc_rows])
+    return StreamDecoder._to_int32(rel + start)
