@@ -1,0 +1,279 @@
+"""Rate-distortion evaluation on a folder of images: the engine behind ``jaxlic eval``.
+
+For every image, every model/quality (through ``jaxlic.zoo``) and every classical codec/quality
+(``eval/codecs.py``) it measures the real rate from the size of the actual bitstream (container
+header included), the model's own rate estimate, PSNR over RGB, 5-scale MS-SSIM and encode/decode
+wall-clock times. It writes into the output folder:
+
+* ``<name>.json`` per model and codec in CompressAI's format (means over images per quality,
+  sorted by bpp; models also get ``bpp_estimated`` and ``bpp_real_over_estimated``),
+* ``per_image.csv`` with one row per image and setting,
+* ``rd_psnr.png`` and ``rd_ms-ssim.png`` (optionally with published anchors),
+
+and prints a summary table. Example::
+
+    jaxlic eval data/kodak --models ckbd,ckbd-full --codecs jpeg,webp,avif \
+        --anchors ../shared/anchors/kodak-published --out results/kodak
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+from eval import bdrate, codecs as classical, plots
+from jaxlic.errors import JaxlicError
+from jaxlic.image_io import read_image
+from jaxlic.metrics import ms_ssim_or_nan, psnr
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+CSV_FIELDS = ("image", "kind", "name", "quality", "height", "width", "size_bytes", "bpp", "bpp_estimated",
+              "psnr", "ms_ssim", "encoding_time", "decoding_time")
+
+
+def list_images(directory, max_images: int | None = None) -> list[str]:
+    """Image files directly inside ``directory``, sorted by name.
+
+    Raises:
+        JaxlicError: not a folder, or no image files in it.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise JaxlicError(f"not a folder of images: {directory}")
+    files = sorted(
+        os.path.join(directory, f) for f in os.listdir(directory)
+        if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+    )
+    if not files:
+        raise JaxlicError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {directory}")
+    return files[:max_images] if max_images else files
+
+
+def measure_model(codec, img: np.ndarray) -> dict:
+    """Compresses and decompresses ``img`` with a model codec; rate from the real stream.
+
+    Args:
+        codec: object with ``name``, ``quality``, ``compress``, ``decompress`` and optionally
+            ``estimate_bpp`` (see ``jaxlic.zoo.load``).
+        img: ``uint8 [H, W, 3]``.
+
+    Returns:
+        dict with ``bpp``, ``bpp_estimated`` (nan if unavailable), ``psnr``, ``ms_ssim``,
+        ``encoding_time``, ``decoding_time``, ``size_bytes``.
+    """
+    h, w = img.shape[:2]
+    t0 = time.perf_counter()
+    data = codec.compress(img)
+    t1 = time.perf_counter()
+    recon = codec.decompress(data)
+    t2 = time.perf_counter()
+    if recon.shape != img.shape:
+        raise JaxlicError(f"{codec.name} decoded a {recon.shape} image from a {img.shape} input")
+    estimate = getattr(codec, "estimate_bpp", None)
+    return {
+        "bpp": 8.0 * len(data) / (h * w),
+        "bpp_estimated": float(estimate(img)) if callable(estimate) else float("nan"),
+        "psnr": psnr(img, recon),
+        "ms_ssim": ms_ssim_or_nan(img, recon),
+        "encoding_time": t1 - t0,
+        "decoding_time": t2 - t1,
+        "size_bytes": len(data),
+    }
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _json_number(x):
+    return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
+
+
+def aggregate(rows: list[dict], name: str, kind: str, description: str = "") -> dict:
+    """One CompressAI-format curve from per-image rows of one model or codec.
+
+    Per quality the metrics are averaged over images (as CompressAI does: mean PSNR, mean bpp),
+    then the points are sorted by bpp. Non-finite values are written as ``null``.
+    """
+    qualities = sorted({r["quality"] for r in rows})
+    points = []
+    for q in qualities:
+        sel = [r for r in rows if r["quality"] == q]
+        point = {
+            "quality": q,
+            "bpp": _mean(r["bpp"] for r in sel),
+            "psnr-rgb": _mean(r["psnr"] for r in sel),
+            "ms-ssim-rgb": _mean(r["ms_ssim"] for r in sel),
+            "encoding_time": _mean(r["encoding_time"] for r in sel),
+            "decoding_time": _mean(r["decoding_time"] for r in sel),
+        }
+        if kind == "model":
+            point["bpp_estimated"] = _mean(r["bpp_estimated"] for r in sel)
+            point["bpp_real_over_estimated"] = point["bpp"] / point["bpp_estimated"] \
+                if point["bpp_estimated"] and math.isfinite(point["bpp_estimated"]) else float("nan")
+        points.append(point)
+    points.sort(key=lambda p: p["bpp"])
+    keys = list(points[0]) if points else ["quality", "bpp", "psnr-rgb", "ms-ssim-rgb"]
+    results = {k: [_json_number(p[k]) for p in points] for k in keys}
+    # CompressAI's own evaluation writes "ms-ssim-rgb"; some tools read "ms-ssim".
+    results["ms-ssim"] = list(results.get("ms-ssim-rgb", []))
+    return {"name": name, "description": description, "results": results}
+
+
+def _warm_up(codec, img, seen: set) -> None:
+    """Runs a model once per image shape before timing, so timings exclude JIT compilation."""
+    key = (id(codec), img.shape)
+    if key not in seen:
+        codec.decompress(codec.compress(img))
+        seen.add(key)
+
+
+def evaluate(image_paths: list[str], model_codecs: list, codec_sweeps: dict[str, list[int]],
+             progress: bool = True) -> tuple[list[dict], list[str]]:
+    """Measures every model codec and classical codec setting on every image.
+
+    Args:
+        image_paths: image files.
+        model_codecs: loaded model codecs (``jaxlic.zoo.load`` results); each is one RD point.
+        codec_sweeps: ``{classical codec name: [qualities]}``.
+        progress: show a tqdm progress bar.
+
+    Returns:
+        ``(rows, notes)``: one dict per (image, setting) with the :data:`CSV_FIELDS`, and
+        human-readable notes about image conversions.
+    """
+    from tqdm import tqdm
+
+    rows, notes, seen = [], [], set()
+    total = len(image_paths) * (len(model_codecs) + sum(len(q) for q in codec_sweeps.values()))
+    bar = tqdm(total=total, disable=not progress, unit="run", dynamic_ncols=True)
+    try:
+        for path in image_paths:
+            img, image_notes = read_image(path)
+            notes += [f"{os.path.basename(path)}: {n}" for n in image_notes]
+            h, w = img.shape[:2]
+            base = {"image": os.path.basename(path), "height": h, "width": w}
+            for codec in model_codecs:
+                bar.set_description(f"{base['image']} {codec.name} q{codec.quality}")
+                _warm_up(codec, img, seen)
+                m = measure_model(codec, img)
+                rows.append({**base, "kind": "model", "name": codec.name, "quality": int(codec.quality), **m})
+                bar.update()
+            for name, qualities in codec_sweeps.items():
+                for q in qualities:
+                    bar.set_description(f"{base['image']} {name} q{q}")
+                    r = classical.run_codec(name, img, q)
+                    rows.append({**base, "kind": "codec", "name": name, "quality": q, "bpp_estimated": float("nan"),
+                                 **{k: r[k] for k in ("bpp", "psnr", "ms_ssim", "encoding_time",
+                                                      "decoding_time", "size_bytes")}})
+                    bar.update()
+    finally:
+        bar.close()
+    return rows, notes
+
+
+def write_results(rows: list[dict], out_dir: str, dataset: str = "", anchors_dir=None,
+                  backends: dict | None = None) -> dict[str, dict]:
+    """Writes per-curve JSONs, the per-image CSV and the RD plots; returns the curves by name."""
+    os.makedirs(out_dir, exist_ok=True)
+    curves = {}
+    for (kind, name) in sorted({(r["kind"], r["name"]) for r in rows}):
+        sel = [r for r in rows if r["name"] == name and r["kind"] == kind]
+        n_images = len({r["image"] for r in sel})
+        backend = (backends or {}).get(name, "")
+        desc = (f"jaxlic model {name}" if kind == "model" else f"{name} ({backend})" if backend else name)
+        curve = aggregate(sel, name, kind, f"{desc}, {n_images} images of {dataset}".strip())
+        curves[name] = curve
+        with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as f:
+            json.dump(curve, f, indent=2)
+    with open(os.path.join(out_dir, "per_image.csv"), "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
+    for metric, file in (("psnr-rgb", "rd_psnr.png"), ("ms-ssim-db", "rd_ms-ssim.png")):
+        anchors = plots.load_anchor_dir(anchors_dir, metric) if anchors_dir else []
+        plots.plot_rd(list(curves.values()), os.path.join(out_dir, file), metric, anchors,
+                      title=f"{dataset} ({metric})")
+    return curves
+
+
+def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str:
+    """Plain-text table of every RD point, with BD-rate against ``reference`` when given."""
+    lines = [f"{'name':<16}{'q':>5}{'bpp':>9}{'est.bpp':>9}{'PSNR':>8}{'MS-SSIM':>9}{'enc s':>8}{'dec s':>8}"]
+    for name, curve in curves.items():
+        r = curve["results"]
+        for i in range(len(r["bpp"])):
+            def cell(key, fmt, width):
+                v = r.get(key, [None] * len(r["bpp"]))[i]
+                return f"{'-':>{width}}" if v is None else f"{v:>{width}{fmt}}"
+            lines.append(f"{name:<16}{r['quality'][i]:>5}{cell('bpp', '.4f', 9)}{cell('bpp_estimated', '.4f', 9)}"
+                         f"{cell('psnr-rgb', '.2f', 8)}{cell('ms-ssim-rgb', '.4f', 9)}"
+                         f"{cell('encoding_time', '.3f', 8)}{cell('decoding_time', '.3f', 8)}")
+        if reference is not None:
+            try:
+                value = bdrate.bd_rate_curves(reference, curve)
+                lines.append(f"{'':<16}BD-rate vs {reference['name']}: {value:+.2f} %")
+            except bdrate.RDCurveError as e:
+                lines.append(f"{'':<16}BD-rate vs {reference['name']}: n/a ({e})")
+    return "\n".join(lines)
+
+
+def _load_model_codecs(args) -> list:
+    if not args.models and not args.weights:
+        return []
+    from jaxlic import zoo
+
+    codecs_ = []
+    for name in args.models:
+        qualities = args.qualities
+        if qualities is None:
+            available = getattr(zoo, "available", lambda: {})()
+            qualities = available.get(name)
+            if not qualities:
+                raise JaxlicError(f"no shipped qualities known for model {name!r}; pass --qualities")
+        for q in qualities:
+            codecs_.append(zoo.load(name=name, quality=q))
+    for path in args.weights:
+        from jaxlic import weights as weights_io
+
+        params, meta = weights_io.load(path)
+        codecs_.append(zoo.codec_from_weights(params, meta))
+    return codecs_
+
+
+def main_eval(args) -> int:
+    """``jaxlic eval`` with parsed arguments (see ``jaxlic/cli.py``); returns the exit status."""
+    images = list_images(args.images, args.max_images)
+    unknown = [c for c in args.codecs if c not in classical.CODECS]
+    if unknown:
+        raise JaxlicError(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(classical.CODECS)}")
+    status = classical.codec_status()
+    sweeps = {}
+    for name in args.codecs:
+        if status[name].startswith("unavailable"):
+            print(f"note: skipping {name}: {status[name]}")
+            continue
+        sweeps[name] = args.codec_qualities or classical.DEFAULT_QUALITIES[name]
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
+        raise JaxlicError(f"output folder is not empty: {args.out} (use --force to overwrite)")
+    model_codecs = _load_model_codecs(args)
+    if not model_codecs and not sweeps:
+        raise JaxlicError("nothing to evaluate: give --models, --weights or --codecs")
+    dataset = os.path.basename(os.path.normpath(args.images))
+    rows, notes = evaluate(images, model_codecs, sweeps, progress=True)
+    for note in notes:
+        print(f"note: {note}")
+    curves = write_results(rows, args.out, dataset, args.anchors, backends=status)
+    reference = None
+    if args.anchors and os.path.exists(os.path.join(args.anchors, "vtm.json")):
+        reference = bdrate.load_rd_json(os.path.join(args.anchors, "vtm.json"))
+    print(summary_table(curves, reference))
+    print(f"results written to {args.out}/ (JSON per curve, per_image.csv, rd_psnr.png, rd_ms-ssim.png)")
+    return 0

@@ -1,0 +1,364 @@
+"""The ``jaxlic`` command line: compress, decompress, inspect and evaluate.
+
+Subcommands::
+
+    jaxlic demo [--sample astronaut] [--model ckbd-full] [--quality Q]
+    jaxlic compress IN.png OUT.jlic [--model ckbd-full] [--quality Q] [--weights FILE] [--force]
+    jaxlic decompress IN.jlic OUT.png [--weights FILE] [--force]
+    jaxlic info FILE.jlic
+    jaxlic eval DIR [--models ...] [--qualities ...] [--codecs jpeg,webp,...] --out results/NAME
+    jaxlic bdrate ANCHOR.json TEST.json [--bpp 0.15]
+    jaxlic convert-compressai ...
+
+A mistake the user can make (missing file, not an image, corrupted stream, unknown model,
+existing output) is reported as one line ``jaxlic: error: ...`` on stderr with exit status 1;
+usage errors exit with 2. Outputs are written atomically, so a failure never leaves a partial
+file. The model zoo (JAX) and the evaluation code are imported only by the subcommands that
+need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from jaxlic.errors import JaxlicError
+
+PROG = "jaxlic"
+DEFAULT_MODEL = "ckbd-full"
+
+
+class _UsageError(Exception):
+    """Raised by the parser instead of exiting, so that main() returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise _UsageError(f"{self.format_usage()}{self.prog}: error: {' '.join(message.split())}")
+
+
+def _fmt_bytes(n: int) -> str:
+    return f"{n} B" if n < 10_000 else f"{n / 1024:.1f} KiB"
+
+
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"note: {note}")
+
+
+def _load_codec(name, quality, weights):
+    from jaxlic import zoo  # lazily: pulls in JAX
+
+    return zoo.load(name=name, quality=quality, weights=weights)
+
+
+def _check_output(path: str, force: bool) -> None:
+    """Fails before any expensive work when the output cannot be written."""
+    if os.path.isdir(path):
+        raise JaxlicError(f"output is a directory: {path}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise JaxlicError(f"output directory does not exist: {directory}")
+    if not force and os.path.lexists(path):
+        raise JaxlicError(f"output file exists: {path} (use --force to overwrite)")
+
+
+# ----------------------------------------------------------------------------------------------
+# subcommands
+
+
+def cmd_compress(args) -> int:
+    """``jaxlic compress``: image file -> .jlic file."""
+    from jaxlic.image_io import read_image, write_bytes_atomic
+
+    _check_output(args.output, args.force)
+    img, notes = read_image(args.input)
+    _print_notes(notes)
+    codec = _load_codec(args.model, args.quality, args.weights)
+    t0 = time.perf_counter()
+    data = codec.compress(img)
+    t_enc = time.perf_counter() - t0
+    write_bytes_atomic(args.output, data, force=args.force)
+    h, w = img.shape[:2]
+    print(f"{args.input} -> {args.output}")
+    print(f"  model {codec.name} quality {codec.quality}, image {w}x{h}")
+    print(f"  {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp "
+          f"(input file {_fmt_bytes(os.path.getsize(args.input))})")
+    print(f"  encode {t_enc:.3f} s")
+    return 0
+
+
+def _read_stream(path: str) -> bytes:
+    if os.path.isdir(path):
+        raise JaxlicError(f"is a directory, not a .jlic file: {path}")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def cmd_decompress(args) -> int:
+    """``jaxlic decompress``: .jlic file -> PNG."""
+    from jaxlic.coding.container import unpack
+    from jaxlic.image_io import write_png_atomic
+
+    _check_output(args.output, args.force)
+    data = _read_stream(args.input)
+    header, _ = unpack(data, max_pixels=args.max_pixels)
+    codec = _load_codec(header.model, header.quality, args.weights)
+    if hasattr(codec, "max_pixels"):
+        codec.max_pixels = args.max_pixels
+    t0 = time.perf_counter()
+    img = codec.decompress(data)
+    t_dec = time.perf_counter() - t0
+    if img.shape != (header.height, header.width, 3):
+        raise JaxlicError(f"decoder returned a {img.shape} image, header says {header.height}x{header.width}")
+    write_png_atomic(args.output, img, force=args.force)
+    print(f"{args.input} -> {args.output}")
+    print(f"  model {header.model} quality {header.quality}, image {header.width}x{header.height}")
+    print(f"  {len(data)} bytes = {8 * len(data) / (header.height * header.width):.4f} bpp")
+    print(f"  decode {t_dec:.3f} s")
+    return 0
+
+
+def cmd_info(args) -> int:
+    """``jaxlic info``: print a .jlic header."""
+    from jaxlic.coding.container import unpack
+
+    data = _read_stream(args.input)
+    header, sections = unpack(data, max_pixels=args.max_pixels)
+    print(f"file:     {args.input}")
+    print(f"model:    {header.model}")
+    print(f"quality:  {header.quality}")
+    print(f"size:     {header.width}x{header.height}")
+    for key, value in sorted(header.extra.items()):
+        print(f"extra:    {key} = {value}")
+    print(f"sections: {len(sections)} ({', '.join(str(len(s)) for s in sections) or 'none'} bytes)")
+    print(f"total:    {len(data)} bytes = {8 * len(data) / header.pixels:.4f} bpp")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """``jaxlic demo``: round trip a bundled sample image and report rate and quality."""
+    from jaxlic.image_io import sample_image, write_png_atomic
+    from jaxlic.metrics import ms_ssim_or_nan, psnr
+
+    img = sample_image(args.sample)
+    h, w = img.shape[:2]
+    if args.out:
+        _check_output(args.out, args.force)
+    print(f"sample image {args.sample!r}: {w}x{h}, {h * w * 3} bytes uncompressed")
+    t0 = time.perf_counter()
+    codec = _load_codec(args.model, args.quality, args.weights)
+    t_load = time.perf_counter() - t0
+    print(f"model {codec.name} quality {codec.quality} (loaded in {t_load:.2f} s)")
+    # The first call compiles the networks; time a second call for a steady-state figure.
+    t0 = time.perf_counter()
+    data = codec.compress(img)
+    t_enc_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    recon = codec.decompress(data)
+    t_dec_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data2 = codec.compress(img)
+    t_enc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    recon = codec.decompress(data2)
+    t_dec = time.perf_counter() - t0
+    if data2 != data:
+        print("warning: two compressions of the same image gave different streams")
+    bpp = 8 * len(data) / (h * w)
+    print(f"compressed: {len(data)} bytes, {bpp:.4f} bpp (ratio {h * w * 3 / len(data):.1f}:1)")
+    estimate = getattr(codec, "estimate_bpp", None)
+    if callable(estimate):
+        print(f"estimated:  {estimate(img):.4f} bpp (model entropy, without header)")
+    print(f"PSNR:       {psnr(img, recon):.2f} dB")
+    print(f"MS-SSIM:    {ms_ssim_or_nan(img, recon):.4f}")
+    print(f"encode:     {t_enc:.3f} s  (first call, incl. compilation: {t_enc_first:.2f} s)")
+    print(f"decode:     {t_dec:.3f} s  (first call, incl. compilation: {t_dec_first:.2f} s)")
+    if args.out:
+        write_png_atomic(args.out, recon, force=args.force)
+        print(f"reconstruction written to {args.out}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    """``jaxlic eval``: rate-distortion evaluation (see ``eval/rd.py``)."""
+    try:
+        from eval import rd
+    except ImportError as e:
+        raise JaxlicError(f"the evaluation code is not available ({e}); run from a source checkout") from None
+    return rd.main_eval(args)
+
+
+def cmd_bdrate(args) -> int:
+    """``jaxlic bdrate``: Bjontegaard deltas between two CompressAI-format JSON files."""
+    try:
+        from eval import bdrate
+    except ImportError as e:
+        raise JaxlicError(f"the evaluation code is not available ({e}); run from a source checkout") from None
+    anchor = bdrate.load_rd_json(args.anchor)
+    test = bdrate.load_rd_json(args.test)
+    rate = bdrate.bd_rate_curves(anchor, test, args.metric, args.method)
+    quality = bdrate.bd_psnr_curves(anchor, test, args.metric, args.method)
+    unit = "dB"
+    print(f"anchor: {anchor['name']}  ({args.anchor})")
+    print(f"test:   {test['name']}  ({args.test})")
+    print(f"BD-rate ({args.metric}, {args.method}): {rate:+.2f} %  (negative: test saves rate)")
+    print(f"BD-{args.metric}: {quality:+.3f} {unit}")
+    for label, curve in (("anchor", anchor), ("test", test)):
+        value = bdrate.psnr_at_bpp(curve, args.bpp, args.metric)
+        shown = "outside the curve" if value != value else f"{value:.3f}"
+        print(f"{args.metric} at {args.bpp} bpp ({label}): {shown}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    """``jaxlic convert-compressai``: delegated to ``jaxlic.convert.main_convert(args)``.
+
+    ``args.argv`` holds the remaining command-line words, unparsed.
+    """
+    try:
+        from jaxlic import convert
+    except ImportError as e:
+        raise JaxlicError(f"conversion is not available ({e}); install jaxlic[convert]") from None
+    return int(convert.main_convert(args) or 0)
+
+
+# ----------------------------------------------------------------------------------------------
+# parser and entry point
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def _str_list(text: str) -> list[str]:
+    return [t for t in text.replace(",", " ").split() if t]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``jaxlic`` command."""
+    from jaxlic import __version__
+    from jaxlic.coding.container import DEFAULT_MAX_PIXELS
+
+    parser = _Parser(prog=PROG, description="Learned image compression in JAX/Flax.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def model_args(p, with_model=True):
+        if with_model:
+            p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
+            p.add_argument("--quality", type=int, default=None, help="quality index (default: a shipped one)")
+        p.add_argument("--weights", default=None, help="weights file (.msgpack) instead of the shipped weights")
+
+    p = sub.add_parser("demo", help="compress and decompress a bundled sample image, print rate and quality")
+    p.add_argument("--sample", default="astronaut", choices=("astronaut", "coffee", "chelsea"))
+    model_args(p)
+    p.add_argument("--out", default=None, help="also write the reconstruction to this PNG")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("compress", help="compress an image file into a .jlic file")
+    p.add_argument("input", help="input image (PNG, JPEG, ...)")
+    p.add_argument("output", help="output .jlic file")
+    model_args(p)
+    p.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    p.set_defaults(func=cmd_compress)
+
+    p = sub.add_parser("decompress", help="decompress a .jlic file into a PNG")
+    p.add_argument("input", help="input .jlic file")
+    p.add_argument("output", help="output PNG")
+    model_args(p, with_model=False)
+    p.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse streams declaring more pixels (default {DEFAULT_MAX_PIXELS})")
+    p.set_defaults(func=cmd_decompress)
+
+    p = sub.add_parser("info", help="print the header of a .jlic file")
+    p.add_argument("input", help=".jlic file")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("eval", help="rate-distortion evaluation of models and classical codecs on a folder")
+    p.add_argument("images", help="folder of images (e.g. Kodak)")
+    p.add_argument("--models", type=_str_list, default=[], help="models, comma separated (default: none)")
+    p.add_argument("--qualities", type=_int_list, default=None, help="model qualities (default: all shipped)")
+    p.add_argument("--weights", nargs="*", default=[], help="weight files to evaluate (each is one RD point)")
+    p.add_argument("--codecs", type=_str_list, default=[], help="classical codecs: jpeg,webp,jpeg2000,avif,heif,bpg")
+    p.add_argument("--codec-qualities", type=_int_list, default=None,
+                   help="quality sweep for every codec (default: a per-codec sweep)")
+    p.add_argument("--out", required=True, help="output folder, e.g. results/kodak")
+    p.add_argument("--anchors", default=None, help="folder of published CompressAI-format JSONs to plot")
+    p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
+    p.add_argument("--force", action="store_true", help="overwrite existing results in --out")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("bdrate", help="Bjontegaard delta rate/PSNR between two RD JSON files")
+    p.add_argument("anchor", help="anchor curve (CompressAI-format JSON)")
+    p.add_argument("test", help="test curve (CompressAI-format JSON)")
+    p.add_argument("--bpp", type=float, default=0.15, help="also report quality at this rate (default 0.15)")
+    p.add_argument("--metric", default="psnr-rgb", help="psnr-rgb (default), ms-ssim-db, ms-ssim")
+    p.add_argument("--method", default="pchip", choices=("pchip", "polyfit"))
+    p.set_defaults(func=cmd_bdrate)
+
+    p = sub.add_parser("convert-compressai", help="convert CompressAI weights (needs jaxlic[convert])",
+                       add_help=False)
+    p.add_argument("argv", nargs=argparse.REMAINDER, help="arguments for the converter")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``jaxlic`` console script.
+
+    Args:
+        argv: command-line words without the program name (default ``sys.argv[1:]``).
+
+    Returns:
+        Exit status: 0 success, 1 error (one line on stderr), 2 usage error, 130 interrupted.
+    """
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["convert-compressai"]:
+            # argparse cannot pass through words that look like options; the converter
+            # parses its own arguments.
+            args = argparse.Namespace(command=argv[0], argv=argv[1:], func=cmd_convert)
+        else:
+            args = parser.parse_args(argv)
+    except _UsageError as e:
+        sys.stderr.write(f"{e}\n")
+        return 2
+    except SystemExit as e:  # --help / --version
+        return int(e.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except JaxlicError as e:
+        print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"{PROG}: error: {_one_line(e.strerror or e)}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: still one line unless asked for the traceback
+        if os.environ.get("JAXLIC_DEBUG"):
+            raise
+        print(f"{PROG}: internal error: {type(e).__name__}: {_one_line(e)} "
+              "(set JAXLIC_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""Tests for the `jaxlic` command line and image I/O, with a fake lossless model zoo.
+
+The fake codec stores the image with zlib inside a real container, so these tests pin down the
+CLI's behaviour (files, errors, exit codes, atomic outputs) without the learned models.
+"""
+
+import json
+import os
+import sys
+import types
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from jaxlic import cli
+from jaxlic.coding.container import Header, pack, unpack
+from jaxlic.errors import JaxlicError, ModelError
+from jaxlic.image_io import read_image, sample_image, write_bytes_atomic
+
+
+class FakeCodec:
+    """Lossless stand-in for a learned codec: zlib-compressed pixels in a container."""
+
+    def __init__(self, name, quality):
+        self.name, self.quality = name, quality
+
+    def compress(self, img):
+        if self.name == "explode":
+            raise JaxlicError("the model failed halfway")
+        if self.name == "buggy":
+            raise ZeroDivisionError("division by zero")
+        h, w = img.shape[:2]
+        return pack(Header(self.name, self.quality, h, w), [zlib.compress(img.tobytes(), 1)])
+
+    def decompress(self, data):
+        header, sections = unpack(data)
+        return np.frombuffer(zlib.decompress(sections[0]), np.uint8).reshape(header.height, header.width, 3)
+
+    def estimate_bpp(self, img):
+        return 8.0 * len(zlib.compress(img.tobytes(), 1)) / (img.shape[0] * img.shape[1])
+
+
+def _fake_load(name="ckbd-full", quality=None, weights=None):
+    if name not in ("ckbd-full", "ckbd", "explode", "buggy"):
+        raise ModelError(f"unknown model {name!r}")
+    if weights is not None and not os.path.exists(weights):
+        raise ModelError(f"no such weights file: {weights}")
+    return FakeCodec(name, 3 if quality is None else quality)
+
+
+@pytest.fixture(autouse=True)
+def fake_zoo(monkeypatch):
+    zoo = types.ModuleType("jaxlic.zoo")
+    zoo.load = _fake_load
+    zoo.available = lambda: {"ckbd-full": [1, 3], "ckbd": [3]}
+    monkeypatch.setitem(sys.modules, "jaxlic.zoo", zoo)
+    import jaxlic
+
+    monkeypatch.setattr(jaxlic, "zoo", zoo, raising=False)
+    return zoo
+
+
+IMG = sample_image("chelsea")[:40, :56]
+
+
+@pytest.fixture
+def png(tmp_path):
+    path = tmp_path / "in.png"
+    Image.fromarray(IMG).save(path)
+    return path
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def _assert_one_line_error(err, *words):
+    assert err.startswith("jaxlic: error: ") and err.count("\n") == 1, err
+    for word in words:
+        assert word in err
+
+
+# ------------------------------------------------------------------------------------ round trip
+
+
+def test_compress_decompress_round_trip(tmp_path, png, capsys):
+    code, out, _ = run(capsys, "compress", png, tmp_path / "a.jlic", "--quality", "5")
+    assert code == 0 and "bpp" in out and "bytes" in out and "encode" in out
+    code, out, _ = run(capsys, "decompress", tmp_path / "a.jlic", tmp_path / "b.png")
+    assert code == 0 and "decode" in out
+    np.testing.assert_array_equal(read_image(tmp_path / "b.png")[0], IMG)
+    code, out, _ = run(capsys, "info", tmp_path / "a.jlic")
+    assert code == 0 and "ckbd-full" in out and "quality:  5" in out and "56x40" in out
+
+
+def test_demo_prints_rate_and_quality(capsys):
+    code, out, _ = run(capsys, "demo", "--sample", "chelsea")
+    assert code == 0
+    for word in ("bpp", "PSNR", "MS-SSIM", "encode", "decode", "bytes"):
+        assert word in out
+    assert "inf dB" in out  # the fake codec is lossless
+
+
+# ------------------------------------------------------------------------------------ bad inputs
+
+
+def test_missing_input(tmp_path, capsys):
+    code, _, err = run(capsys, "compress", tmp_path / "nope.png", tmp_path / "o.jlic")
+    assert code == 1
+    _assert_one_line_error(err, "no such file")
+
+
+def test_directory_and_non_image_inputs(tmp_path, capsys):
+    code, _, err = run(capsys, "compress", tmp_path, tmp_path / "o.jlic")
+    assert code == 1
+    _assert_one_line_error(err, "directory")
+    text = tmp_path / "fake.png"
+    text.write_text("hello, not a picture")
+    code, _, err = run(capsys, "compress", text, tmp_path / "o.jlic")
+    assert code == 1
+    _assert_one_line_error(err, "not an image")
+
+
+def test_truncated_image_is_unreadable(tmp_path, png, capsys):
+    data = png.read_bytes()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(data[: len(data) // 2])
+    code, _, err = run(capsys, "compress", broken, tmp_path / "o.jlic")
+    assert code == 1
+    _assert_one_line_error(err, "broken.png")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can read anything")
+def test_unreadable_input(tmp_path, png, capsys):
+    os.chmod(png, 0)
+    code, _, err = run(capsys, "compress", png, tmp_path / "o.jlic")
+    assert code == 1
+    _assert_one_line_error(err, "permission")
+
+
+def test_truncated_and_corrupted_streams(tmp_path, png, capsys):
+    assert run(capsys, "compress", png, tmp_path / "a.jlic")[0] == 0
+    data = (tmp_path / "a.jlic").read_bytes()
+    (tmp_path / "t.jlic").write_bytes(data[:-7])
+    code, _, err = run(capsys, "decompress", tmp_path / "t.jlic", tmp_path / "t.png")
+    assert code == 1
+    _assert_one_line_error(err, "truncated")
+    corrupted = bytearray(data)
+    corrupted[len(data) // 2] ^= 0x40
+    (tmp_path / "c.jlic").write_bytes(bytes(corrupted))
+    code, _, err = run(capsys, "decompress", tmp_path / "c.jlic", tmp_path / "c.png")
+    assert code == 1
+    _assert_one_line_error(err, "corrupted")
+    code, _, err = run(capsys, "info", png)
+    assert code == 1
+    _assert_one_line_error(err, "not a jaxlic stream")
+    assert not (tmp_path / "t.png").exists() and not (tmp_path / "c.png").exists()
+
+
+def test_unknown_model_is_a_model_error(tmp_path, png, capsys):
+    code, _, err = run(capsys, "compress", png, tmp_path / "o.jlic", "--model", "nonesuch")
+    assert code == 1
+    _assert_one_line_error(err, "unknown model 'nonesuch'")
+    assert not (tmp_path / "o.jlic").exists()
+
+
+def test_stream_of_unknown_model_fails_on_decompress(tmp_path, capsys):
+    (tmp_path / "x.jlic").write_bytes(pack(Header("mystery", 1, 2, 2), [b""]))
+    code, _, err = run(capsys, "decompress", tmp_path / "x.jlic", tmp_path / "x.png")
+    assert code == 1
+    _assert_one_line_error(err, "mystery")
+
+
+def test_existing_output_needs_force(tmp_path, png, capsys):
+    out = tmp_path / "a.jlic"
+    out.write_bytes(b"precious")
+    code, _, err = run(capsys, "compress", png, out)
+    assert code == 1
+    _assert_one_line_error(err, "exists", "--force")
+    assert out.read_bytes() == b"precious"
+    assert run(capsys, "compress", png, out, "--force")[0] == 0
+    assert out.read_bytes().startswith(b"JLIC")
+
+
+def test_failed_compression_leaves_no_file(tmp_path, png, capsys):
+    before = set(os.listdir(tmp_path))
+    code, _, err = run(capsys, "compress", png, tmp_path / "o.jlic", "--model", "explode")
+    assert code == 1
+    _assert_one_line_error(err, "halfway")
+    assert set(os.listdir(tmp_path)) == before
+
+
+def test_failed_write_leaves_no_partial_or_temporary_file(tmp_path, monkeypatch):
+    def broken_fsync(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError):
+        write_bytes_atomic(tmp_path / "o.jlic", b"x" * 1000)
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_output_directory(tmp_path, png, capsys):
+    code, _, err = run(capsys, "compress", png, tmp_path / "no" / "o.jlic")
+    assert code == 1
+    _assert_one_line_error(err, "directory does not exist")
+
+
+def test_internal_errors_are_one_line_too(tmp_path, png, capsys):
+    code, _, err = run(capsys, "compress", png, tmp_path / "o.jlic", "--model", "buggy")
+    assert code == 1 and err.count("\n") == 1 and "internal error: ZeroDivisionError" in err
+
+
+def test_usage_errors_exit_2(capsys):
+    assert run(capsys)[0] == 2
+    assert run(capsys, "compress")[0] == 2
+    assert run(capsys, "compress", "a", "b", "--quality", "high")[0] == 2
+    assert run(capsys, "frobnicate")[0] == 2
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "compress" in out
+
+
+def test_convert_stub_reports_missing_module_or_delegates(capsys, monkeypatch):
+    calls = []
+    fake = types.ModuleType("jaxlic.convert")
+    fake.main_convert = lambda args: calls.append(args.argv) or 0
+    monkeypatch.setitem(sys.modules, "jaxlic.convert", fake)
+    import jaxlic
+
+    monkeypatch.setattr(jaxlic, "convert", fake, raising=False)
+    assert run(capsys, "convert-compressai", "--arch", "x", "in.pth")[0] == 0
+    assert calls == [["--arch", "x", "in.pth"]]
+
+
+# ------------------------------------------------------------------------------------ conversions
+
+
+def _save(path, array, mode=None, **kw):
+    Image.fromarray(array, mode=mode).save(path, **kw) if mode else Image.fromarray(array).save(path, **kw)
+    return path
+
+
+def test_rgba_is_composited_on_white(tmp_path, capsys):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., 0] = 200
+    rgba[:4, :, 3] = 255  # top half opaque red-ish, bottom half transparent
+    img, notes = read_image(_save(tmp_path / "a.png", rgba))
+    assert img[0, 0].tolist() == [200, 0, 0] and img[7, 0].tolist() == [255, 255, 255]
+    assert any("white" in n for n in notes)
+    code, out, _ = run(capsys, "compress", tmp_path / "a.png", tmp_path / "a.jlic")
+    assert code == 0 and "note: alpha channel composited on a white background" in out
+
+
+def test_opaque_alpha_is_dropped(tmp_path):
+    rgba = np.full((4, 4, 4), 255, np.uint8)
+    _, notes = read_image(_save(tmp_path / "a.png", rgba))
+    assert notes == ["fully opaque alpha channel dropped"]
+
+
+def test_grayscale_palette_and_16bit(tmp_path):
+    gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    img, notes = read_image(_save(tmp_path / "g.png", gray))
+    assert img.shape == (8, 8, 3) and (img[..., 1] == gray).all() and "grayscale" in notes[0]
+
+    pal = Image.fromarray(IMG).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    pal.save(tmp_path / "p.png")
+    img, notes = read_image(tmp_path / "p.png")
+    assert img.shape == IMG.shape and any("palette" in n for n in notes)
+
+    g16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    Image.fromarray(g16).save(tmp_path / "g16.png")
+    img, notes = read_image(tmp_path / "g16.png")
+    assert img[0, 1, 0] == round(1000 / 257) and any("16-bit" in n for n in notes)
+
+
+def test_plain_rgb_has_no_notes(png):
+    img, notes = read_image(png)
+    assert notes == [] and img.dtype == np.uint8 and img.shape == IMG.shape
+
+
+# ------------------------------------------------------------------------------------ eval, bdrate
+
+
+def test_eval_writes_curves_csv_plots(tmp_path, capsys):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(sample_image("chelsea")[i * 30 : i * 30 + 48, :64]).save(images / f"k{i}.png")
+    out = tmp_path / "res"
+    code, stdout, _ = run(capsys, "eval", images, "--models", "ckbd-full", "--qualities", "1,3",
+                          "--codecs", "jpeg,bpg", "--codec-qualities", "30,80", "--out", out)
+    assert code == 0, stdout
+    assert {"ckbd-full.json", "jpeg.json", "per_image.csv", "rd_psnr.png", "rd_ms-ssim.png"} <= set(os.listdir(out))
+    model = json.loads((out / "ckbd-full.json").read_text())
+    assert model["name"] == "ckbd-full" and model["results"]["quality"] == sorted(model["results"]["quality"])
+    assert len(model["results"]["bpp"]) == 2 and model["results"]["bpp_real_over_estimated"][0] > 1.0
+    jpeg = json.loads((out / "jpeg.json").read_text())
+    assert jpeg["results"]["bpp"] == sorted(jpeg["results"]["bpp"])
+    assert {"psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"} <= set(jpeg["results"])
+    assert len((out / "per_image.csv").read_text().strip().splitlines()) == 1 + 2 * (2 + 2)
+    assert "jpeg" in stdout and "ckbd-full" in stdout
+    if "bpg" not in __import__("eval.codecs").codecs.available_codecs():
+        assert "skipping bpg" in stdout
+    # A second run into the same folder needs --force.
+    code, _, err = run(capsys, "eval", images, "--codecs", "jpeg", "--out", out)
+    assert code == 1
+    _assert_one_line_error(err, "not empty")
+
+
+def test_bdrate_command(tmp_path, capsys):
+    a = {"name": "a", "results": {"bpp": [0.1, 0.2, 0.4, 0.8], "psnr-rgb": [28, 30, 32, 34]}}
+    b = {"name": "b", "results": {"bpp": [0.09, 0.18, 0.36, 0.72], "psnr-rgb": [28, 30, 32, 34]}}
+    (tmp_path / "a.json").write_text(json.dumps(a))
+    (tmp_path / "b.json").write_text(json.dumps(b))
+    code, out, _ = run(capsys, "bdrate", tmp_path / "a.json", tmp_path / "b.json")
+    assert code == 0 and "-10.00 %" in out
+    code, _, err = run(capsys, "bdrate", tmp_path / "a.json", tmp_path / "missing.json")
+    assert code == 1
+    _assert_one_line_error(err, "no such file")
+
+
+def test_convert_stub_without_converter_is_one_line_error(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "jaxlic.convert", None)  # makes the import fail
+    import jaxlic
+
+    monkeypatch.delattr(jaxlic, "convert", raising=False)
+    code, _, err = run(capsys, "convert-compressai", "x.pth")
+    assert code == 1
+    _assert_one_line_error(err, "conversion is not available")
