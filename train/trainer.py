@@ -13,9 +13,9 @@ the batch is sharded on 'data', parameters and optimizer state are replicated, t
 donated. The same code runs on one CPU, N fake CPU devices, GPUs and several hosts (each host
 feeds its local batch; `jax.make_array_from_process_local_data` builds the global array).
 
-Determinism: the noise key of step s is `fold_in(key(seed), s)` and the data of step s is a
-function of (seed, s) (see `input_pipeline`), so a run resumed from a checkpoint reproduces
-an uninterrupted run bit for bit.
+Determinism: the noise key of step s is `fold_in(training_key, s)` (`make_keys`) and the data
+of step s is a function of (seed, s) (see `input_pipeline`), so a run resumed from a
+checkpoint reproduces an uninterrupted run bit for bit.
 """
 
 from __future__ import annotations
@@ -113,9 +113,17 @@ def build_model(config: ml_collections.ConfigDict) -> ModelSpec:
   return ModelSpec(module, name, int(config.quality), float(lmbda), int(n), int(m))
 
 
+def make_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+  """(init key, training key); step s draws its noise from fold_in(training key, s)."""
+  key = jax.random.key(seed)
+  return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+
+
 def create_mesh() -> jax.sharding.Mesh:
   """A 1-D ('data',) mesh over all devices of all processes."""
-  return jax.make_mesh((jax.device_count(),), ("data",))
+  # Auto axes: shardings are given at the jit boundary and GSPMD propagates them inside.
+  return jax.make_mesh((jax.device_count(),), ("data",),
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def is_aux_param(path) -> bool:
@@ -221,6 +229,15 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, spec: Mod
                  learning_rate=schedule(state.step), finite=finite.astype(jnp.float32),
                  nonfinite=nonfinite)
   return new_state, metrics
+
+
+def jit_train_step(spec: ModelSpec, tx: optax.GradientTransformation, schedule: optax.Schedule,
+                   state_shardings: TrainState, mesh: jax.sharding.Mesh) -> Callable:
+  """`train_step` jitted: batch sharded on 'data', state replicated and donated."""
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(functools.partial(train_step, spec=spec, tx=tx, schedule=schedule),
+                 in_shardings=(state_shardings, NamedSharding(mesh, P("data")), replicated),
+                 out_shardings=(state_shardings, replicated), donate_argnums=0)
 
 
 def eval_step(params: PyTree, image: jax.Array, *, spec: ModelSpec) -> dict:
@@ -364,8 +381,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   tx = create_optimizer(config)
   schedule = create_learning_rate_schedule(config)
-  key = jax.random.key(config.seed)
-  state, state_shardings = create_train_state(spec, tx, jax.random.fold_in(key, 0), mesh)
+  init_key, _ = make_keys(config.seed)
+  state, state_shardings = create_train_state(spec, tx, init_key, mesh)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info("%d parameters", num_params)
 
@@ -379,13 +396,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
-  p_train_step = jax.jit(
-      functools.partial(train_step, spec=spec, tx=tx, schedule=schedule),
-      in_shardings=(state_shardings, batch_sharding, replicated),
-      out_shardings=(state_shardings, replicated), donate_argnums=0)
+  p_train_step = jit_train_step(spec, tx, schedule, state_shardings, mesh)
   p_eval_step = jax.jit(functools.partial(eval_step, spec=spec),
                         in_shardings=(replicated, replicated), out_shardings=replicated)
-  step_key = jax.device_put(jax.random.fold_in(key, 1), replicated)
+  # Built by jit so that it is a global (replicated) array on multi-host runs too.
+  step_key = jax.jit(lambda: make_keys(config.seed)[1], out_shardings=replicated)()
 
   train_iter = input_pipeline.create_train_iterator(
       config.data, local_batch_size=local_batch, seed=config.seed, start_step=start_step)
