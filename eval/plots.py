@@ -26,6 +26,8 @@ def load_anchor_dir(directory, metric: str = "psnr-rgb") -> list[dict]:
             curve_points(curve, metric)
         except RDCurveError:
             continue
+        if any(c["name"] == curve["name"] for c in curves):
+            curve["name"] = f"{curve['name']} [{os.path.splitext(os.path.basename(path))[0]}]"
         curves.append(curve)
     return curves
 
@@ -42,7 +44,7 @@ def plot_rd(curves: list[dict], path, metric: str = "psnr-rgb", anchors: list[di
         title: figure title.
         max_bpp: clip the x axis (``None``: automatic).
     """
-    fig = Figure(figsize=(8, 6), dpi=110)
+    fig = Figure(figsize=(10.5, 6), dpi=110)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
     for style, group in (("-o", curves), ("--", anchors)):
@@ -53,8 +55,8 @@ def plot_rd(curves: list[dict], path, metric: str = "psnr-rgb", anchors: list[di
                 continue
             if bpp.size == 0:
                 continue
-            ax.plot(bpp, values, style, markersize=4, linewidth=1.5 if style == "-o" else 1.0,
-                    label=str(curve.get("name", "?")))
+            ax.plot(bpp, values, style, markersize=4, linewidth=1.8 if style == "-o" else 1.0,
+                    alpha=1.0 if style == "-o" else 0.7, label=str(curve.get("name", "?")))
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(_YLABELS.get(metric, metric))
     if max_bpp is not None:
@@ -63,6 +65,6 @@ def plot_rd(curves: list[dict], path, metric: str = "psnr-rgb", anchors: list[di
     if title:
         ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
     fig.savefig(os.fspath(path))

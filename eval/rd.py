@@ -219,7 +219,7 @@ def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str
         if reference is not None:
             try:
                 value = bdrate.bd_rate_curves(reference, curve)
-                lines.append(f"{'':<16}BD-rate vs {reference['name']}: {value:+.2f} %")
+                lines.append(f"{'':<16}BD-rate vs {reference['name']} (published anchor): {value:+.2f} %")
             except bdrate.RDCurveError as e:
                 lines.append(f"{'':<16}BD-rate vs {reference['name']}: n/a ({e})")
     return "\n".join(lines)
