@@ -332,3 +332,26 @@ def test_convert_stub_without_converter_is_one_line_error(capsys, monkeypatch):
     code, _, err = run(capsys, "convert-compressai", "x.pth")
     assert code == 1
     _assert_one_line_error(err, "conversion is not available")
+
+
+def _png16_rgb(path, array):
+    """A 16-bit RGB PNG written by hand (Pillow cannot write one)."""
+    import struct
+
+    h, w = array.shape[:2]
+    raw = b"".join(b"\x00" + array[i].astype(">u2").tobytes() for i in range(h))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_16bit_rgb_png_is_reduced_with_a_note(tmp_path):
+    a = (np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3) * 1000)
+    img, notes = read_image(_png16_rgb(tmp_path / "rgb16.png", a))
+    assert img.shape == (4, 5, 3) and img.dtype == np.uint8
+    assert np.abs(img.astype(int) - a / 257).max() <= 1
+    assert notes == ["16-bit per channel PNG reduced to 8 bits per channel"]
