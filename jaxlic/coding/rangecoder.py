@@ -147,8 +147,18 @@ class StreamEncoder:
 
     @staticmethod
     def _table_model(tables: IndexedTables, t: int):
-        n = int(tables.cdf_lengths[t])
-        return _model.Categorical(_cdf_to_pmf(tables.cdfs[t, :n], tables.precision), perfect=False)
+        # Models are cached on the (immutable) tables: callers such as serial context coding
+        # code a few symbols per call many times over.
+        cache = tables.__dict__.get("_constriction_models")
+        if cache is None:
+            cache = {}
+            object.__setattr__(tables, "_constriction_models", cache)
+        model = cache.get(t)
+        if model is None:
+            n = int(tables.cdf_lengths[t])
+            model = _model.Categorical(_cdf_to_pmf(tables.cdfs[t, :n], tables.precision), perfect=False)
+            cache[t] = model
+        return model
 
 
 class StreamDecoder:

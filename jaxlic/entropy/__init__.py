@@ -10,6 +10,7 @@ from jaxlic.entropy.gaussian import (
     gaussian_likelihood,
     scale_indexes,
 )
+from jaxlic.entropy.mixture import decode_mixture, encode_mixture, mixture_likelihood, quantize_params
 
 __all__ = [
     "quantize",
@@ -22,4 +23,8 @@ __all__ = [
     "scale_indexes",
     "encode_gaussian",
     "decode_gaussian",
+    "mixture_likelihood",
+    "quantize_params",
+    "encode_mixture",
+    "decode_mixture",
 ]

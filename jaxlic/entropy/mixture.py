@@ -38,7 +38,6 @@ from scipy.special import ndtr
 
 from jaxlic.coding.rangecoder import StreamDecoder, StreamEncoder
 from jaxlic.entropy.quantize import lower_bound
-from jaxlic.entropy.tables import cumulative_to_quantized_cdf
 
 __all__ = [
     "SCALE_GRID",
@@ -56,6 +55,7 @@ SCALE_GRID: np.ndarray = np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX)
 SCALE_GRID.setflags(write=False)
 # Geometric midpoints; a scale maps to the number of midpoints strictly below it.
 _SCALE_MIDS = np.sqrt(SCALE_GRID[:-1].astype(np.float64) * SCALE_GRID[1:]).astype(np.float32)
+_MIDS_EXT = np.concatenate([[-np.inf], _SCALE_MIDS, [np.inf]]).astype(np.float32)
 
 MEAN_RES = 64
 MEAN_STEP = 1.0 / MEAN_RES
@@ -113,9 +113,12 @@ def _snap_weights(xp, weight_logits):
     k = weight_logits.shape[-1]
     if k > _MAX_K:
         raise ValueError(f"at most {_MAX_K} mixture components are supported, got {k}")
+    # NaN counts as -inf and infinities as huge finite logits, so the differences stay finite
+    # (numpy and XLA disagree on how max treats NaN).
+    big = np.float32(np.finfo(np.float32).max / 4)
     lg = weight_logits.astype(xp.float32)
+    lg = xp.clip(xp.where(xp.isnan(lg), -big, lg), -big, big)
     d = xp.max(lg, axis=-1, keepdims=True) - lg
-    d = xp.where(xp.isnan(d), np.float32(_LOGIT_RANGE), d)
     j = xp.round(xp.clip(d, 0, _LOGIT_RANGE) * np.float32(_LOGIT_RES)).astype(xp.int32)
     e = xp.asarray(_EXP_TABLE)[j]
     total = xp.sum(e, axis=-1, keepdims=True)
@@ -132,10 +135,22 @@ def _mean_ints(xp, means):
 
 
 def _scale_levels(xp, scales):
-    """Index into :data:`SCALE_GRID`: the number of geometric midpoints strictly below the scale."""
+    """Index into :data:`SCALE_GRID`: the number of geometric midpoints strictly below the scale.
+
+    NaN counts as +inf. The numpy path guesses the level from a logarithm and then applies the same
+    float32 comparisons as the jax path's ``searchsorted``, so both give identical integers.
+    """
     s = scales.astype(xp.float32)
     s = xp.where(xp.isnan(s), np.float32(np.inf), s)
-    return xp.searchsorted(xp.asarray(_SCALE_MIDS), s, side="left")
+    if xp is not np:
+        return xp.searchsorted(xp.asarray(_SCALE_MIDS), s, side="left")
+    step = np.log(SCALE_MAX / SCALE_MIN) / (NUM_SCALE_LEVELS - 1)
+    guess = np.log(np.clip(s, 1e-3, 1e4).astype(np.float64)) - np.log(SCALE_MIN)
+    guess = np.clip(np.rint(guess / step), 0, NUM_SCALE_LEVELS - 1).astype(np.int64)
+    # With _MIDS_EXT[l] < s <= _MIDS_EXT[l + 1] <=> level l; the guess is off by at most one.
+    guess += s > _MIDS_EXT[guess + 1]
+    guess -= s <= _MIDS_EXT[guess]
+    return guess
 
 
 def _snap(xp, weight_logits, means, scales):
@@ -225,65 +240,95 @@ def _phi_table() -> _PhiTable:
     return _PhiTable()
 
 
-def _prepare(weights, means, scales):
-    """Integer grid parameters ``(q [N,K], m [N,K], level [N,K])`` and supports ``(start, width)``."""
-    weights = np.asarray(weights, np.float32)
-    if weights.ndim != 2 or np.shape(means) != weights.shape or np.shape(scales) != weights.shape:
-        raise ValueError("weights, means and scales must all be [N, K]")
-    q = np.maximum(np.rint(weights.astype(np.float64) * WEIGHT_RES), 1).astype(np.int64)
-    m_int = _mean_ints(np, np.asarray(means)).astype(np.int64)
-    level = _scale_levels(np, np.asarray(scales)).astype(np.int64)
-    mu = m_int / MEAN_RES
-    sd = SCALE_GRID.astype(np.float64)[level]
-    lo = np.floor(np.min(mu - SUPPORT_STDS * sd, axis=-1)).astype(np.int64)
-    hi = np.ceil(np.max(mu + SUPPORT_STDS * sd, axis=-1)).astype(np.int64)
-    need = hi - lo + 1
-    b = np.minimum(np.searchsorted(_BUCKETS, need), len(_BUCKETS) - 1)
-    width = _BUCKETS[b]
-    start = lo - (width - need) // 2
-    # Supports wider than MAX_WIDTH are centred on the mixture mean instead (tails are escaped).
-    wide = need > MAX_WIDTH
-    if wide.any():
-        center = np.floor((q[wide] * mu[wide]).sum(-1) / q[wide].sum(-1)).astype(np.int64)
-        start[wide] = center - MAX_WIDTH // 2
-    return q, m_int, level, start, b
+class _Plan:
+    """Everything both coder sides derive from the parameters, elements sorted by bucket.
 
+    Attributes:
+      order: ``[N]`` stable permutation grouping elements by support width (bucket).
+      chunks: list of ``(lo, hi, width)`` slices of the permuted elements.
+      start: ``[N]`` first value of each (permuted) element's support.
+      q: ``[N, K]`` integer weights (units of 1/256), ``qsum`` their ``[N, 1]`` sum.
+      shift, upper, base: ``[N, K]`` int32 addressing of the Phi table per component.
+    """
 
-def _pmf_rows(q, m_int, level, start, width: int) -> np.ndarray:
-    """``[n, width + 1]`` float64 probabilities (regular symbols, then escape), exact dyadic values."""
-    table = _phi_table()
-    table.ensure(int(level.max()))
-    n, k = q.shape
-    j = np.arange(width + 1, dtype=np.int64)
-    acc = np.zeros((n, width + 1))
-    for c in range(k):
-        g = level[:, c]
-        mi = m_int[:, c] >> 6  # floor(m / 64)
-        f = m_int[:, c] & (MEAN_RES - 1)
-        half = table.half[g]
-        first = (start - mi + half + 1)[:, None] + j  # position in the level's row
-        np.clip(first, 0, (2 * half + 2)[:, None], out=first)
-        first += (table.base[g] + f * table.row[g])[:, None]
-        acc += q[:, c, None] * table.flat[first]
-    cum = np.empty((n, width + 2))
-    np.subtract(acc, acc[:, :1], out=cum[:, :-1])
-    cum[:, :-1] /= q.sum(axis=-1, keepdims=True)
-    cum[:, -1] = 1.0
-    cdf = cumulative_to_quantized_cdf(cum, PRECISION)
-    return np.diff(cdf, axis=-1) * (1.0 / (1 << PRECISION))
+    def __init__(self, weights, means, scales):
+        weights = np.asarray(weights, np.float32)
+        if weights.ndim != 2 or np.shape(means) != weights.shape or np.shape(scales) != weights.shape:
+            raise ValueError("weights, means and scales must all be [N, K]")
+        q = np.maximum(np.rint(weights * np.float32(WEIGHT_RES)), 1).astype(np.int64)
+        m_int = _mean_ints(np, np.asarray(means)).astype(np.int64)
+        level = _scale_levels(np, np.asarray(scales))
+        mu = m_int * (1.0 / MEAN_RES)
+        sd = SCALE_GRID.astype(np.float64)[level]
+        lo = np.floor(np.min(mu - SUPPORT_STDS * sd, axis=-1, initial=np.inf)).astype(np.int64)
+        hi = np.ceil(np.max(mu + SUPPORT_STDS * sd, axis=-1, initial=-np.inf)).astype(np.int64)
+        need = hi - lo + 1
+        bucket = np.minimum(np.searchsorted(_BUCKETS, need), len(_BUCKETS) - 1).astype(np.uint8)
+        width = _BUCKETS[bucket]
+        start = lo - (width - need) // 2
+        # Supports wider than MAX_WIDTH are centred on the mixture mean instead (tails are escaped).
+        wide = need > MAX_WIDTH
+        if wide.any():
+            center = np.floor((q[wide] * mu[wide]).sum(-1) / q[wide].sum(-1)).astype(np.int64)
+            start[wide] = center - MAX_WIDTH // 2
 
+        self.order = np.argsort(bucket, kind="stable")
+        self.chunks = []
+        pos = 0
+        for b, cnt in enumerate(np.bincount(bucket, minlength=len(_BUCKETS))):
+            w = int(_BUCKETS[b])
+            step = max(1, _CHUNK_ENTRIES // (w + 2))
+            for c0 in range(0, int(cnt), step):
+                self.chunks.append((pos + c0, pos + min(int(cnt), c0 + step), w))
+            pos += int(cnt)
 
-def _chunks(bucket: np.ndarray):
-    """Yields ``(rows, width)``: element indices of one chunk (stable order) and its width."""
-    order = np.argsort(bucket.astype(np.uint8), kind="stable")
-    counts = np.bincount(bucket, minlength=len(_BUCKETS))
-    pos = 0
-    for b, cnt in enumerate(counts):
-        width = int(_BUCKETS[b])
-        step = max(1, _CHUNK_ENTRIES // (width + 2))
-        for s in range(0, int(cnt), step):
-            yield order[pos + s: pos + min(cnt, s + step)], width
-        pos += cnt
+        table = _phi_table()
+        if level.size:
+            table.ensure(int(level.max()))
+        o = self.order
+        self.start = start[o]
+        self.q = q[o].astype(np.float64)
+        self.qsum = self.q.sum(axis=-1, keepdims=True)
+        level, m_int = level[o], m_int[o]
+        half = table.half[level]
+        # Row position of the bin edge (start - 1/2 + j) relative to the component mean m/64 is
+        # shift + j (row entry i - (f + 32)/64 with i = start + j - floor(m/64)), clipped to
+        # [0, upper] where the row's sentinels hold exactly 0 and 1.
+        self.shift = (self.start[:, None] - (m_int >> 6) + half + 1).astype(np.int32)
+        self.upper = (2 * half + 2).astype(np.int32)
+        self.base = (table.base[level] + (m_int & (MEAN_RES - 1)) * table.row[level]).astype(np.int32)
+
+    def pmf_rows(self, lo: int, hi: int, width: int) -> np.ndarray:
+        """``[hi - lo, width + 1]`` float64 probabilities (regular symbols, then escape), exact dyadic."""
+        flat = _phi_table().flat
+        n, k = hi - lo, self.q.shape[1]
+        j = np.arange(width + 1, dtype=np.int32)
+        acc = np.empty((n, width + 1))
+        tmp = np.empty((n, width + 1))
+        pos = np.empty((n, width + 1), np.int32)
+        for c in range(k):
+            np.add(self.shift[lo:hi, c, None], j, out=pos)
+            np.maximum(pos, 0, out=pos)
+            np.minimum(pos, self.upper[lo:hi, c, None], out=pos)
+            pos += self.base[lo:hi, c, None]
+            np.take(flat, pos, out=tmp)
+            tmp *= self.q[lo:hi, c, None]
+            if c == 0:
+                acc, tmp = tmp, acc
+            else:
+                acc += tmp
+        # Cumulative over the support (mixture CDF minus its value at the first edge) -> integer
+        # CDF with the escape last: cdf[j] = rint(cum[j] (2^p - L)) + j, cdf[L] = 2^p. The mixture
+        # CDF is non-decreasing, so no symbol gets a zero frequency (cf. tables.cumulative_to_quantized_cdf).
+        acc -= acc[:, :1]
+        acc *= float((1 << PRECISION) - (width + 1)) / self.qsum[lo:hi]
+        np.rint(acc, out=acc)
+        acc += j
+        pmf = tmp
+        np.subtract(acc[:, 1:], acc[:, :-1], out=pmf[:, :-1])
+        np.subtract(float(1 << PRECISION), acc[:, -1], out=pmf[:, -1])
+        pmf *= 1.0 / (1 << PRECISION)
+        return pmf
 
 
 def encode_mixture(symbols: np.ndarray, weights: np.ndarray, means: np.ndarray, scales: np.ndarray) -> bytes:
@@ -291,27 +336,28 @@ def encode_mixture(symbols: np.ndarray, weights: np.ndarray, means: np.ndarray, 
 
     Args:
       symbols: ``[N]`` integer values (the rounded latents themselves, not residuals).
-      weights: ``[N, K]`` snapped weights (from :func:`quantize_params`).
+      weights: ``[N, K]`` snapped weights (from :func:`quantize_params`; other values are snapped).
       means: ``[N, K]`` snapped means.
       scales: ``[N, K]`` snapped scales.
 
     Returns:
       Compressed bytes.
     """
-    symbols = np.asarray(symbols).reshape(-1).astype(np.int64)
-    q, m_int, level, start, bucket = _prepare(weights, means, scales)
-    if symbols.size != q.shape[0]:
-        raise ValueError(f"{symbols.size} symbols but {q.shape[0]} parameter rows")
+    symbols = np.asarray(symbols).reshape(-1)
+    plan = _Plan(weights, means, scales)
+    if symbols.size != plan.start.size:
+        raise ValueError(f"{symbols.size} symbols but {plan.start.size} parameter rows")
+    rel = symbols.astype(np.int64)[plan.order] - plan.start
     enc = StreamEncoder()
     esc_rel, esc_width = [], []
-    for rows, width in _chunks(bucket):
-        rel = symbols[rows] - start[rows]
-        escaped = (rel < 0) | (rel >= width)
+    for lo, hi, width in plan.chunks:
+        r = rel[lo:hi]
+        escaped = (r < 0) | (r >= width)
         if escaped.any():
-            esc_rel.append(rel[escaped])
+            esc_rel.append(r[escaped])
             esc_width.append(np.full(int(escaped.sum()), width))
-        enc.encode_pmf_rows(np.where(escaped, width, rel).astype(np.int32),
-                            _pmf_rows(q[rows], m_int[rows], level[rows], start[rows], width))
+            r = np.where(escaped, width, r)
+        enc.encode_pmf_rows(r.astype(np.int32), plan.pmf_rows(lo, hi, width))
     if esc_rel:
         enc.encode_escapes(np.concatenate(esc_rel), np.concatenate(esc_width))
     return enc.to_bytes()
@@ -330,17 +376,16 @@ def decode_mixture(data: bytes, weights: np.ndarray, means: np.ndarray, scales: 
     Raises:
       BitstreamError: if ``data`` is malformed.
     """
-    q, m_int, level, start, bucket = _prepare(weights, means, scales)
+    plan = _Plan(weights, means, scales)
     dec = StreamDecoder(data)
-    rel = np.zeros(q.shape[0], np.int64)
-    width_of = np.zeros(q.shape[0], np.int64)
-    for rows, width in _chunks(bucket):
-        rel[rows] = dec.decode_pmf_rows(_pmf_rows(q[rows], m_int[rows], level[rows], start[rows], width))
-        width_of[rows] = width
+    rel = np.empty(plan.start.size, np.int64)
+    width_of = np.empty(plan.start.size, np.int64)
+    for lo, hi, width in plan.chunks:
+        rel[lo:hi] = dec.decode_pmf_rows(plan.pmf_rows(lo, hi, width))
+        width_of[lo:hi] = width
     escaped = rel == width_of
     if escaped.any():
-        # Escapes were appended in chunk order; recover that order.
-        order = np.concatenate([rows for rows, _ in _chunks(bucket)]) if q.shape[0] else np.zeros(0, np.int64)
-        esc_rows = order[escaped[order]]
-        rel[esc_rows] = dec.decode_escapes(width_of[esc_rows])
-    return StreamDecoder._to_int32(rel + start)
+        rel[escaped] = dec.decode_escapes(width_of[escaped])  # appended in (permuted) element order
+    out = np.empty(plan.start.size, np.int64)
+    out[plan.order] = rel + plan.start
+    return StreamDecoder._to_int32(out)
