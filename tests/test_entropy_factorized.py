@@ -13,7 +13,7 @@ C = 4
 def model_and_vars():
     m = EntropyBottleneck(C)
     z = jnp.zeros((1, 2, 2, C))
-    v = m.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, z, True)
+    v = jax.jit(m.init, static_argnums=2)({"params": jax.random.key(0), "noise": jax.random.key(1)}, z, True)
     # Move medians and spread a little so rounding around a non-zero median is exercised.
     p = dict(v["params"])
     p["quantiles"] = p["quantiles"] + jnp.asarray([0.3, -1.6, 2.25, 0.0])[:, None, None]
@@ -38,10 +38,11 @@ def test_eval_rounds_around_medians_and_training_adds_bounded_noise(model_and_va
     m, v = model_and_vars
     z = jnp.asarray(np.random.default_rng(0).normal(size=(2, 5, 3, C)) * 4, jnp.float32)
     med = factorized.medians(v)
-    z_hat, lik = m.apply(v, z, False)
+    apply = jax.jit(m.apply, static_argnums=2)
+    z_hat, lik = apply(v, z, False)
     np.testing.assert_allclose(z_hat, np.rint(np.asarray(z) - med) + med, atol=1e-5)
     assert lik.shape == z.shape and float(lik.min()) >= 1e-9 and float(lik.max()) <= 1
-    z_noisy, _ = m.apply(v, z, True, rngs={"noise": jax.random.key(3)})
+    z_noisy, _ = apply(v, z, True, rngs={"noise": jax.random.key(3)})
     assert float(jnp.abs(z_noisy - z).max()) <= 0.5
 
 
@@ -49,13 +50,13 @@ def test_likelihood_sums_to_one_over_the_integers(model_and_vars):
     m, v = model_and_vars
     y = jnp.arange(-400.0, 401.0)
     z = jnp.broadcast_to(y[:, None], (y.size, C)).reshape(1, 1, y.size, C)
-    lik = m.apply(v, z, method=m.likelihood)
+    lik = jax.jit(lambda v, z: m.apply(v, z, method=m.likelihood))(v, z)
     np.testing.assert_allclose(np.asarray(lik, np.float64).sum(axis=(0, 1, 2)), 1.0, atol=1e-4)
 
 
 def test_aux_loss_trains_only_the_quantiles(model_and_vars):
     m, v = model_and_vars
-    loss, g = jax.value_and_grad(lambda p: m.apply({"params": p}, method="loss"))(v["params"])
+    loss, g = jax.jit(jax.value_and_grad(lambda p: m.apply({"params": p}, method="loss")))(v["params"])
     assert float(loss) > 0
     for k, a in g.items():
         if k == "quantiles":

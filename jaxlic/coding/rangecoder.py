@@ -51,6 +51,11 @@ def _cdf_to_pmf(cdf: np.ndarray, precision: int) -> np.ndarray:
     return np.diff(cdf.astype(np.int64), axis=-1).astype(np.float64) * (1.0 / (1 << precision))
 
 
+def _as_float(pmfs: np.ndarray) -> np.ndarray:
+    pmfs = np.asarray(pmfs)
+    return np.ascontiguousarray(pmfs, dtype=pmfs.dtype if pmfs.dtype in (np.float32, np.float64) else np.float64)
+
+
 def _stable_group_order(indexes: np.ndarray, num_tables: int) -> tuple[np.ndarray, np.ndarray]:
     """Stable permutation that groups elements by table index, and the group sizes."""
     # Small integer keys let numpy use radix sort for kind="stable".
@@ -110,10 +115,9 @@ class StreamEncoder:
         self.encode_pmf_rows(symbols, _cdf_to_pmf(cdfs, precision))
 
     def encode_pmf_rows(self, symbols: np.ndarray, pmfs: np.ndarray) -> None:
-        """Codes ``symbols[i]`` with the probabilities ``pmfs[i]`` (exact dyadic floats, ``[N, L]``)."""
+        """Codes ``symbols[i]`` with the probabilities ``pmfs[i]`` (``[N, L]`` float32/64, exact dyadic values)."""
         if len(symbols):
-            self._enc.encode(np.asarray(symbols, np.int32), _model.Categorical(perfect=False),
-                             np.ascontiguousarray(pmfs, dtype=np.float64))
+            self._enc.encode(np.asarray(symbols, np.int32), _model.Categorical(perfect=False), _as_float(pmfs))
 
     def encode_escapes(self, rel: np.ndarray, num_regular: np.ndarray) -> None:
         """Losslessly codes escaped values ``rel`` (``< 0`` or ``>= num_regular``, elementwise).
@@ -213,7 +217,7 @@ class StreamDecoder:
         """Inverse of :meth:`StreamEncoder.encode_pmf_rows`; returns int64 symbols ``[N]``."""
         if pmfs.shape[0] == 0:
             return np.zeros((0,), np.int64)
-        return self._decode(_model.Categorical(perfect=False), np.ascontiguousarray(pmfs, dtype=np.float64))
+        return self._decode(_model.Categorical(perfect=False), _as_float(pmfs))
 
     def decode_escapes(self, num_regular: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`StreamEncoder.encode_escapes`; ``num_regular`` has one entry per escape."""

@@ -75,6 +75,7 @@ _BUCKETS = np.array([2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 5
                      160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024], np.int64)
 _CHUNK_ENTRIES = 1 << 19  # rows * (width + 1) per chunk: bounds the working memory (~30 MB)
 _TABLE_STDS = 5.0  # the CDF table of a scale level spans +-5 scales; beyond, exactly 0 or 1
+_TABLE_PAD = 64  # minimum half-length of a table row (fewer rows need clipping)
 
 
 # ------------------------------------------------------------------------------ likelihood
@@ -206,19 +207,22 @@ def quantize_params(weight_logits, means, scales):
 
 
 class _PhiTable:
-    """Phi((i - (f + 32)/64) / s_g) for scale levels g <= gmax, fractions f < 64, |i| <= I_g + 1.
+    """Phi((i - (f + 32)/64) / s_g) for scale levels g <= gmax, fractions f < 64, |i| <= H_g + 1.
 
-    Stored flat; level g occupies 64 rows of ``2 I_g + 3`` entries starting at ``base[g]``, whose
-    first/last entries are exactly 0 and 1 (indices beyond the span are clipped onto them).
+    Stored flat in float32; level g occupies 64 rows of ``2 H_g + 3`` entries from ``base[g]``.
+    Beyond +-(5 s_g + 1) the entries are exactly 0 and 1, and ``H_g >= 64`` so that supports of
+    typical width need no clipping (indices past a row's ends are clipped onto them).
     Extended (never rebuilt) when a larger scale level is needed.
     """
 
     def __init__(self):
-        self.half = np.ceil(_TABLE_STDS * SCALE_GRID.astype(np.float64)).astype(np.int64) + 1
+        core = np.ceil(_TABLE_STDS * SCALE_GRID.astype(np.float64)).astype(np.int64) + 1
+        self.core = core
+        self.half = np.maximum(core, _TABLE_PAD)
         self.row = 2 * self.half + 3
         self.base = np.concatenate([[0], np.cumsum(MEAN_RES * self.row)[:-1]])
         self.gmax = -1
-        self.flat = np.zeros(0)
+        self.flat = np.zeros(0, np.float32)
 
     def ensure(self, gmax: int) -> None:
         if gmax <= self.gmax:
@@ -226,10 +230,11 @@ class _PhiTable:
         parts = [self.flat]
         frac = (np.arange(MEAN_RES, dtype=np.float64)[:, None] + 32.0) / MEAN_RES
         for g in range(self.gmax + 1, gmax + 1):
-            h = int(self.half[g])
-            i = np.arange(-h - 1, h + 2, dtype=np.float64)[None, :]
-            vals = ndtr((i - frac) / float(SCALE_GRID[g]))
-            vals[:, 0], vals[:, -1] = 0.0, 1.0
+            h, c = int(self.half[g]), int(self.core[g])
+            vals = np.zeros((MEAN_RES, 2 * h + 3), np.float32)
+            vals[:, h + 1 + c + 1:] = 1.0
+            i = np.arange(-c, c + 1, dtype=np.float64)[None, :]
+            vals[:, h + 1 - c: h + 2 + c] = ndtr((i - frac) / float(SCALE_GRID[g]))
             parts.append(vals.reshape(-1))
         self.flat = np.concatenate(parts)
         self.gmax = gmax
@@ -240,6 +245,11 @@ def _phi_table() -> _PhiTable:
     return _PhiTable()
 
 
+# ceil(SUPPORT_STDS * s_g): support radius per scale level, in integers (exact, no float rounding
+# of the per-element support bounds).
+_SUPPORT_RADIUS = np.ceil(SUPPORT_STDS * SCALE_GRID.astype(np.float64)).astype(np.int32)
+
+
 class _Plan:
     """Everything both coder sides derive from the parameters, elements sorted by bucket.
 
@@ -247,7 +257,7 @@ class _Plan:
       order: ``[N]`` stable permutation grouping elements by support width (bucket).
       chunks: list of ``(lo, hi, width)`` slices of the permuted elements.
       start: ``[N]`` first value of each (permuted) element's support.
-      q: ``[N, K]`` integer weights (units of 1/256), ``qsum`` their ``[N, 1]`` sum.
+      q: ``[N, K]`` float32 integer weights (units of 1/256), ``qsum`` their ``[N, 1]`` sum.
       shift, upper, base: ``[N, K]`` int32 addressing of the Phi table per component.
     """
 
@@ -255,21 +265,23 @@ class _Plan:
         weights = np.asarray(weights, np.float32)
         if weights.ndim != 2 or np.shape(means) != weights.shape or np.shape(scales) != weights.shape:
             raise ValueError("weights, means and scales must all be [N, K]")
-        q = np.maximum(np.rint(weights * np.float32(WEIGHT_RES)), 1).astype(np.int64)
-        m_int = _mean_ints(np, np.asarray(means)).astype(np.int64)
-        level = _scale_levels(np, np.asarray(scales))
-        mu = m_int * (1.0 / MEAN_RES)
-        sd = SCALE_GRID.astype(np.float64)[level]
-        lo = np.floor(np.min(mu - SUPPORT_STDS * sd, axis=-1, initial=np.inf)).astype(np.int64)
-        hi = np.ceil(np.max(mu + SUPPORT_STDS * sd, axis=-1, initial=-np.inf)).astype(np.int64)
+        q = np.maximum(np.rint(weights * np.float32(WEIGHT_RES)), 1)
+        m_int = _mean_ints(np, np.asarray(means)).astype(np.int32)
+        level = _scale_levels(np, np.asarray(scales)).astype(np.int32)
+        mi = m_int >> 6  # floor(mean), the mean being m_int / 64
+        # Support [lo, hi] contains [mean - 4 s, mean + 4 s] of every component.
+        radius = _SUPPORT_RADIUS[level]
+        lo = np.min(mi - radius, axis=-1, initial=2**30).astype(np.int64)
+        hi = np.max(mi + radius, axis=-1, initial=-(2**30)).astype(np.int64) + 1
         need = hi - lo + 1
         bucket = np.minimum(np.searchsorted(_BUCKETS, need), len(_BUCKETS) - 1).astype(np.uint8)
         width = _BUCKETS[bucket]
         start = lo - (width - need) // 2
-        # Supports wider than MAX_WIDTH are centred on the mixture mean instead (tails are escaped).
+        # Supports wider than MAX_WIDTH are centred on the weighted mean instead (tails are escaped).
         wide = need > MAX_WIDTH
         if wide.any():
-            center = np.floor((q[wide] * mu[wide]).sum(-1) / q[wide].sum(-1)).astype(np.int64)
+            qw = q[wide].astype(np.int64)
+            center = (qw * m_int[wide]).sum(-1) // (qw.sum(-1) * MEAN_RES)
             start[wide] = center - MAX_WIDTH // 2
 
         self.order = np.argsort(bucket, kind="stable")
@@ -287,30 +299,30 @@ class _Plan:
             table.ensure(int(level.max()))
         o = self.order
         self.start = start[o]
-        self.q = q[o].astype(np.float64)
-        self.qsum = self.q.sum(axis=-1, keepdims=True)
+        self.q = q[o]
+        self.qsum = self.q.sum(axis=-1, keepdims=True, dtype=np.float64)
         level, m_int = level[o], m_int[o]
         half = table.half[level]
-        # Row position of the bin edge (start - 1/2 + j) relative to the component mean m/64 is
-        # shift + j (row entry i - (f + 32)/64 with i = start + j - floor(m/64)), clipped to
-        # [0, upper] where the row's sentinels hold exactly 0 and 1.
+        # Entry i of a row sits at the bin edge mean + i - (f + 32)/64; the edge start - 1/2 + j is
+        # entry start + j - floor(mean), i.e. row position shift + j, valid in [0, upper].
         self.shift = (self.start[:, None] - (m_int >> 6) + half + 1).astype(np.int32)
         self.upper = (2 * half + 2).astype(np.int32)
         self.base = (table.base[level] + (m_int & (MEAN_RES - 1)) * table.row[level]).astype(np.int32)
 
     def pmf_rows(self, lo: int, hi: int, width: int) -> np.ndarray:
-        """``[hi - lo, width + 1]`` float64 probabilities (regular symbols, then escape), exact dyadic."""
+        """``[hi - lo, width + 1]`` float32 probabilities (regular symbols, then escape), exact dyadic."""
         flat = _phi_table().flat
         n, k = hi - lo, self.q.shape[1]
         j = np.arange(width + 1, dtype=np.int32)
-        acc = np.empty((n, width + 1))
-        tmp = np.empty((n, width + 1))
+        acc = np.empty((n, width + 1), np.float32)
+        tmp = np.empty((n, width + 1), np.float32)
         pos = np.empty((n, width + 1), np.int32)
         for c in range(k):
-            np.add(self.shift[lo:hi, c, None], j, out=pos)
-            np.maximum(pos, 0, out=pos)
-            np.minimum(pos, self.upper[lo:hi, c, None], out=pos)
-            pos += self.base[lo:hi, c, None]
+            shift, upper, base = self.shift[lo:hi, c], self.upper[lo:hi, c], self.base[lo:hi, c]
+            np.add((shift + base)[:, None], j, out=pos)
+            bad = np.flatnonzero((shift < 0) | (shift + width > upper))
+            if bad.size:  # rows whose support leaves this component's row: clip onto 0 / 1
+                pos[bad] = np.clip(shift[bad, None] + j, 0, upper[bad, None]) + base[bad, None]
             np.take(flat, pos, out=tmp)
             tmp *= self.q[lo:hi, c, None]
             if c == 0:
@@ -321,13 +333,13 @@ class _Plan:
         # CDF with the escape last: cdf[j] = rint(cum[j] (2^p - L)) + j, cdf[L] = 2^p. The mixture
         # CDF is non-decreasing, so no symbol gets a zero frequency (cf. tables.cumulative_to_quantized_cdf).
         acc -= acc[:, :1]
-        acc *= float((1 << PRECISION) - (width + 1)) / self.qsum[lo:hi]
+        acc *= (float((1 << PRECISION) - (width + 1)) / self.qsum[lo:hi]).astype(np.float32)
         np.rint(acc, out=acc)
         acc += j
         pmf = tmp
         np.subtract(acc[:, 1:], acc[:, :-1], out=pmf[:, :-1])
-        np.subtract(float(1 << PRECISION), acc[:, -1], out=pmf[:, -1])
-        pmf *= 1.0 / (1 << PRECISION)
+        np.subtract(np.float32(1 << PRECISION), acc[:, -1], out=pmf[:, -1])
+        pmf *= np.float32(1.0 / (1 << PRECISION))
         return pmf
 
 
