@@ -67,3 +67,5 @@ def test_mismatched_sizes_raise():
         rangecoder.encode_indexed(np.zeros(3), np.zeros(4, np.int64), t)
     with pytest.raises(ValueError):
         rangecoder.encode_indexed(np.zeros(3), np.full(3, 7), t)
+    with pytest.raises(ValueError):  # decoders return int32, so encoders refuse wider values
+        rangecoder.encode_indexed(np.array([2**31]), np.zeros(1, np.int64), t)

@@ -65,6 +65,14 @@ def _stable_group_order(indexes: np.ndarray, num_tables: int) -> tuple[np.ndarra
     return order, counts
 
 
+def _check_int32(symbols) -> np.ndarray:
+    """Flat int64 copy of integer-valued ``symbols``; values must fit in int32 (what decoders return)."""
+    symbols = np.asarray(symbols).reshape(-1)
+    if symbols.size and (symbols.min() < _INT32_MIN or symbols.max() > _INT32_MAX):
+        raise ValueError("symbols must lie in the int32 range")
+    return symbols.astype(np.int64)
+
+
 def _check_indexes(indexes: np.ndarray, tables: IndexedTables) -> np.ndarray:
     indexes = np.asarray(indexes).reshape(-1)
     if indexes.size and (indexes.min() < 0 or indexes.max() >= tables.num_tables):
@@ -86,7 +94,7 @@ class StreamEncoder:
           indexes: int array of the same size, table index per element.
           tables: the :class:`IndexedTables`.
         """
-        symbols = np.asarray(symbols).reshape(-1).astype(np.int64)
+        symbols = _check_int32(symbols)
         indexes = _check_indexes(indexes, tables)
         if symbols.size != indexes.size:
             raise ValueError(f"{symbols.size} symbols but {indexes.size} indexes")

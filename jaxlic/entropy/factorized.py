@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import expit
 
 from jaxlic.coding import rangecoder
 from jaxlic.entropy.quantize import lower_bound, quantize
@@ -203,7 +204,7 @@ def build_tables(variables_or_params: Mapping, precision: int = 16) -> IndexedTa
     # the edges are not used.
     edges = (med - minima)[:, None] - 0.5 + np.arange(lmax + 1)[None, :]
     logits = _logits_cumulative(p, edges[:, None, :], _num_layers(p), np)[:, 0, :]
-    cdf_float = 1.0 / (1.0 + np.exp(-logits))
+    cdf_float = expit(logits)
     cdfs = np.full((c, lmax + 2), 1 << precision, np.int32)
     for ch in range(c):
         n = int(lengths[ch])

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import ndtr
 
-from jaxlic.coding.rangecoder import StreamDecoder, StreamEncoder
+from jaxlic.coding.rangecoder import StreamDecoder, StreamEncoder, _check_int32
 from jaxlic.entropy.quantize import lower_bound
 
 __all__ = [
@@ -355,11 +355,11 @@ def encode_mixture(symbols: np.ndarray, weights: np.ndarray, means: np.ndarray, 
     Returns:
       Compressed bytes.
     """
-    symbols = np.asarray(symbols).reshape(-1)
+    symbols = _check_int32(symbols)
     plan = _Plan(weights, means, scales)
     if symbols.size != plan.start.size:
         raise ValueError(f"{symbols.size} symbols but {plan.start.size} parameter rows")
-    rel = symbols.astype(np.int64)[plan.order] - plan.start
+    rel = symbols[plan.order] - plan.start
     enc = StreamEncoder()
     esc_rel, esc_width = [], []
     for lo, hi, width in plan.chunks:
