@@ -18,9 +18,12 @@ bit-identical grid values:
 
 The model uses the snapped parameters for its rate estimate too, so estimate and coder agree.
 
-Coding (host numpy): per element the support is ``[floor(min_k mu_k - 4 s_k), ceil(max_k mu_k +
-4 s_k)]``, widened to one of a few bucket widths (at most 1024) so elements of a bucket share one
-``[n, width + 1]`` probability array; values outside the support are escaped and coded losslessly.
+Coding (host numpy): per element the support is ``[min_k (floor(mu_k) - ceil(4 s_k)),
+max_k (floor(mu_k) + 1 + ceil(4 s_k))]`` (integer arithmetic only), widened to one of a few bucket
+widths (at most 1024; wider supports are centred on the mixture mean) so elements of a bucket share
+one ``[n, width + 1]`` probability array; values outside the support are escaped and coded
+losslessly. Integer CDFs have 16-bit precision, no zero frequency, and are passed to
+``constriction`` as exact dyadic float32 probabilities.
 The Gaussian CDF at the bin edges is read from a lazily built table indexed by (scale level,
 1/64 fraction of the mean, integer offset): the bin edges ``y - 1/2 - mu`` of grid-valued means are
 always ``integer - (f + 32) / 64``, so no ``ndtr`` is evaluated per element. Elements are processed
