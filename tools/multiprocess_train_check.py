@@ -6,9 +6,11 @@ Three modes, all training `--steps` steps of one config on the same global batch
   run on localhost (`jax.distributed.initialize` + gloo CPU collectives), running
   `trainer.train_and_evaluate`; each process reads its own shard of the file list and writes its
   final parameters to `OUT/params-I.npz`.
-* `reference --num-processes P`: a single process (with however many devices XLA_FLAGS gives
-  it) that rebuilds the same global batches by concatenating the P per-process pipelines, and
-  applies the trainer's own `train_step`; writes `OUT/params-ref{TAG}.npz` (with `losses`).
+* `reference --num-processes P [--devices 1,4]`: a single process that rebuilds the same
+  global batches by concatenating the P per-process pipelines and applies the trainer's own
+  `train_step`, on all its devices (`OUT/params-ref.npz`) or on the first K of them for each K
+  in `--devices` (`OUT/params-ref-dK.npz`; use XLA_FLAGS=--xla_force_host_platform_device_count
+  for fake CPU devices). The files also hold the per-step `losses`.
 * `check` (default): runs P workers and the reference as subprocesses on a free port, then
   compares: workers bit-identical to each other, and equal to the reference within tolerance.
 
@@ -28,8 +30,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def make_config(args):
-  from train.configs import ckbd  # pylint: disable=g-import-not-at-top
-  c = ckbd.get_config("smoke")
+  from train.configs import ckbd, cheng2020  # pylint: disable=g-import-not-at-top
+  family = ckbd if args.model.startswith("ckbd") else cheng2020
+  c = family.get_config("smoke")
   c.model = args.model
   c.N, c.M = args.N, args.M
   c.num_steps = args.steps
@@ -74,25 +77,29 @@ def reference(args):
   from train import input_pipeline, trainer  # pylint: disable=g-import-not-at-top
   c = make_config(args)
   spec = trainer.build_model(c)
-  mesh = trainer.create_mesh()
   tx = trainer.create_optimizer(c)
   init_key, train_key = trainer.make_keys(c.seed)
-  state, shardings = trainer.create_train_state(spec, tx, init_key, mesh)
-  step = trainer.jit_train_step(spec, tx, trainer.create_learning_rate_schedule(c), shardings,
-                                mesh)
+  options = trainer.compiler_options(c)
   local = c.batch_size // args.num_processes
-  iters = [input_pipeline.create_train_iterator(c.data, local_batch_size=local, seed=c.seed,
-                                                process_index=i,
-                                                process_count=args.num_processes)
-           for i in range(args.num_processes)]
-  losses = []
-  for _ in range(c.num_steps):
-    batch = np.concatenate([next(it) for it in iters])
-    state, metrics = step(state, batch, train_key)
-    losses.append(float(metrics["loss"]))
-  print("losses", losses, "devices", jax.device_count())
-  _save(os.path.join(args.out, f"params-ref{args.tag}.npz"), state.params,
-        losses=np.array(losses))
+  device_counts = [int(d) for d in args.devices.split(",")] if args.devices else [None]
+  for count in device_counts:
+    mesh = trainer.create_mesh(None if count is None else jax.devices()[:count])
+    state, shardings = trainer.create_train_state(spec, tx, init_key, mesh, options)
+    step = trainer.jit_train_step(spec, tx, trainer.create_learning_rate_schedule(c), shardings,
+                                  mesh, options)
+    iters = [input_pipeline.create_train_iterator(c.data, local_batch_size=local, seed=c.seed,
+                                                  process_index=i,
+                                                  process_count=args.num_processes)
+             for i in range(args.num_processes)]
+    losses = []
+    for _ in range(c.num_steps):
+      batch = np.concatenate([next(it) for it in iters])
+      state, metrics = step(state, batch, train_key)
+      losses.append(float(metrics["loss"]))
+    print("devices", mesh.size, "losses", losses)
+    tag = "" if count is None else f"-d{count}"
+    _save(os.path.join(args.out, f"params-ref{tag}.npz"), state.params,
+          losses=np.array(losses))
 
 
 def free_port() -> int:
@@ -146,7 +153,7 @@ def main(argv=None):
   parser.add_argument("mode", nargs="?", default="check", choices=["check", "worker", "reference"])
   parser.add_argument("--out", required=True)
   parser.add_argument("--data-dir", required=True)
-  parser.add_argument("--model", default="ckbd")
+  parser.add_argument("--model", default="bmshj2018-hyperprior")
   parser.add_argument("--N", type=int, default=8)
   parser.add_argument("--M", type=int, default=8)
   parser.add_argument("--steps", type=int, default=3)
@@ -157,7 +164,9 @@ def main(argv=None):
   parser.add_argument("--port", type=int, default=0)
   parser.add_argument("--rtol", type=float, default=1e-4)
   parser.add_argument("--atol", type=float, default=1e-5)
-  parser.add_argument("--tag", default="", help="reference: suffix of the output file")
+  parser.add_argument("--devices", default="",
+                      help="reference: comma-separated device counts to run on, each saved to "
+                           "params-ref-d{COUNT}.npz (default: all devices, params-ref.npz)")
   parser.add_argument("--timeout", type=float, default=300)
   args = parser.parse_args(argv)
   sys.path.insert(0, str(REPO))

@@ -119,11 +119,18 @@ def make_keys(seed: int) -> tuple[jax.Array, jax.Array]:
   return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
 
 
-def create_mesh() -> jax.sharding.Mesh:
-  """A 1-D ('data',) mesh over all devices of all processes."""
+def compiler_options(config: ml_collections.ConfigDict) -> dict | None:
+  """XLA options for every jit of the run (`config.compiler_options`), or None."""
+  options = config.get("compiler_options")
+  return options.to_dict() if options else None
+
+
+def create_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D ('data',) mesh over `devices` (default: all devices of all processes)."""
+  devices = jax.devices() if devices is None else devices
   # Auto axes: shardings are given at the jit boundary and GSPMD propagates them inside.
-  return jax.make_mesh((jax.device_count(),), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+  return jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=devices)
 
 
 def is_aux_param(path) -> bool:
@@ -171,7 +178,8 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
 
 
 def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: jax.Array,
-                       mesh: jax.sharding.Mesh) -> tuple[TrainState, TrainState]:
+                       mesh: jax.sharding.Mesh,
+                       compiler_options: dict | None = None) -> tuple[TrainState, TrainState]:
   """Initialises the state replicated on `mesh`.
 
   Returns:
@@ -191,7 +199,7 @@ def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: j
 
   replicated = NamedSharding(mesh, P())
   shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init, rng))
-  state = jax.jit(init, out_shardings=shardings)(rng)
+  state = jax.jit(init, out_shardings=shardings, compiler_options=compiler_options)(rng)
   return state, shardings
 
 
@@ -215,7 +223,7 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, spec: Mod
   # Quantiles follow the aux loss only; every other parameter follows the RD loss only.
   grads = jax.tree_util.tree_map_with_path(
       lambda path, g, a: a if is_aux_param(path) else g, rd_grads, aux_grads)
-  grad_norm = optax.global_norm(grads)
+  grad_norm = optax.tree.norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(aux_loss) & jnp.isfinite(grad_norm)
 
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -232,12 +240,14 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, spec: Mod
 
 
 def jit_train_step(spec: ModelSpec, tx: optax.GradientTransformation, schedule: optax.Schedule,
-                   state_shardings: TrainState, mesh: jax.sharding.Mesh) -> Callable:
+                   state_shardings: TrainState, mesh: jax.sharding.Mesh,
+                   compiler_options: dict | None = None) -> Callable:
   """`train_step` jitted: batch sharded on 'data', state replicated and donated."""
   replicated = NamedSharding(mesh, P())
   return jax.jit(functools.partial(train_step, spec=spec, tx=tx, schedule=schedule),
                  in_shardings=(state_shardings, NamedSharding(mesh, P("data")), replicated),
-                 out_shardings=(state_shardings, replicated), donate_argnums=0)
+                 out_shardings=(state_shardings, replicated), donate_argnums=0,
+                 compiler_options=compiler_options)
 
 
 def eval_step(params: PyTree, image: jax.Array, *, spec: ModelSpec) -> dict:
@@ -382,7 +392,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   tx = create_optimizer(config)
   schedule = create_learning_rate_schedule(config)
   init_key, _ = make_keys(config.seed)
-  state, state_shardings = create_train_state(spec, tx, init_key, mesh)
+  xla_options = compiler_options(config)
+  state, state_shardings = create_train_state(spec, tx, init_key, mesh, xla_options)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info("%d parameters", num_params)
 
@@ -396,9 +407,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
-  p_train_step = jit_train_step(spec, tx, schedule, state_shardings, mesh)
-  p_eval_step = jax.jit(functools.partial(eval_step, spec=spec),
-                        in_shardings=(replicated, replicated), out_shardings=replicated)
+  p_train_step = jit_train_step(spec, tx, schedule, state_shardings, mesh, xla_options)
+  p_eval_step = jax.jit(functools.partial(eval_step, spec=spec), in_shardings=(replicated, replicated),
+                        out_shardings=replicated, compiler_options=xla_options)
   # Built by jit so that it is a global (replicated) array on multi-host runs too.
   step_key = jax.jit(lambda: make_keys(config.seed)[1], out_shardings=replicated)()
 
