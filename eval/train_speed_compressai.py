@@ -1,0 +1,97 @@
+"""CompressAI side of `eval/train_speed.py`; run with the reference interpreter (torch + CompressAI).
+
+Standalone (never imports jaxlic). Builds one CompressAI model, then serves timing requests on
+stdin so the caller can interleave them with its own runs:
+
+  -> READY {"device": ..., "torch": ...}      (once the model is built and warmed up)
+  <- STEPS k
+  -> TIMES [t1, ..., tk]                      (seconds per training step)
+  <- QUIT
+
+A training step is CompressAI's examples/train.py step: forward, RD loss
+(lmbda * 255^2 * MSE + bpp), backward, global-norm clipping, Adam on the main parameters, then
+the aux loss and its Adam on the quantiles.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+
+CLASSES = {
+    "cheng2020-anchor": ("compressai.models", "Cheng2020Anchor", False),
+    "cheng2020-attn": ("compressai.models", "Cheng2020Attention", False),
+    "ckbd": ("compressai.models.sensetime", "Cheng2020AnchorCheckerboard", False),
+    "mbt2018": ("compressai.models", "JointAutoregressiveHierarchicalPriors", True),
+    "mbt2018-mean": ("compressai.models", "MeanScaleHyperprior", True),
+    "bmshj2018-hyperprior": ("compressai.models", "ScaleHyperprior", True),
+}
+
+
+def build(name, n, m):
+  import importlib
+  module, cls, takes_m = CLASSES[name]
+  cls = getattr(importlib.import_module(module), cls)
+  return cls(N=n, M=m) if takes_m else cls(N=n)
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--model", default="cheng2020-anchor", choices=sorted(CLASSES))
+  ap.add_argument("--N", type=int, default=128)
+  ap.add_argument("--M", type=int, default=128)
+  ap.add_argument("--batch", type=int, default=8)
+  ap.add_argument("--size", type=int, default=256)
+  ap.add_argument("--lmbda", type=float, default=0.0067)
+  ap.add_argument("--warmup", type=int, default=2)
+  ap.add_argument("--threads", type=int, default=0)
+  args = ap.parse_args()
+  if args.threads:
+    torch.set_num_threads(args.threads)
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  net = build(args.model, args.N, args.M).to(device).train()
+  main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
+  aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
+  opt = torch.optim.Adam(main_params, lr=1e-4)
+  aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+  x = torch.rand(args.batch, 3, args.size, args.size, device=device)
+  num_pixels = args.batch * args.size * args.size
+
+  def step():
+    opt.zero_grad()
+    aux_opt.zero_grad()
+    out = net(x)
+    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * num_pixels)
+    mse = torch.nn.functional.mse_loss(out["x_hat"], x)
+    loss = args.lmbda * 255 ** 2 * mse + bpp
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    aux = net.aux_loss()
+    aux.backward()
+    aux_opt.step()
+    if device == "cuda":
+      torch.cuda.synchronize()
+
+  for _ in range(args.warmup):
+    step()
+  print("READY", json.dumps({"device": device, "torch": torch.__version__,
+                             "threads": torch.get_num_threads()}), flush=True)
+  for line in sys.stdin:
+    cmd = line.split()
+    if not cmd or cmd[0] == "QUIT":
+      break
+    times = []
+    for _ in range(int(cmd[1])):
+      t = time.perf_counter()
+      step()
+      times.append(time.perf_counter() - t)
+    print("TIMES", json.dumps(times), flush=True)
+
+
+if __name__ == "__main__":
+  main()
