@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlic.layers.attention import FDRAM, AttentionBlock, _depth_to_space, _space_to_depth
+from jaxlic.layers.attention import FDRAM, AttentionBlock
+from jaxlic.layers.subpixel import depth_to_space as _depth_to_space, space_to_depth as _space_to_depth
 from jaxlic.layers.flops import flops
 
 

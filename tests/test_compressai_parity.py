@@ -26,7 +26,6 @@ from jaxlic.models.registry import get_model
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "compressai"
 MODELS = ["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
           "cheng2020-anchor-checkerboard"]
-SERIAL = {"mbt2018", "cheng2020-anchor", "cheng2020-attn"}
 RTOL = 1e-4
 
 
@@ -111,9 +110,6 @@ def test_entropy_parameters_and_y_likelihoods_match_compressai(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_forward_eval_y_likelihoods_match_compressai(name):
-    if name in SERIAL:
-        pytest.xfail("jaxlic's forward_eval rates round(y) for serial-context models; CompressAI's "
-                     "forward rates round(y - mu) + mu (the coder's symbols) while decoding round(y)")
     data, _, _ = converted(name)
     assert_close(run(name)[0]["likelihoods"]["y"], nhwc(data["likelihoods_y"]), "likelihoods y")
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlic.layers.attention import _depth_to_space
+from jaxlic.layers.subpixel import depth_to_space as _depth_to_space
 from jaxlic.layers.flops import flops
 from jaxlic.layers.postprocess import PostProcess
 

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import ndtr
 
-from jaxlic.coding.rangecoder import StreamDecoder, StreamEncoder, _check_int32
+from jaxlic.coding import rangecoder  # module import: rangecoder imports jaxlic.entropy.tables
 from jaxlic.entropy.quantize import lower_bound
 
 __all__ = [
@@ -358,12 +358,12 @@ def encode_mixture(symbols: np.ndarray, weights: np.ndarray, means: np.ndarray, 
     Returns:
       Compressed bytes.
     """
-    symbols = _check_int32(symbols)
+    symbols = rangecoder._check_int32(symbols)
     plan = _Plan(weights, means, scales)
     if symbols.size != plan.start.size:
         raise ValueError(f"{symbols.size} symbols but {plan.start.size} parameter rows")
     rel = symbols[plan.order] - plan.start
-    enc = StreamEncoder()
+    enc = rangecoder.StreamEncoder()
     esc_rel, esc_width = [], []
     for lo, hi, width in plan.chunks:
         r = rel[lo:hi]
@@ -392,7 +392,7 @@ def decode_mixture(data: bytes, weights: np.ndarray, means: np.ndarray, scales: 
       BitstreamError: if ``data`` is malformed.
     """
     plan = _Plan(weights, means, scales)
-    dec = StreamDecoder(data)
+    dec = rangecoder.StreamDecoder(data)
     rel = np.empty(plan.start.size, np.int64)
     width_of = np.empty(plan.start.size, np.int64)
     for lo, hi, width in plan.chunks:
@@ -403,4 +403,4 @@ def decode_mixture(data: bytes, weights: np.ndarray, means: np.ndarray, scales: 
         rel[escaped] = dec.decode_escapes(width_of[escaped])  # appended in (permuted) element order
     out = np.empty(plan.start.size, np.int64)
     out[plan.order] = rel + plan.start
-    return StreamDecoder._to_int32(out)
+    return rangecoder.StreamDecoder._to_int32(out)

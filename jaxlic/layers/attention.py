@@ -18,55 +18,13 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxlic.layers.subpixel import conv, depth_to_space, pad_to_multiple, space_to_depth
+
 __all__ = ["AttentionBlock", "FDRAM"]
 
 
-# --- small private helpers ------------------------------------------------------------------
-# Kept here so this file depends on nothing else in jaxlic.layers; they can be swapped for the
-# shared versions in subpixel.py once that lands (same semantics).
-
-
 def _conv(features: int, kernel_size: int, name: str, **kwargs) -> nn.Conv:
-    """Stride-1 "SAME" convolution, the PyTorch ``padding=k // 2`` convention for odd ``k``."""
-    return nn.Conv(features, (kernel_size, kernel_size), padding="SAME", name=name, **kwargs)
-
-
-def _space_to_depth(x: jnp.ndarray, r: int) -> jnp.ndarray:
-    """Pixel-unshuffle ``[B, H*r, W*r, C] -> [B, H, W, C*r*r]``.
-
-    Output channel ``c*r*r + i*r + j`` holds input pixel ``(h*r + i, w*r + j)`` of channel
-    ``c``: PyTorch's ``PixelUnshuffle`` order, the exact inverse of :func:`_depth_to_space`.
-    """
-    b, h, w, c = x.shape
-    x = x.reshape(b, h // r, r, w // r, r, c)
-    x = x.transpose(0, 1, 3, 5, 2, 4)  # [B, H, W, C, i, j]
-    return x.reshape(b, h // r, w // r, c * r * r)
-
-
-def _depth_to_space(x: jnp.ndarray, r: int) -> jnp.ndarray:
-    """Pixel-shuffle ``[B, H, W, C*r*r] -> [B, H*r, W*r, C]`` in PyTorch's channel order.
-
-    Input channel ``c*r*r + i*r + j`` goes to output pixel ``(h*r + i, w*r + j)`` of channel
-    ``c``, so CompressAI sub-pixel convolution weights import by transposition only.
-    """
-    b, h, w, crr = x.shape
-    c = crr // (r * r)
-    x = x.reshape(b, h, w, c, r, r)
-    x = x.transpose(0, 1, 4, 2, 5, 3)  # [B, H, i, W, j, C]
-    return x.reshape(b, h * r, w * r, c)
-
-
-def _pad_to_multiple(x: jnp.ndarray, r: int) -> tuple[jnp.ndarray, int, int]:
-    """Edge-pads H and W up to multiples of ``r``; returns the padded array and the pad sizes.
-
-    Edge (replicate) rather than zero padding, so that a border row does not look like an
-    image edge to the convolutions that follow; the caller crops the padding away again.
-    """
-    _, h, w, _ = x.shape
-    ph, pw = (-h) % r, (-w) % r
-    if ph or pw:
-        x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
-    return x, ph, pw
+    return conv(features, kernel_size, name=name, **kwargs)
 
 
 class _BottleneckUnit(nn.Module):
@@ -201,10 +159,10 @@ class FDRAM(nn.Module):
                 trunk
             )
 
-        mask, _, _ = _pad_to_multiple(x, 2)
-        mask = _conv(m, 1, "mask_down")(_space_to_depth(mask, 2))
+        mask, _, _ = pad_to_multiple(x, 2)
+        mask = _conv(m, 1, "mask_down")(space_to_depth(mask, 2))
         for i in range(self.mask_units):
             mask = _BottleneckUnit(m, m // 2, final_relu=False, name=f"mask_{i}")(mask)
-        mask = _depth_to_space(_conv(4 * self.N, 1, "mask_up")(mask), 2)[:, :h, :w, :]
+        mask = depth_to_space(_conv(4 * self.N, 1, "mask_up")(mask), 2)[:, :h, :w, :]
 
         return x + trunk * nn.sigmoid(mask)

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlic.layers.subpixel import TORCH_INIT
+
 
 def serial_mask(k: int) -> np.ndarray:
     """[k, k] mask of a type-A causal conv: rows above the centre, and the centre row left of it."""
@@ -57,7 +59,7 @@ class MaskedConv(nn.Module):
     @nn.compact
     def __call__(self, x):
         k = self.kernel_size
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (k, k, x.shape[-1], self.features))
+        kernel = self.param("kernel", TORCH_INIT, (k, k, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         kernel = kernel * jnp.asarray(self.mask())[:, :, None, None]
         p = k // 2

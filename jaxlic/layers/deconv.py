@@ -197,7 +197,7 @@ def _deconv_init(kernel_size: int, stride: int) -> Callable:
     # Each output of the transposed conv sums about C_in * (k/s)^2 taps: scale for that fan-in.
     def init(key, shape, dtype=jnp.float32):
         fan_in = shape[2] * (kernel_size / stride) ** 2
-        return jax.random.normal(key, shape, dtype) * math.sqrt(1.0 / fan_in)
+        return jax.random.normal(key, shape, dtype) * math.sqrt(1.0 / (3.0 * fan_in))  # torch-like scale
 
     return init
 

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 # Shared private helpers (same semantics as subpixel.py's depth_to_space / space_to_depth).
-from jaxlic.layers.attention import _conv, _depth_to_space, _pad_to_multiple, _space_to_depth
+from jaxlic.layers.subpixel import conv, depth_to_space, pad_to_multiple, space_to_depth
 
 __all__ = ["PostProcess"]
 
@@ -32,8 +32,8 @@ class _ResidualBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        out = nn.relu(_conv(self.features, 3, "conv_0")(x))
-        return x + _conv(self.features, 3, "conv_1")(out)
+        out = nn.relu(conv(self.features, 3, name="conv_0")(x))
+        return x + conv(self.features, 3, name="conv_1")(out)
 
 
 class PostProcess(nn.Module):
@@ -74,15 +74,15 @@ class PostProcess(nn.Module):
           ``[B, H, W, C]`` enhanced reconstruction, same dtype as ``x``.
         """
         _, h, w, c = x.shape
-        padded, _, _ = _pad_to_multiple(x, 2)
-        f = _conv(self.features, 3, "head")(_space_to_depth(padded, 2))
+        padded, _, _ = pad_to_multiple(x, 2)
+        f = conv(self.features, 3, name="head")(space_to_depth(padded, 2))
         for i in range(self.num_blocks):
             f = _ResidualBlock(self.features, name=f"block_{i}")(f)
-        f = _conv(
+        f = conv(
             4 * c,
             3,
-            "tail",
+            name="tail",
             kernel_init=nn.initializers.zeros_init(),
             bias_init=nn.initializers.zeros_init(),
         )(f)
-        return x + _depth_to_space(f, 2)[:, :h, :w, :].astype(x.dtype)
+        return x + depth_to_space(f, 2)[:, :h, :w, :].astype(x.dtype)

@@ -15,6 +15,12 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 
+# PyTorch's default conv init (kaiming_uniform with a=sqrt(5): U(+-1/sqrt(fan_in))). Flax's
+# lecun_normal is sqrt(3) larger per layer, which makes the GDN/IGDN transforms of an untrained
+# model blow up (IGDN grows quadratically), so training would start from PSNR < 0 dB.
+TORCH_INIT = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+
+
 def conv(features: int, kernel_size: int = 3, stride: int = 1, name: str | None = None, **kw) -> nn.Conv:
     """A 2-D convolution padded like PyTorch (`kernel_size // 2` on every side).
 
@@ -22,6 +28,7 @@ def conv(features: int, kernel_size: int = 3, stride: int = 1, name: str | None 
     symmetrically. We pad symmetrically so that CompressAI weights give identical outputs.
     """
     p = kernel_size // 2
+    kw.setdefault("kernel_init", TORCH_INIT)
     return nn.Conv(features, (kernel_size, kernel_size), strides=(stride, stride),
                    padding=((p, p), (p, p)), name=name, **kw)
 
@@ -42,6 +49,19 @@ def space_to_depth(x: jnp.ndarray, r: int) -> jnp.ndarray:
     x = x.reshape(b, h, r, w, r, c)
     x = x.transpose(0, 1, 3, 5, 2, 4)
     return x.reshape(b, h, w, c * r * r)
+
+
+def pad_to_multiple(x: jnp.ndarray, r: int) -> tuple[jnp.ndarray, int, int]:
+    """Edge-pads H and W of [B, H, W, C] up to multiples of `r`; returns (padded, pad_h, pad_w).
+
+    Edge (replicate) rather than zero padding, so that a border row does not look like an image
+    edge to the convolutions that follow; the caller crops the padding away again.
+    """
+    _, h, w, _ = x.shape
+    ph, pw = (-h) % r, (-w) % r
+    if ph or pw:
+        x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+    return x, ph, pw
 
 
 class SubpelConv(nn.Module):

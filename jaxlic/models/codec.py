@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlic.coding import container, rangecoder
 from jaxlic.entropy import factorized, gaussian, mixture
+from jaxlic.coding import container, rangecoder
 from jaxlic.errors import BitstreamError, ImageError, ModelError
 from jaxlic.models.compressor import Compressor
 

@@ -68,14 +68,14 @@ class Compressor(nn.Module):
             self.g_s = [_deconv(N), GDN(inverse=True), _deconv(N), GDN(inverse=True), _deconv(N),
                         GDN(inverse=True), _deconv(3)]
         else:
-            att = (lambda: _attention(c.attention, N)) if c.attention != "none" else None
+            att = (lambda ch: [_attention(c.attention, ch)]) if c.attention != "none" else (lambda ch: [])
             g_a = [ResidualBlockWithStride(N), ResidualBlock(N), ResidualBlockWithStride(N)]
-            g_a += [att()] if att else []
+            g_a += att(N)
             g_a += [ResidualBlock(N), ResidualBlockWithStride(N), ResidualBlock(N), conv(M, 3, 2)]
-            g_a += [att()] if att else []
-            g_s = [att()] if att else []
+            g_a += att(M)
+            g_s = att(M)
             g_s += [ResidualBlock(N), ResidualBlockUpsample(N), ResidualBlock(N), ResidualBlockUpsample(N)]
-            g_s += [att()] if att else []
+            g_s += att(N)
             g_s += [ResidualBlock(N), ResidualBlockUpsample(N), ResidualBlock(N), SubpelConv(3, 2)]
             self.g_a, self.g_s = g_a, g_s
 
@@ -225,6 +225,10 @@ class Compressor(nn.Module):
         elif c.context == "serial":
             y_hat = jnp.round(y)
             p = self.entropy_params(hyper, self.context(y_hat))
+            # Rate of the symbols the serial coder sends (CompressAI's definition).
+            y_lik = self.y_likelihood(self._quantize_y(y, p, "round"), p, coded=True)
+            return {"x_hat": self.synthesis(y_hat), "likelihoods": {"y": y_lik, "z": z_lik},
+                    "y": y, "z": z, "y_hat": y_hat, "z_hat": z_hat}
         else:
             p_anchor = self.anchor_params(hyper)
             y_anchor = self._quantize_y(y, p_anchor, "round") * anchor_mask(y.shape[1], y.shape[2], y.dtype)

@@ -46,7 +46,7 @@ class ModelConfig:
     K: int = 3
     attention: str = "none"
     postprocess: bool = False
-    pp_features: int = 32
+    pp_features: int = 48
     train_quant: str = "mixed"
 
     def __post_init__(self):

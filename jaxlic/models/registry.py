@@ -40,6 +40,8 @@ def default_widths(name: str, quality: int) -> tuple[int, int]:
     if _ARCHS[name]["transform"] == "balle":
         if name == "bmshj2018-hyperprior":
             return (128, 192) if quality <= 5 else (192, 320)
+        if name == "mbt2018":
+            return (192, 192) if quality <= 4 else (192, 320)
         return (128, 192) if quality <= 4 else (192, 320)
     n = 128 if quality <= 3 else 192
     return n, n
