@@ -108,3 +108,25 @@ def test_family_variants_differ_only_where_configured():
     assert cfgs["ckbd-pp"].postprocess and not cfgs["ckbd"].postprocess
     full = cfgs["ckbd-full"]
     assert (full.attention, full.entropy, full.postprocess, full.context) == ("fdram", "gmm", True, "checkerboard")
+
+
+def test_tiled_synthesis_bounds_tile_size_and_matches_whole_image(image):
+    codec = small_codec("ckbd-pp")
+    data = codec.compress(image)
+    whole, _ = codec.decompress_float(data)
+    seen = []
+    synth = codec._synthesis
+
+    def spy(v, y):
+        seen.append(y.shape)
+        return synth(v, y)
+
+    codec._synthesis = spy
+    codec.tile, codec.tile_margin = 2, 6  # the margin covers the whole 4 x 6 latent: exact
+    exact, _ = codec.decompress_float(data)
+    assert len(seen) == 6 and np.array_equal(exact, whole)
+    seen.clear()
+    codec.tile, codec.tile_margin = 2, 1
+    tiled, _ = codec.decompress_float(data)
+    assert len(seen) == 6 and max(s[1] for s in seen) <= 4 and max(s[2] for s in seen) <= 4
+    assert tiled.shape == whole.shape
