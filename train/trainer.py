@@ -272,7 +272,7 @@ class _RealBpp:
       return None
     try:
       from jaxlic.models.codec import Codec  # pylint: disable=g-import-not-at-top
-      codec = Codec(self.spec.name, self.spec.quality, self.spec.module, to_host(params))
+      codec = Codec(self.spec.module, {"params": to_host(params)}, quality=self.spec.quality)
       bits = pixels = 0
       for img in images:
         data = codec.compress(np.round(img * 255.0).astype(np.uint8))

@@ -65,7 +65,7 @@ class Codec:
       name: registry name of the model (stored in the header).
       quality: quality index (stored in the header).
       tile, tile_margin: latent tile size and overlap for decoding large images (0: never tile);
-        the default tiles images larger than 1152 x 1152 pixels.
+        the default tiles images with a side over 1024 pixels.
       last_timings: seconds spent in the network (`network_s`) and the range coder (`coding_s`)
         by the last `compress` or `decompress` call.
     """
@@ -146,7 +146,7 @@ class Codec:
         """
         _, h, w, _ = y_hat.shape
         t, m = self.tile, self.tile_margin
-        if not t or (h <= t + 2 * m and w <= t + 2 * m):
+        if not t or (h <= t and w <= t):
             return np.asarray(self._synthesis(self.variables, jnp.asarray(y_hat)))
         out = np.empty((1, 16 * h, 16 * w, 3), np.float32)
         for i0 in range(0, h, t):
