@@ -46,6 +46,9 @@ from train import input_pipeline
 
 PyTree = Any
 
+# XLA CPU options that cut compile time ~3x at the cost of slower steps.
+FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+
 
 class NonFiniteLossError(RuntimeError):
   """Too many consecutive steps had a non-finite loss or gradient."""
@@ -199,6 +202,9 @@ def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: j
 
   replicated = NamedSharding(mesh, P())
   shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init, rng))
+  if jax.default_backend() == "cpu":
+    # Init runs once: on CPU an unoptimised compile saves ~2/3 of its time (tens of seconds).
+    compiler_options = {**(compiler_options or {}), **FAST_COMPILE_CPU}
   state = jax.jit(init, out_shardings=shardings, compiler_options=compiler_options)(rng)
   return state, shardings
 
