@@ -40,6 +40,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from jaxlic.coding import rangecoder  # module import: rangecoder imports jaxlic.entropy.tables
+from jaxlic.entropy.gaussian import _std_cdf
 from jaxlic.entropy.quantize import lower_bound
 
 __all__ = [
@@ -82,10 +83,6 @@ _TABLE_PAD = 64  # minimum half-length of a table row (fewer rows need clipping)
 
 
 # ------------------------------------------------------------------------------ likelihood
-
-
-def _std_cdf(x):
-    return 0.5 * jax.scipy.special.erfc(-x * np.float32(2**-0.5))
 
 
 def mixture_likelihood(y_hat: jax.Array, weight_logits: jax.Array, means: jax.Array, scales: jax.Array, *,
