@@ -23,7 +23,6 @@ import json
 import pathlib
 import statistics
 import subprocess
-import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -1,14 +1,9 @@
 """Tests of train/trainer.py on tiny registry models (N=M=8, 64x64 crops, batch 2)."""
 
 import json
-import pathlib
-import subprocess
-import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import orbax.checkpoint as ocp
 import pytest
 
@@ -16,7 +11,6 @@ from train import trainer
 from train.configs import ckbd, cheng2020
 from test_input_pipeline import write_images
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 # The cheapest registry model to compile: the trainer's mechanics do not depend on the model,
 # and every family gets its own smoke step below.
 MODEL = "bmshj2018-hyperprior"

@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import importlib
 import json
-import math
 import pathlib
 import time
 from typing import Any, Callable

@@ -78,7 +78,7 @@ def get_config() -> ml_collections.ConfigDict:
 
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Shrinks `c` to a seconds-long CPU run for tests."""
-  c.N, c.M = 8, 16
+  c.N, c.M = 8, 8
   c.lmbda = 0.01
   c.batch_size = 2
   c.num_steps = 4
