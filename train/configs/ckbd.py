@@ -9,6 +9,9 @@ Variants via the model name or overrides:
 Smoke test (tiny widths, 64 px crops, 4 steps):
   python -m train.main --config train/configs/ckbd.py:smoke --workdir /tmp/smoke
 Args after ':' pick a model too, e.g. `ckbd.py:ckbd-attn` or `ckbd.py:smoke,ckbd-pp`.
+The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
+variant, about 70 minutes on a 2-core CPU:
+  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64
 """
 
 import ml_collections
@@ -26,8 +29,26 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   for part in filter(None, (arg or "").split(",")):
     if part == "smoke":
       common.smoke(c)
+    elif part == "cpu":
+      cpu(c)
     elif part in MODELS:
       c.model = part
     else:
-      raise ValueError(f"unknown config arg {part!r}; expected 'smoke' or one of {MODELS}")
+      raise ValueError(f"unknown config arg {part!r}; expected 'smoke', 'cpu' or one of {MODELS}")
+  return c
+
+
+def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """A short run that fits a 2-core CPU: N=M=64, 128 px crops, 3000 steps, higher learning rate."""
+  c.quality = 2
+  c.N, c.M = 64, 64
+  c.data.crop_size = 128
+  c.batch_size = 8
+  c.num_steps = 3000
+  c.optim.learning_rate = 5e-4
+  c.optim.warmup_steps = 150
+  c.log_every_steps = 50
+  c.eval_every_steps = 1000
+  c.checkpoint_every_steps = 250
+  c.data.num_eval_images = 2
   return c
