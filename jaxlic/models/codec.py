@@ -67,7 +67,8 @@ class Codec:
       tile, tile_margin: latent tile size and overlap for decoding large images (0: never tile);
         the default tiles images with a side over 1024 pixels.
       last_timings: seconds spent in the network (`network_s`) and the range coder (`coding_s`)
-        by the last `compress` or `decompress` call.
+        by the last `compress` or `decompress` call; decoding also reports `synthesis_s` (g_s and
+        post-processing, part of `network_s`), the part that does not depend on the context model.
     """
 
     def __init__(self, model: Compressor, variables, *, quality: int = 0, meta: dict | None = None,
@@ -132,7 +133,8 @@ class Codec:
                                    z_shape=(1, hp // 64, wp // 64, self.cfg.N), timings=t)
         t0 = time.perf_counter()
         x_hat = self.synthesize(y_hat)
-        t["network_s"] += time.perf_counter() - t0
+        t["synthesis_s"] = time.perf_counter() - t0
+        t["network_s"] += t["synthesis_s"]
         self.last_timings = t
         return x_hat, (header.height, header.width)
 
