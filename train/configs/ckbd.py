@@ -10,8 +10,9 @@ Smoke test (tiny widths, 64 px crops, 4 steps):
   python -m train.main --config train/configs/ckbd.py:smoke --workdir /tmp/smoke
 Args after ':' pick a model too, e.g. `ckbd.py:ckbd-attn` or `ckbd.py:smoke,ckbd-pp`.
 The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
-variant, about 70 minutes on a 2-core CPU:
+variant, about 95 minutes on a 2-core CPU (3000 steps, then resumed to 4200):
   python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64
+  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64 --config.num_steps=4200
 """
 
 import ml_collections
