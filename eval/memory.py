@@ -25,12 +25,9 @@ _CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 from PIL import Image
-from jaxlic import weights as wio, zoo
+from jaxlic import zoo
 mode, weights, src, dst = sys.argv[1:5]
-if weights:
-    codec = zoo.codec_from_weights(*wio.load(weights))
-else:
-    codec = zoo.load()
+codec = zoo.load(weights=weights or None)
 codec.max_pixels = 1 << 30
 t0 = time.perf_counter()
 if mode == "compress":
@@ -66,7 +63,6 @@ def main(argv=None) -> int:
 
     from PIL import Image
 
-    from jaxlic import weights as wio
     from jaxlic import zoo
 
     if a.image:
@@ -89,7 +85,7 @@ def main(argv=None) -> int:
           f"{res['compress']['peak_rss_mb']:.0f} MB; decompress {res['decompress']['seconds']:.1f}s, "
           f"peak RSS {res['decompress']['peak_rss_mb']:.0f} MB; {res['bpp']:.3f} bpp, {res['psnr']:.2f} dB")
 
-    codec = zoo.codec_from_weights(*wio.load(a.weights)) if a.weights else zoo.load()
+    codec = zoo.load(weights=a.weights)
     crop = img[: min(1024, img.shape[0]), : min(1536, img.shape[1])]
     data = codec.compress(crop)
     tiled = codec.decompress(data)

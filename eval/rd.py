@@ -241,10 +241,7 @@ def _load_model_codecs(args) -> list:
         for q in qualities:
             codecs_.append(zoo.load(name=name, quality=q))
     for path in args.weights:
-        from jaxlic import weights as weights_io
-
-        params, meta = weights_io.load(path)
-        codecs_.append(zoo.codec_from_weights(params, meta))
+        codecs_.append(zoo.load(weights=path))
     return codecs_
 
 

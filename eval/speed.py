@@ -131,11 +131,8 @@ def main(argv=None) -> int:
 
     codecs = {}
     if a.weights:
-        from jaxlic import weights as wio
-
         for wpath in a.weights:
-            params, meta = wio.load(wpath)
-            c = zoo.codec_from_weights(params, meta)
+            c = zoo.load(weights=wpath)
             codecs[f"{c.name}-q{c.quality}"] = c
     else:
         for name in a.models.split(","):

@@ -78,14 +78,17 @@ def load(name: str | None = None, quality: int | None = None, weights=None) -> C
     """The codec for a model name and quality, from shipped weights or a weights file.
 
     Args:
-      name: registry name (default: the project's default model, "ckbd-full").
+      name: registry name. Without `weights` it defaults to the project's default model
+        ("ckbd-full"); with `weights` None accepts whatever model the file holds.
       quality: quality index; None picks a shipped one (the middle of those available).
       weights: path of a weights file; overrides the shipped weights.
     Raises:
       ModelError: unknown model/quality, missing weights, or weights that do not fit the model.
     """
-    name = name or DEFAULT_MODEL
-    get_config(name)  # raises ModelError for an unknown name
+    if weights is None:
+        name = name or DEFAULT_MODEL
+    if name is not None:
+        get_config(name)  # raises ModelError for an unknown name
     path = weights if weights is not None else _shipped_path(name, quality)
     params, meta = weights_io.load(path)
     return codec_from_weights(params, meta, name=name, quality=quality)
