@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlic.layers import fastconv
 from jaxlic.layers.subpixel import TORCH_INIT
 
 
@@ -63,7 +64,7 @@ class MaskedConv(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
         kernel = kernel * jnp.asarray(self.mask())[:, :, None, None]
         p = k // 2
-        y = jax.lax.conv_general_dilated(
+        y = fastconv.conv_general_dilated(
             x, kernel.astype(x.dtype), (1, 1), ((p, p), (p, p)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"))
         return y + bias

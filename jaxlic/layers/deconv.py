@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
+from jaxlic.layers import fastconv
 from jaxlic.layers.subpixel import depth_to_space, space_to_depth
 
 __all__ = [
@@ -183,7 +184,7 @@ class _PhaseConv(nn.Module):
         if self.exact:
             mask = subpixel_mask(self.kernel_size, s, self.padding, self.output_padding)
             kernel = kernel * jnp.asarray(np.tile(mask, (1, 1, 1, self.features)), x.dtype)
-        return jax.lax.conv_general_dilated(
+        return fastconv.conv_general_dilated(
             x,
             kernel,
             window_strides=(1, 1),
