@@ -221,21 +221,19 @@ class Compressor(nn.Module):
         hyper = self.hyper_synthesis(z_hat)
         if c.context == "none":
             p = self.entropy_params(hyper)
-            y_hat = self._quantize_y(y, p, "round")
+            y_hat = y_sent = self._quantize_y(y, p, "round")
         elif c.context == "serial":
             y_hat = jnp.round(y)
             p = self.entropy_params(hyper, self.context(y_hat))
             # Rate of the symbols the serial coder sends (CompressAI's definition).
-            y_lik = self.y_likelihood(self._quantize_y(y, p, "round"), p, coded=True)
-            return {"x_hat": self.synthesis(y_hat), "likelihoods": {"y": y_lik, "z": z_lik},
-                    "y": y, "z": z, "y_hat": y_hat, "z_hat": z_hat}
+            y_sent = self._quantize_y(y, p, "round")
         else:
             p_anchor = self.anchor_params(hyper)
             y_anchor = self._quantize_y(y, p_anchor, "round") * anchor_mask(y.shape[1], y.shape[2], y.dtype)
             p = self.nonanchor_params(hyper, y_anchor)
             y_hat = self._quantize_y(y, p, "round")
-            y_hat = jnp.where(anchor_mask(y.shape[1], y.shape[2], bool), y_anchor, y_hat)
-        y_lik = self.y_likelihood(y_hat, p, coded=True)
+            y_hat = y_sent = jnp.where(anchor_mask(y.shape[1], y.shape[2], bool), y_anchor, y_hat)
+        y_lik = self.y_likelihood(y_sent, p, coded=True)
         return {"x_hat": self.synthesis(y_hat), "likelihoods": {"y": y_lik, "z": z_lik},
                 "y": y, "z": z, "y_hat": y_hat, "z_hat": z_hat}
 
