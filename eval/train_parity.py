@@ -3,7 +3,8 @@
 Answers "is the trainer or the model wrong?" without a GPU: both frameworks train the same
 architecture from scratch on the *identical* sequence of batches (drawn once by
 `train/input_pipeline.py` and saved as uint8), with the same loss (lmbda * 255^2 * MSE + bpp),
-Adam settings, global-norm clipping, constant learning rate and aux optimizer, and are then
+Adam settings, global-norm clipping, constant learning rate, aux optimizer and quantisation
+(additive noise everywhere, unless `--train-quant mixed`), and are then
 evaluated on the same Kodak images (rounded latents, estimated bpp, PSNR of the clipped output).
 jaxlic trains through `train.trainer`'s own jitted step; CompressAI runs in the reference
 interpreter (`eval/train_parity_compressai.py`, its examples/train.py step). Only the weight
@@ -72,6 +73,7 @@ def train_jaxlic(batches: np.ndarray, kodak: list[np.ndarray], args) -> dict:
   config.num_steps = args.steps
   config.optim.learning_rate, config.optim.schedule, config.optim.warmup_steps = args.lr, "constant", 0
   config.optim.clip_norm, config.optim.aux_learning_rate = 1.0, 1e-3
+  config.model_kwargs.train_quant = args.train_quant
   spec = trainer.build_model(config)
   mesh = trainer.create_mesh(jax.devices()[:1])
   tx = trainer.create_optimizer(config)
@@ -148,6 +150,8 @@ def main(argv=None):
   ap.add_argument("--lmbda", type=float, default=0.0035)
   ap.add_argument("--lr", type=float, default=5e-4)
   ap.add_argument("--seed", type=int, default=0)
+  ap.add_argument("--train-quant", default="noise", choices=["noise", "mixed"],
+                  help="jaxlic's training quantisation; CompressAI's examples/train.py is 'noise'")
   ap.add_argument("--log-every", type=int, default=50)
   ap.add_argument("--data", default="../shared/data/train")
   ap.add_argument("--kodak", default="../shared/data/kodak")
