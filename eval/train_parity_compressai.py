@@ -10,13 +10,12 @@ and prints `RESULT {json}` with the training losses, the seconds of steps 2..N a
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
 import torch
 
-from train_speed_compressai import build
+from train_speed_compressai import build, make_train_step
 
 
 def main():
@@ -34,27 +33,13 @@ def main():
   torch.manual_seed(args.seed)
   batches = np.load(args.batches, mmap_mode="r")
   net = build(args.model, args.N, args.M).train()
-  main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
-  aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
-  opt = torch.optim.Adam(main_params, lr=args.lr)
-  aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+  step = make_train_step(net, args.lmbda, args.lr)
 
   losses = []
   t0 = time.perf_counter()
   for i in range(batches.shape[0]):
     x = torch.from_numpy(np.array(batches[i])).permute(0, 3, 1, 2).float() / 255.0
-    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    opt.zero_grad()
-    aux_opt.zero_grad()
-    out = net(x)
-    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * num_pixels)
-    loss = args.lmbda * 255 ** 2 * torch.nn.functional.mse_loss(out["x_hat"], x) + bpp
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-    opt.step()
-    aux = net.aux_loss()
-    aux.backward()
-    aux_opt.step()
+    loss = step(x)
     losses.append(loss.item())
     if i == 0:
       t0 = time.perf_counter()  # time steps 2..N, like the jaxlic side (no compile there)

@@ -38,6 +38,31 @@ def build(name, n, m):
   return cls(N=n, M=m) if takes_m else cls(N=n)
 
 
+def make_train_step(net, lmbda, lr=1e-4):
+  """CompressAI's examples/train.py step on `net`: returns `step(x) -> loss` (x: NCHW in [0, 1])."""
+  main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
+  aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
+  opt = torch.optim.Adam(main_params, lr=lr)
+  aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+
+  def step(x):
+    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+    opt.zero_grad()
+    aux_opt.zero_grad()
+    out = net(x)
+    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * num_pixels)
+    loss = lmbda * 255 ** 2 * torch.nn.functional.mse_loss(out["x_hat"], x) + bpp
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    aux = net.aux_loss()
+    aux.backward()
+    aux_opt.step()
+    return loss
+
+  return step
+
+
 def main():
   ap = argparse.ArgumentParser()
   ap.add_argument("--model", default="cheng2020-anchor", choices=sorted(CLASSES))
@@ -54,26 +79,11 @@ def main():
   device = "cuda" if torch.cuda.is_available() else "cpu"
   torch.manual_seed(0)
   net = build(args.model, args.N, args.M).to(device).train()
-  main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
-  aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
-  opt = torch.optim.Adam(main_params, lr=1e-4)
-  aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
   x = torch.rand(args.batch, 3, args.size, args.size, device=device)
-  num_pixels = args.batch * args.size * args.size
+  train_step = make_train_step(net, args.lmbda)
 
   def step():
-    opt.zero_grad()
-    aux_opt.zero_grad()
-    out = net(x)
-    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * num_pixels)
-    mse = torch.nn.functional.mse_loss(out["x_hat"], x)
-    loss = args.lmbda * 255 ** 2 * mse + bpp
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-    opt.step()
-    aux = net.aux_loss()
-    aux.backward()
-    aux_opt.step()
+    train_step(x)
     if device == "cuda":
       torch.cuda.synchronize()
 
