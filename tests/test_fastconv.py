@@ -46,6 +46,7 @@ def test_values_and_gradients_match_xla(small_pieces, shape, k, stride, padding)
 
 
 def test_pieces_cover_every_output_pixel_once():
+    assert fastconv._pieces(0, 8, 8) == [] and fastconv._pieces(2, 0, 8) == []
     for batch, h, w in [(8, 128, 128), (8, 64, 64), (6, 32, 32), (5, 7, 300), (3, 1, 1), (2, 45, 46)]:
         count = np.zeros((batch, h), int)
         for b0, b1, r0, r1 in fastconv._pieces(batch, h, w):
