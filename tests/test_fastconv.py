@@ -17,6 +17,7 @@ def small_pieces(monkeypatch):
     """Force the split on and make pieces tiny, so a few pixels already span many pieces."""
     monkeypatch.setenv("JAXLIC_CONV_WGRAD", "split")
     monkeypatch.setattr(fastconv, "TARGET_PIXELS", 48)
+    monkeypatch.setattr(fastconv, "MIN_OUT_FEATURES", 1)
 
 
 def _grads(fn, x, w):
@@ -86,3 +87,9 @@ def test_mode_switch(monkeypatch):
     monkeypatch.setenv("JAXLIC_CONV_WGRAD", "fast")
     with pytest.raises(ValueError, match="JAXLIC_CONV_WGRAD"):
         fastconv.split_enabled()
+
+
+def test_narrow_outputs_keep_xla_weight_gradient():
+    # 128 -> 12 (the output conv of g_s): XLA's own weight gradient is faster there.
+    assert fastconv.num_pieces((8, 128, 128, 128), (3, 3, 128, 12), (1, 1), ((1, 1), (1, 1))) == 1
+    assert fastconv.num_pieces((8, 128, 128, 128), (3, 3, 128, 128), (1, 1), ((1, 1), (1, 1))) == 64

@@ -10,9 +10,10 @@ Smoke test (tiny widths, 64 px crops, 4 steps):
   python -m train.main --config train/configs/ckbd.py:smoke --workdir /tmp/smoke
 Args after ':' pick a model too, e.g. `ckbd.py:ckbd-attn` or `ckbd.py:smoke,ckbd-pp`.
 The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
-variant, about 95 minutes on a 2-core CPU (3000 steps, then resumed to 4200):
+variant, about 3 h 15 min on a 2-core CPU: 3000 steps, then resumes with longer schedules up to
+8400 steps (the exact commands are in jaxlic/pretrained/README.md):
   python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64
-  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64 --config.num_steps=4200
+  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64 --config.num_steps=8400
 """
 
 import ml_collections
