@@ -74,13 +74,8 @@ def train_jaxlic(batches: np.ndarray, kodak: list[np.ndarray], args) -> dict:
   config.optim.learning_rate, config.optim.schedule, config.optim.warmup_steps = args.lr, "constant", 0
   config.optim.clip_norm, config.optim.aux_learning_rate = 1.0, 1e-3
   config.model_kwargs.train_quant = args.train_quant
-  spec = trainer.build_model(config)
-  mesh = trainer.create_mesh(jax.devices()[:1])
-  tx = trainer.create_optimizer(config)
-  init_key, key = trainer.make_keys(args.seed)
-  state, shardings = trainer.create_train_state(spec, tx, init_key, mesh)
-  step = trainer.jit_train_step(spec, tx, trainer.create_learning_rate_schedule(config),
-                                shardings, mesh)
+  config.seed = args.seed
+  spec, state, step, key = trainer.setup_train_step(config, jax.devices()[:1])
   losses, t0 = [], time.perf_counter()
   for i in range(args.steps):
     state, metrics = step(state, jnp.asarray(batches[i], jnp.float32) / 255.0, key)

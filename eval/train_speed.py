@@ -71,14 +71,8 @@ class JaxlicStep:
 
     config = cheng2020.get_config()
     config.model, config.N, config.M, config.lmbda = args.model, args.N, args.M, args.lmbda
-    config.num_steps = 1000
-    spec = trainer.build_model(config)
-    mesh = trainer.create_mesh(jax.devices()[:1])
-    tx = trainer.create_optimizer(config)
-    init_key, self.key = trainer.make_keys(0)
-    self.state, shardings = trainer.create_train_state(spec, tx, init_key, mesh)
-    self.step = trainer.jit_train_step(
-        spec, tx, trainer.create_learning_rate_schedule(config), shardings, mesh)
+    config.num_steps, config.seed = 1000, 0
+    _, self.state, self.step, self.key = trainer.setup_train_step(config, jax.devices()[:1])
     batch = np.random.default_rng(0).uniform(size=(args.batch, args.size, args.size, 3))
     self.batch = jax.device_put(batch.astype(np.float32), jax.devices()[0])
     self.device = str(jax.devices()[0].device_kind)

@@ -60,14 +60,7 @@ def data_dir(tmp_path_factory):
 
 
 def setup_step(config):
-  spec = trainer.build_model(config)
-  mesh = trainer.create_mesh()
-  tx = trainer.create_optimizer(config)
-  init_key, train_key = trainer.make_keys(config.seed)
-  options = trainer.compiler_options(config)
-  state, shardings = trainer.create_train_state(spec, tx, init_key, mesh, options)
-  step = trainer.jit_train_step(spec, tx, trainer.create_learning_rate_schedule(config),
-                                shardings, mesh, options)
+  _, state, step, train_key = trainer.setup_train_step(config)
   return state, step, train_key
 
 

@@ -255,6 +255,22 @@ def jit_train_step(spec: ModelSpec, tx: optax.GradientTransformation, schedule: 
                  compiler_options=compiler_options)
 
 
+def setup_train_step(config: ml_collections.ConfigDict, devices=None):
+  """The model, initial state, jitted step and step key of `config` over `devices` (default: all).
+
+  Built as `train_and_evaluate` builds them, for benchmarks and tests that drive steps themselves:
+  `state, metrics = step(state, batch, key)`.
+  """
+  spec = build_model(config)
+  mesh = create_mesh(devices)
+  tx = create_optimizer(config)
+  init_key, train_key = make_keys(config.seed)
+  options = compiler_options(config)
+  state, shardings = create_train_state(spec, tx, init_key, mesh, options)
+  step = jit_train_step(spec, tx, create_learning_rate_schedule(config), shardings, mesh, options)
+  return spec, state, step, train_key
+
+
 def eval_step(params: PyTree, image: jax.Array, *, spec: ModelSpec) -> dict:
   """Estimated RD terms of one batch with rounding (`forward_eval`)."""
   out = spec.module.apply({"params": params}, image, method="forward_eval")
