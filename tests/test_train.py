@@ -162,3 +162,30 @@ def test_consecutive_nonfinite_steps_stop_the_run_keeping_the_last_good_checkpoi
   restored = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore())
   for k, v in leaves(good.params).items():
     np.testing.assert_array_equal(leaves(restored["params"])[k], v, err_msg=k)
+
+
+def test_schedule_start_restarts_the_schedule_for_fine_tuning():
+  c = ckbd.get_config("cpu")
+  c.num_steps, c.optim.learning_rate, c.optim.warmup_steps = 1000, 2e-4, 100
+  base = trainer.create_learning_rate_schedule(c)
+  c.optim.schedule_start = 600
+  restarted = trainer.create_learning_rate_schedule(c)
+  # Before the restart: zero; from it on: the base schedule of a 400-step run, shifted by 600.
+  assert float(restarted(0)) == float(restarted(599)) == 0.0
+  c.optim.schedule_start, c.num_steps = 0, 400
+  short = trainer.create_learning_rate_schedule(c)
+  for s in (600, 650, 700, 850, 1000):
+    np.testing.assert_allclose(float(restarted(s)), float(short(s - 600)), rtol=1e-6)
+  np.testing.assert_allclose(float(restarted(700)), 2e-4, rtol=1e-6)  # peak after the warm-up
+  assert float(base(700)) != float(restarted(700))
+  c.optim.schedule_start = 400
+  with pytest.raises(ValueError, match="schedule_start"):
+    trainer.create_learning_rate_schedule(c)
+
+
+def test_hyperprior_collapse_warning_fires_only_below_one_percent():
+  assert trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012}) is not None
+  assert "collapse" in trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012})
+  assert trainer.hyperprior_collapse_warning({"bpp": 0.20, "bpp_z": 0.0135}) is None
+  assert trainer.hyperprior_collapse_warning({"bpp": 0.0, "bpp_z": 0.0}) is None
+  assert trainer.hyperprior_collapse_warning({"bpp": 0.2}) is None

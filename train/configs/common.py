@@ -46,6 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.end_lr_factor = 0.01  # cosine: final lr = factor * lr
   c.optim.step_boundaries = (0.8, 0.95)  # "step": fractions of num_steps where lr *= step_factor
   c.optim.step_factor = 0.1
+  c.optim.schedule_start = 0  # >0: restart the schedule (warm-up included) at this step (fine-tuning)
   c.optim.clip_norm = 1.0  # global-norm clipping of the RD gradient (0: off)
   c.optim.b1 = 0.9
   c.optim.b2 = 0.999
