@@ -189,26 +189,3 @@ def test_hyperprior_collapse_warning_fires_only_below_one_percent():
   assert trainer.hyperprior_collapse_warning({"bpp": 0.20, "bpp_z": 0.0135}) is None
   assert trainer.hyperprior_collapse_warning({"bpp": 0.0, "bpp_z": 0.0}) is None
   assert trainer.hyperprior_collapse_warning({"bpp": 0.2}) is None
-
-
-def test_z_rate_warmup_scales_only_the_gradient_of_the_z_rate(data_dir):
-  overrides = {"optim.learning_rate": 1e-3, "optim.schedule": "constant", "optim.warmup_steps": 0}
-  runs = {}
-  for warmup in (0, 10):
-    state, step, key = setup_step(tiny_config(data_dir, z_rate_warmup_steps=warmup, **overrides))
-    before = leaves(state.params)
-    state, metrics = step(state, fixed_batch(), key)
-    runs[warmup] = before, leaves(state.params), jax.device_get(metrics)
-  density = [k for k in runs[0][0] if "entropy_bottleneck" in k and "quantiles" not in k]
-  assert density
-  (b0, a0, m0), (b10, a10, m10) = runs[0], runs[10]
-  # At step 0 the z rate has weight 0: the density of z (trained by that rate alone) stays put.
-  for k in density:
-    assert not np.array_equal(b0[k], a0[k]), k
-    np.testing.assert_array_equal(b10[k], a10[k], err_msg=k)
-  assert not np.array_equal(b10["['g_a_0']['kernel']"], a10["['g_a_0']['kernel']"])
-  # The reported loss is the full RD loss either way.
-  np.testing.assert_allclose(m10["loss"], m0["loss"], rtol=1e-6)
-  assert m10["z_rate_weight"] == 0.0 and m0["z_rate_weight"] == 1.0
-  np.testing.assert_allclose(trainer.create_z_rate_weight(tiny_config(data_dir, z_rate_warmup_steps=10))(5), 0.5)
-  assert trainer.create_z_rate_weight(tiny_config(data_dir)) is None

@@ -199,16 +199,6 @@ def create_learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Sc
   return lambda step: sched(jnp.maximum(step - start, 0))
 
 
-def create_z_rate_weight(config: ml_collections.ConfigDict) -> optax.Schedule | None:
-  """Weight of the z rate in the training loss: 0 -> 1 linearly over `z_rate_warmup_steps`.
-
-  A warm-up of the side-information rate (like KL annealing against posterior collapse in VAEs)
-  lets the hyper-decoder learn to use z before the rate of z is charged in full. None when off.
-  """
-  steps = int(config.get("z_rate_warmup_steps", 0))
-  return optax.linear_schedule(0.0, 1.0, steps) if steps > 0 else None
-
-
 def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """Adam (+ global-norm clipping) on the RD loss; a separate Adam for the quantiles."""
   o = config.optim
@@ -254,23 +244,15 @@ def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: j
 
 def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, spec: ModelSpec,
                tx: optax.GradientTransformation,
-               schedule: optax.Schedule,
-               z_rate_weight: optax.Schedule | None = None) -> tuple[TrainState, dict]:
-  """One RD + aux update on a global batch [B, H, W, 3]; skipped if anything is non-finite.
-
-  `z_rate_weight(step)` (see `create_z_rate_weight`) scales the z rate in the gradient only; the
-  reported `loss` is always the full RD loss.
-  """
+               schedule: optax.Schedule) -> tuple[TrainState, dict]:
+  """One RD + aux update on a global batch [B, H, W, 3]; skipped if anything is non-finite."""
   noise_key = jax.random.fold_in(key, state.step)
-  z_weight = 1.0 if z_rate_weight is None else z_rate_weight(state.step)
 
   def rd_fn(params):
     out = spec.module.apply({"params": params}, batch, method="forward_train",
                             rngs={"noise": noise_key})
     terms = rd_loss(out, batch, spec.lmbda)
-    if z_rate_weight is None:
-      return terms["loss"], terms
-    return terms["loss"] - (1.0 - z_weight) * terms["bpp_z"], terms
+    return terms["loss"], terms
 
   def aux_fn(params):
     return spec.module.apply({"params": params}, method="aux_loss")
@@ -291,19 +273,17 @@ def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, spec: Mod
                          opt_state=jax.tree.map(keep, opt_state, state.opt_state),
                          nonfinite=nonfinite)
   metrics = dict(terms, aux_loss=aux_loss, grad_norm=grad_norm,
-                 learning_rate=schedule(state.step), z_rate_weight=z_weight, finite=finite.astype(jnp.float32),
+                 learning_rate=schedule(state.step), finite=finite.astype(jnp.float32),
                  nonfinite=nonfinite)
   return new_state, metrics
 
 
 def jit_train_step(spec: ModelSpec, tx: optax.GradientTransformation, schedule: optax.Schedule,
                    state_shardings: TrainState, mesh: jax.sharding.Mesh,
-                   compiler_options: dict | None = None,
-                   z_rate_weight: optax.Schedule | None = None) -> Callable:
+                   compiler_options: dict | None = None) -> Callable:
   """`train_step` jitted: batch sharded on 'data', state replicated and donated."""
   replicated = NamedSharding(mesh, P())
-  return jax.jit(functools.partial(train_step, spec=spec, tx=tx, schedule=schedule,
-                                   z_rate_weight=z_rate_weight),
+  return jax.jit(functools.partial(train_step, spec=spec, tx=tx, schedule=schedule),
                  in_shardings=(state_shardings, NamedSharding(mesh, P("data")), replicated),
                  out_shardings=(state_shardings, replicated), donate_argnums=0,
                  compiler_options=compiler_options)
@@ -321,8 +301,7 @@ def setup_train_step(config: ml_collections.ConfigDict, devices=None):
   init_key, train_key = make_keys(config.seed)
   options = compiler_options(config)
   state, shardings = create_train_state(spec, tx, init_key, mesh, options)
-  step = jit_train_step(spec, tx, create_learning_rate_schedule(config), shardings, mesh, options,
-                        create_z_rate_weight(config))
+  step = jit_train_step(spec, tx, create_learning_rate_schedule(config), shardings, mesh, options)
   return spec, state, step, train_key
 
 
@@ -483,8 +462,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
-  p_train_step = jit_train_step(spec, tx, schedule, state_shardings, mesh, xla_options,
-                                create_z_rate_weight(config))
+  p_train_step = jit_train_step(spec, tx, schedule, state_shardings, mesh, xla_options)
   p_eval_step = jax.jit(functools.partial(eval_step, spec=spec), in_shardings=(replicated, replicated),
                         out_shardings=replicated, compiler_options=xla_options)
   # Built by jit so that it is a global (replicated) array on multi-host runs too.

@@ -52,10 +52,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.b2 = 0.999
   c.optim.aux_learning_rate = 1e-3  # Adam on the entropy bottleneck quantiles only
 
-  # Weight of the z rate in the loss ramps 0 -> 1 over this many steps (0: off); against hyperprior
-  # collapse (see train.trainer.hyperprior_collapse_warning).
-  c.z_rate_warmup_steps = 0
-
   # A non-finite loss skips the update; this many in a row stop the run.
   c.max_nonfinite_steps = 20
 
