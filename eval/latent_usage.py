@@ -8,7 +8,7 @@ latents, the rates the range coder spends up to its header): the share of the ra
 channels of z and y carry information (their quantised values are not constant over the image;
 mean over the images), the mean rate of each channel, and for
 checkerboard models the rate of the anchors (coded from the hyperprior alone) against the
-non-anchors (hyperprior + context). A hyperprior whose z has one or two live channels and well
+non-anchors (hyperprior + context). A hyperprior whose z has a handful of live channels and
 under 1% of the rate has collapsed: the anchors are then coded with nearly fixed distributions.
 """
 

@@ -175,7 +175,8 @@ def create_learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Sc
 
   With `optim.schedule_start = S > 0` the whole schedule (warm-up included) starts again at step S
   and spans steps S..num_steps: a warm restart for fine-tuning a resumed run (e.g. on larger crops)
-  without replaying its first S steps' schedule. Before S the rate is that of step 0 (zero).
+  without replaying its first S steps' schedule. Before S the rate is the restarted schedule's
+  first value (zero with a warm-up).
   """
   o = config.optim
   start = int(o.get("schedule_start", 0))
