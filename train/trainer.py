@@ -292,20 +292,38 @@ def jit_train_step(spec: ModelSpec, tx: optax.GradientTransformation, schedule: 
                  compiler_options=compiler_options)
 
 
-def setup_train_step(config: ml_collections.ConfigDict, devices=None):
-  """The model, initial state, jitted step and step key of `config` over `devices` (default: all).
+@dataclasses.dataclass(frozen=True)
+class TrainSetup:
+  """Everything a training loop drives: built once by `build_train_setup`."""
 
-  Built as `train_and_evaluate` builds them, for benchmarks and tests that drive steps themselves:
-  `state, metrics = step(state, batch, key)`.
-  """
+  spec: ModelSpec
+  mesh: jax.sharding.Mesh
+  xla_options: dict
+  state: TrainState
+  state_shardings: Any
+  step: Callable
+  key: jax.Array
+
+
+def build_train_setup(config: ml_collections.ConfigDict, devices=None) -> TrainSetup:
+  """Model, mesh over `devices` (default: all), initial state, jitted step and step key."""
   spec = build_model(config)
   mesh = create_mesh(devices)
   tx = create_optimizer(config)
-  init_key, train_key = make_keys(config.seed)
+  init_key = make_keys(config.seed)[0]
   options = compiler_options(config)
   state, shardings = create_train_state(spec, tx, init_key, mesh, options)
   step = jit_train_step(spec, tx, create_learning_rate_schedule(config), shardings, mesh, options)
-  return spec, state, step, train_key
+  # Built by jit so that it is a global (replicated) array on multi-host runs too.
+  key = jax.jit(lambda: make_keys(config.seed)[1], out_shardings=NamedSharding(mesh, P()))()
+  return TrainSetup(spec, mesh, options, state, shardings, step, key)
+
+
+def setup_train_step(config: ml_collections.ConfigDict, devices=None):
+  """`(spec, state, step, key)` of `build_train_setup`, for benchmarks and tests that drive steps
+  themselves: `state, metrics = step(state, batch, key)`."""
+  t = build_train_setup(config, devices)
+  return t.spec, t.state, t.step, t.key
 
 
 def eval_step(params: PyTree, image: jax.Array, *, spec: ModelSpec) -> dict:
@@ -437,21 +455,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if is_main:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
-  spec = build_model(config)
-  mesh = create_mesh()
   if config.batch_size % jax.device_count():
     raise ValueError(f"batch_size {config.batch_size} not divisible by {jax.device_count()} "
                      "devices")
+  setup = build_train_setup(config)
+  spec, mesh, xla_options, state = setup.spec, setup.mesh, setup.xla_options, setup.state
+  state_shardings, p_train_step, step_key = setup.state_shardings, setup.step, setup.key
+  del setup  # holds the initial state, which a restore replaces
   local_batch = config.batch_size // jax.process_count()
   logging.info("Model %s q%d (lmbda=%g, N=%d, M=%d); batch %d = %d processes x %d; %d devices",
                spec.name, spec.quality, spec.lmbda, spec.N, spec.M, config.batch_size,
                jax.process_count(), local_batch, jax.device_count())
 
-  tx = create_optimizer(config)
-  schedule = create_learning_rate_schedule(config)
-  init_key, _ = make_keys(config.seed)
-  xla_options = compiler_options(config)
-  state, state_shardings = create_train_state(spec, tx, init_key, mesh, xla_options)
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info("%d parameters", num_params)
 
@@ -465,11 +480,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P("data"))
-  p_train_step = jit_train_step(spec, tx, schedule, state_shardings, mesh, xla_options)
   p_eval_step = jax.jit(functools.partial(eval_step, spec=spec), in_shardings=(replicated, replicated),
                         out_shardings=replicated, compiler_options=xla_options)
-  # Built by jit so that it is a global (replicated) array on multi-host runs too.
-  step_key = jax.jit(lambda: make_keys(config.seed)[1], out_shardings=replicated)()
 
   train_iter = input_pipeline.create_train_iterator(
       config.data, local_batch_size=local_batch, seed=config.seed, start_step=start_step)
