@@ -189,3 +189,25 @@ def test_hyperprior_collapse_warning_fires_only_below_one_percent():
   assert trainer.hyperprior_collapse_warning({"bpp": 0.20, "bpp_z": 0.0135}) is None
   assert trainer.hyperprior_collapse_warning({"bpp": 0.0, "bpp_z": 0.0}) is None
   assert trainer.hyperprior_collapse_warning({"bpp": 0.2}) is None
+
+
+def test_init_from_starts_from_a_weights_file_of_the_same_model(data_dir, tmp_path):
+  from jaxlic import weights  # pylint: disable=g-import-not-at-top
+  state, _, _ = setup_step(tiny_config(data_dir, seed=1))
+  path = tmp_path / "w.msgpack"
+  weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
+
+  warm, step, key = setup_step(tiny_config(data_dir, seed=2, init_from=str(path)))
+  cold, _, _ = setup_step(tiny_config(data_dir, seed=2))
+  got, want, other = leaves(warm.params), leaves(state.params), leaves(cold.params)
+  assert got.keys() == want.keys()
+  for k in want:
+    np.testing.assert_array_equal(got[k], want[k])
+  assert any(not np.array_equal(got[k], other[k]) for k in want)  # not the seed's random init
+  assert int(warm.step) == 0
+  warm, metrics = step(warm, fixed_batch(), key)  # a fresh optimizer state that steps
+  assert bool(metrics["finite"])
+
+  weights.save(path, trainer.to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
+  with pytest.raises(ValueError, match="init_from"):
+    setup_step(tiny_config(data_dir, init_from=str(path)))

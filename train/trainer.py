@@ -217,14 +217,18 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
 
 
 def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: jax.Array,
-                       mesh: jax.sharding.Mesh,
-                       compiler_options: dict | None = None) -> tuple[TrainState, TrainState]:
+                       mesh: jax.sharding.Mesh, compiler_options: dict | None = None,
+                       init_params: PyTree | None = None) -> tuple[TrainState, TrainState]:
   """Initialises the state replicated on `mesh`.
+
+  Args:
+    init_params: host params to start from (a warm start, e.g. `load_init_params`) instead of
+      the random initialisation; the optimizer state starts fresh either way.
 
   Returns:
     (state, state_shardings), the latter a TrainState of NamedShardings for jit/orbax.
   """
-  def init(rng):
+  def init(rng, params):
     k_params, k_noise = jax.random.split(rng)
     x = jnp.zeros((1, 64, 64, 3), jnp.float32)  # parameters do not depend on image size
     variables = spec.module.init({"params": k_params, "noise": k_noise}, x,
@@ -232,17 +236,37 @@ def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: j
     extra = set(variables) - {"params"}
     if extra:
       raise ValueError(f"model has non-parameter collections {extra}; trainer handles params only")
-    params = variables["params"]
+    params = variables["params"] if params is None else params
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       nonfinite=jnp.zeros((), jnp.int32))
 
   replicated = NamedSharding(mesh, P())
-  shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init, rng))
+  shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init, rng, None))
+  if init_params is not None:
+    from jaxlic import weights  # pylint: disable=g-import-not-at-top
+    weights.check_matches(init_params, jax.eval_shape(init, rng, None).params)
+    init_params = jax.tree.map(lambda a: np.asarray(a, np.float32), init_params)
   if jax.default_backend() == "cpu":
     # Init runs once: on CPU an unoptimised compile saves ~2/3 of its time (tens of seconds).
     compiler_options = {**(compiler_options or {}), **FAST_COMPILE_CPU}
-  state = jax.jit(init, out_shardings=shardings, compiler_options=compiler_options)(rng)
+  state = jax.jit(init, out_shardings=shardings, compiler_options=compiler_options)(
+      rng, init_params)
   return state, shardings
+
+
+def load_init_params(path: str, spec: ModelSpec) -> PyTree:
+  """Params of a jaxlic weights file for a warm start (`config.init_from`).
+
+  The file must hold the same registry model at the same widths (N, M); anything else is an
+  error, not a silent partial load.
+  """
+  from jaxlic import weights  # pylint: disable=g-import-not-at-top
+  params, meta = weights.load(path)
+  found = (meta.get("model"), meta.get("N"), meta.get("M"))
+  if found != (spec.name, spec.N, spec.M):
+    raise ValueError(f"init_from {path} holds model {found[0]} N={found[1]} M={found[2]}, "
+                     f"but the config trains {spec.name} N={spec.N} M={spec.M}")
+  return params
 
 
 def train_step(state: TrainState, batch: jax.Array, key: jax.Array, *, spec: ModelSpec,
@@ -312,7 +336,9 @@ def build_train_setup(config: ml_collections.ConfigDict, devices=None) -> TrainS
   tx = create_optimizer(config)
   init_key = make_keys(config.seed)[0]
   options = compiler_options(config)
-  state, shardings = create_train_state(spec, tx, init_key, mesh, options)
+  init_from = config.get("init_from")
+  init_params = load_init_params(init_from, spec) if init_from else None
+  state, shardings = create_train_state(spec, tx, init_key, mesh, options, init_params)
   step = jit_train_step(spec, tx, create_learning_rate_schedule(config), shardings, mesh, options)
   # Built by jit so that it is a global (replicated) array on multi-host runs too.
   key = jax.jit(lambda: make_keys(config.seed)[1], out_shardings=NamedSharding(mesh, P()))()

@@ -53,6 +53,11 @@ def _np(tree):
     return jax.tree_util.tree_map(np.asarray, tree)
 
 
+def _bpp(out: dict, size: tuple[int, int]) -> float:
+    bits = sum(-np.sum(np.log2(out["likelihoods"][k].astype(np.float64))) for k in ("y", "z"))
+    return float(bits / (size[0] * size[1]))
+
+
 def _anchor_bool(h: int, w: int) -> np.ndarray:
     ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     return (ii + jj) % 2 == 0
@@ -85,6 +90,9 @@ class Codec:
         self._z_tables = factorized.build_tables(eb)
         self._z_medians = np.asarray(factorized.medians(eb), np.float32)
         self.last_timings: dict[str, float] = {}
+        self.last_refine: dict | None = None
+        self._refine_steps: dict = {}
+        self._eval_latents = None
 
         def jit(method):
             return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
@@ -99,18 +107,47 @@ class Codec:
         self._params_step = jit(lambda m, patch, hp: m.coding_params(m.serial_step_params(patch, hp)))
 
     # ------------------------------------------------------------------ public API
-    def compress(self, img: np.ndarray) -> bytes:
-        """uint8 image [H, W, 3] -> a complete `.jlic` stream (header, sections, checksum)."""
+    def compress(self, img: np.ndarray, *, refine_steps: int = 0, refine_lr: float = 0.01,
+                 progress=None) -> bytes:
+        """uint8 image [H, W, 3] -> a complete `.jlic` stream (header, sections, checksum).
+
+        Args:
+          img: the image.
+          refine_steps: > 0 searches for better latents of this image first (encoder-side
+            refinement, `jaxlic.models.refine`): slower encoding, the same decoder and format.
+            Needs the model's lambda (`meta["lmbda"]`, present in every jaxlic weights file).
+          refine_lr: Adam's step size of the refinement.
+          progress: `progress(step, loss)` after each refinement step (progress bars).
+        """
         h, w = np.asarray(img).shape[:2]
         t = {"network_s": 0.0, "coding_s": 0.0}
         x = to_input(img)
         t0 = time.perf_counter()
         y, z = _np(self._analysis(self.variables, x))
+        if refine_steps > 0:
+            r = self.refine(x, y, z, (h, w), steps=refine_steps, lr=refine_lr, progress=progress)
+            y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
         sections = self._code_latents(y=y, z=z, timings=t)
         data = container.pack(container.Header(self.name, self.quality, h, w), sections)
         self.last_timings = t
         return data
+
+    def refine(self, x, y, z, size, *, steps: int, lr: float = 0.01, progress=None) -> dict:
+        """Refined latents of the padded image `x` (see `jaxlic.models.refine.refine_latents`)."""
+        from jaxlic.models import refine
+
+        lmbda = self.meta.get("lmbda")
+        if lmbda is None:
+            raise ModelError("latent refinement needs the model's lambda (meta['lmbda'] of its weights file)")
+        key = float(lmbda)
+        if key not in self._refine_steps:
+            self._refine_steps[key] = refine.make_refine_step(self.model, key)
+        result = refine.refine_latents(self.model, self.variables, x, y, z, lmbda=lmbda, steps=steps,
+                                       lr=lr, size=size, callback=progress,
+                                       refine_step=self._refine_steps[key])
+        self.last_refine = result
+        return result
 
     def decompress(self, data: bytes) -> np.ndarray:
         """A `.jlic` stream -> uint8 image [H, W, 3]. Raises BitstreamError on a bad stream."""
@@ -167,10 +204,14 @@ class Codec:
 
     def estimate_bpp(self, img: np.ndarray) -> float:
         """Model estimate of the bits per pixel (no range coding, no header)."""
-        out = self.forward_eval(img)
-        h, w = np.asarray(img).shape[:2]
-        bits = sum(-np.sum(np.log2(out["likelihoods"][k].astype(np.float64))) for k in ("y", "z"))
-        return float(bits / (h * w))
+        return _bpp(self.forward_eval(img), np.asarray(img).shape[:2])
+
+    def estimate_bpp_of_latents(self, y, z, size: tuple[int, int]) -> float:
+        """Model estimate of the bits per pixel of given latents (e.g. refined ones) of an image
+        of `size` (H, W)."""
+        if self._eval_latents is None:
+            self._eval_latents = jax.jit(lambda v, y, z: self.model.apply(v, y, z, method="eval_latents"))
+        return _bpp(_np(self._eval_latents(self.variables, jnp.asarray(y), jnp.asarray(z))), size)
 
     # ------------------------------------------------------------------ latent coding
     def _code_latents(self, *, timings, y=None, z=None, sections=None, y_shape=None, z_shape=None):

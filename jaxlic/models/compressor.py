@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxlic.entropy import EntropyBottleneck, gaussian_likelihood, mixture_likelihood, quantize_params
+from jaxlic.entropy.quantize import quantize
 from jaxlic.layers.context import MaskedConv, anchor_mask
 from jaxlic.layers.residual import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride
 from jaxlic.layers.gdn import GDN
@@ -215,23 +216,35 @@ class Compressor(nn.Module):
 
     def forward_eval(self, x):
         """Deterministic pass with rounding, as the range coder quantises (see module doc)."""
-        c = self.cfg
         y, z = self.analysis(x)
-        z_hat, z_lik = self.entropy_bottleneck(z, training=False)
+        return self.eval_latents(y, z)
+
+    def eval_latents(self, y, z, ste: bool = False):
+        """The rounding pass of `forward_eval` from given latents (y, z) instead of an image.
+
+        With `ste=True` every rounding is straight-through (the values are unchanged, the gradient
+        is the identity's): the loss is the coder's own and differentiable in (y, z), which is
+        what encoder-side latent refinement (`jaxlic.models.refine`) descends.
+        """
+        c = self.cfg
+        mode = "ste" if ste else "round"
+        z_hat = quantize(z, mode, offset=jax.lax.stop_gradient(self.entropy_bottleneck.medians()))
+        z_lik = self.entropy_bottleneck.likelihood(z_hat)
         hyper = self.hyper_synthesis(z_hat)
+        rnd = _round_ste if ste else jnp.round
         if c.context == "none":
             p = self.entropy_params(hyper)
-            y_hat = y_sent = self._quantize_y(y, p, "round")
+            y_hat = y_sent = self._quantize_y(y, p, mode)
         elif c.context == "serial":
-            y_hat = jnp.round(y)
+            y_hat = rnd(y)
             p = self.entropy_params(hyper, self.context(y_hat))
             # Rate of the symbols the serial coder sends (CompressAI's definition).
-            y_sent = self._quantize_y(y, p, "round")
+            y_sent = self._quantize_y(y, p, mode)
         else:
             p_anchor = self.anchor_params(hyper)
-            y_anchor = self._quantize_y(y, p_anchor, "round") * anchor_mask(y.shape[1], y.shape[2], y.dtype)
+            y_anchor = self._quantize_y(y, p_anchor, mode) * anchor_mask(y.shape[1], y.shape[2], y.dtype)
             p = self.nonanchor_params(hyper, y_anchor)
-            y_hat = self._quantize_y(y, p, "round")
+            y_hat = self._quantize_y(y, p, mode)
             y_hat = y_sent = jnp.where(anchor_mask(y.shape[1], y.shape[2], bool), y_anchor, y_hat)
         y_lik = self.y_likelihood(y_sent, p, coded=True)
         return {"x_hat": self.synthesis(y_hat), "likelihoods": {"y": y_lik, "z": z_lik},

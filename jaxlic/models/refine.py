@@ -1,0 +1,121 @@
+"""Encoder-side latent refinement: search for better latents of one image before coding them.
+
+The analysis transform g_a predicts the latents (y, z) of an image in one pass. That prediction is
+not the best the decoder could be given: the gap between it and the latents that minimise the
+image's own rate-distortion loss is the "amortization gap" (Cremer et al. 2018; for compression,
+Campos et al. 2019, "Content Adaptive Optimization for Neural Image Compression", and Yang et al.
+2020, "Improving Inference for Neural Image Compression"). It is largest for an undertrained
+encoder. Refinement closes part of it by gradient descent on (y, z) for the one image:
+
+    L(y, z) = lambda * 255^2 * MSE(clip(g_s(y_hat)), x) + bits(y_hat, z_hat) / pixels
+
+with the coder's own rounding (`Compressor.eval_latents(..., ste=True)`: exact values,
+straight-through gradients) and Adam. Every iterate's loss is exact, so the best one is kept and
+the result is never worse, under the model's estimate, than g_a's latents.
+
+Only the encoder changes: the refined latents go through the same range coder, the bitstream
+format is the same and any decoder reads it. The price is encoding time: each step is a forward
+and backward pass of the synthesis and entropy networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import math
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = ["refine_latents", "make_refine_step", "learning_rate", "RefineResult"]
+
+
+class RefineResult(dict):
+    """`y`, `z` (numpy, refined), `loss_init`, `loss` (exact RD loss before/after) and `history`."""
+
+
+def learning_rate(lr: float, step: int, steps: int) -> float:
+    """Adam's step size at `step` of `steps`: cosine decay from `lr` to `lr / 20`.
+
+    Large steps find the direction, small ones settle the latents near their rounding boundaries.
+    """
+    t = min(step / max(steps, 1), 1.0)
+    return lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def make_refine_step(model, lmbda: float):
+    """`(optimizer, step, loss)` jitted for `model`; build once per codec and reuse (compiling
+    the backward pass of g_s takes a while; jit re-traces only for new image shapes). The step
+    size is an argument, so one compiled step serves every schedule and step count."""
+    opt = optax.scale_by_adam()
+    scale = np.float32(lmbda * 255.0**2)
+
+    def loss_fn(latents, variables, x, mask):
+        y, z = latents
+        out = model.apply(variables, y, z, True, method="eval_latents")
+        num_pixels = jnp.sum(mask)
+        err = jnp.square(jnp.clip(out["x_hat"], 0.0, 1.0) - x) * mask
+        mse = jnp.sum(err) / (3 * num_pixels)
+        bits = sum(-jnp.sum(jnp.log2(out["likelihoods"][k])) for k in ("y", "z"))
+        return scale * mse + bits / num_pixels
+
+    @jax.jit
+    def step(carry, variables, x, mask, lr):
+        latents, opt_state, best, best_loss = carry
+        loss, grads = jax.value_and_grad(loss_fn)(latents, variables, x, mask)
+        # `loss` belongs to `latents` (before this update): keep them if they are the best so far.
+        better = loss < best_loss
+        best = jax.tree.map(lambda a, b: jnp.where(better, a, b), latents, best)
+        best_loss = jnp.where(better, loss, best_loss)
+        direction, opt_state = opt.update(grads, opt_state, latents)
+        latents = jax.tree.map(lambda p, d: p - lr * d, latents, direction)
+        return (latents, opt_state, best, best_loss), loss
+
+    return opt, step, jax.jit(loss_fn)
+
+
+def refine_latents(model, variables, x, y, z, *, lmbda: float, steps: int, lr: float = 0.01,
+                   size: tuple[int, int] | None = None,
+                   callback: Callable[[int, float], None] | None = None,
+                   refine_step=None) -> RefineResult:
+    """Refines the latents (y, z) of the image `x` by `steps` Adam steps on its RD loss.
+
+    Args:
+      model: the `Compressor`.
+      variables: its variables (`{"params": ...}`).
+      x: `[1, Hp, Wp, 3]` float image in [0, 1], padded as the codec pads it.
+      y, z: g_a's latents of `x` (the starting point).
+      lmbda: the rate-distortion trade-off the model was trained with.
+      steps: number of gradient steps (0 returns the inputs).
+      lr: Adam's initial step size in latent units (the quantisation bin is 1); it decays
+        as `learning_rate` says.
+      size: `(H, W)` of the real image inside the padding (distortion is measured there only);
+        default: all of `x`.
+      callback: called as `callback(step, loss)` after each step (progress bars).
+      refine_step: a `make_refine_step(model, lmbda)` to reuse (saves its compile).
+
+    Returns:
+      A `RefineResult` with the best latents found (numpy float32), the exact RD loss of g_a's
+      latents (`loss_init`) and of the returned ones (`loss`), and the loss of every step.
+    """
+    opt, step, loss_fn = refine_step or make_refine_step(model, float(lmbda))
+    x = jnp.asarray(x, jnp.float32)
+    h, w = size or x.shape[1:3]
+    mask = jnp.zeros(x.shape[:3] + (1,), jnp.float32).at[:, :h, :w].set(1.0)
+    latents = (jnp.asarray(y, jnp.float32), jnp.asarray(z, jnp.float32))
+    carry = (latents, opt.init(latents), latents, jnp.asarray(jnp.inf, jnp.float32))
+    history = []
+    for i in range(steps):
+        carry, loss = step(carry, variables, x, mask, np.float32(learning_rate(lr, i, steps)))
+        history.append(float(loss))
+        if callback is not None:
+            callback(i + 1, history[-1])
+    latents, _, best, best_loss = carry
+    # The last update's latents were never scored inside the loop.
+    last = float(loss_fn(latents, variables, x, mask))
+    loss_init = history[0] if history else last
+    if steps and last >= float(best_loss):
+        latents = best
+    loss = min(last, float(best_loss)) if steps else last
+    return RefineResult(y=np.asarray(latents[0]), z=np.asarray(latents[1]), loss_init=loss_init,
+                        loss=loss, history=history)
