@@ -91,8 +91,7 @@ class Codec:
         self._z_medians = np.asarray(factorized.medians(eb), np.float32)
         self.last_timings: dict[str, float] = {}
         self.last_refine: dict | None = None
-        self._refine_steps: dict = {}
-        self._eval_latents = None
+        self._refine_step = None  # built on the first refinement (see `refine`)
 
         def jit(method):
             return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
@@ -101,6 +100,7 @@ class Codec:
         self._hyper = jit(Compressor.hyper_synthesis)
         self._synthesis = jit(Compressor.synthesis)
         self._forward_eval = jit(Compressor.forward_eval)
+        self._eval_latents = jit(Compressor.eval_latents)
         self._params_plain = jit(lambda m, hyper: m.coding_params(m.entropy_params(hyper)))
         self._params_anchor = jit(lambda m, hyper: m.coding_params(m.anchor_params(hyper)))
         self._params_nonanchor = jit(lambda m, hyper, ya: m.coding_params(m.nonanchor_params(hyper, ya)))
@@ -140,12 +140,10 @@ class Codec:
         lmbda = self.meta.get("lmbda")
         if lmbda is None:
             raise ModelError("latent refinement needs the model's lambda (meta['lmbda'] of its weights file)")
-        key = float(lmbda)
-        if key not in self._refine_steps:
-            self._refine_steps[key] = refine.make_refine_step(self.model, key)
+        if self._refine_step is None:
+            self._refine_step = refine.make_refine_step(self.model, float(lmbda))
         result = refine.refine_latents(self.model, self.variables, x, y, z, lmbda=lmbda, steps=steps,
-                                       lr=lr, size=size, callback=progress,
-                                       refine_step=self._refine_steps[key])
+                                       lr=lr, size=size, callback=progress, refine_step=self._refine_step)
         self.last_refine = result
         return result
 
@@ -209,8 +207,6 @@ class Codec:
     def estimate_bpp_of_latents(self, y, z, size: tuple[int, int]) -> float:
         """Model estimate of the bits per pixel of given latents (e.g. refined ones) of an image
         of `size` (H, W)."""
-        if self._eval_latents is None:
-            self._eval_latents = jax.jit(lambda v, y, z: self.model.apply(v, y, z, method="eval_latents"))
         return _bpp(_np(self._eval_latents(self.variables, jnp.asarray(y), jnp.asarray(z))), size)
 
     # ------------------------------------------------------------------ latent coding
