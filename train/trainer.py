@@ -241,10 +241,11 @@ def create_train_state(spec: ModelSpec, tx: optax.GradientTransformation, rng: j
                       nonfinite=jnp.zeros((), jnp.int32))
 
   replicated = NamedSharding(mesh, P())
-  shardings = jax.tree.map(lambda _: replicated, jax.eval_shape(init, rng, None))
+  abstract = jax.eval_shape(init, rng, None)
+  shardings = jax.tree.map(lambda _: replicated, abstract)
   if init_params is not None:
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
-    weights.check_matches(init_params, jax.eval_shape(init, rng, None).params)
+    weights.check_matches(init_params, abstract.params)
     init_params = jax.tree.map(lambda a: np.asarray(a, np.float32), init_params)
   if jax.default_backend() == "cpu":
     # Init runs once: on CPU an unoptimised compile saves ~2/3 of its time (tens of seconds).

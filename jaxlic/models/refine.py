@@ -22,10 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from jaxlic.losses import bits
 
 __all__ = ["refine_latents", "make_refine_step", "learning_rate", "RefineResult"]
 
@@ -56,8 +59,8 @@ def make_refine_step(model, lmbda: float):
         num_pixels = jnp.sum(mask)
         err = jnp.square(jnp.clip(out["x_hat"], 0.0, 1.0) - x) * mask
         mse = jnp.sum(err) / (3 * num_pixels)
-        bits = sum(-jnp.sum(jnp.log2(out["likelihoods"][k])) for k in ("y", "z"))
-        return scale * mse + bits / num_pixels
+        rate = sum(bits(out["likelihoods"][k]) for k in ("y", "z"))
+        return scale * mse + rate / num_pixels
 
     @jax.jit
     def step(carry, variables, x, mask, lr):
