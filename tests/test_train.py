@@ -7,6 +7,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from jaxlic.errors import ModelError
 from train import trainer
 from train.configs import ckbd, cheng2020
 from test_input_pipeline import write_images
@@ -211,3 +212,19 @@ def test_init_from_starts_from_a_weights_file_of_the_same_model(data_dir, tmp_pa
   weights.save(path, trainer.to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
   with pytest.raises(ValueError, match="init_from"):
     setup_step(tiny_config(data_dir, init_from=str(path)))
+
+
+def test_resume_does_not_reread_the_init_from_file(data_dir, tmp_path):
+  from jaxlic import weights  # pylint: disable=g-import-not-at-top
+  state, _, _ = setup_step(tiny_config(data_dir, seed=1))
+  path = tmp_path / "w.msgpack"
+  weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
+  overrides = dict(init_from=str(path), num_steps=4, checkpoint_every_steps=2,
+                   **{"data.num_eval_images": 0})
+  trainer.train_and_evaluate(tiny_config(data_dir, halt_after_steps=2, **overrides),
+                             tmp_path / "run")
+  path.unlink()  # the warm-start file is gone; the checkpoint alone must carry the resume
+  resumed = trainer.train_and_evaluate(tiny_config(data_dir, **overrides), tmp_path / "run")
+  assert int(resumed.step) == 4
+  with pytest.raises(ModelError, match="not found"):  # a fresh run still needs it
+    trainer.train_and_evaluate(tiny_config(data_dir, **overrides), tmp_path / "fresh")

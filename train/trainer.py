@@ -330,14 +330,20 @@ class TrainSetup:
   key: jax.Array
 
 
-def build_train_setup(config: ml_collections.ConfigDict, devices=None) -> TrainSetup:
-  """Model, mesh over `devices` (default: all), initial state, jitted step and step key."""
+def build_train_setup(config: ml_collections.ConfigDict, devices=None, *,
+                      warm_start: bool = True) -> TrainSetup:
+  """Model, mesh over `devices` (default: all), initial state, jitted step and step key.
+
+  With `warm_start=False` the initial state is the seed's random init even if the config names
+  `init_from`: a run that resumes from a checkpoint replaces the state anyway and must not
+  depend on that file still being there.
+  """
   spec = build_model(config)
   mesh = create_mesh(devices)
   tx = create_optimizer(config)
   init_key = make_keys(config.seed)[0]
   options = compiler_options(config)
-  init_from = config.get("init_from")
+  init_from = config.get("init_from") if warm_start else None
   init_params = load_init_params(init_from, spec) if init_from else None
   state, shardings = create_train_state(spec, tx, init_key, mesh, options, init_params)
   step = jit_train_step(spec, tx, create_learning_rate_schedule(config), shardings, mesh, options)
@@ -485,7 +491,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   if config.batch_size % jax.device_count():
     raise ValueError(f"batch_size {config.batch_size} not divisible by {jax.device_count()} "
                      "devices")
-  setup = build_train_setup(config)
+  ckpt = create_checkpoint_manager(config, workdir)
+  setup = build_train_setup(config, warm_start=ckpt.latest_step() is None)
   spec, mesh, xla_options, state = setup.spec, setup.mesh, setup.xla_options, setup.state
   state_shardings, p_train_step, step_key = setup.state_shardings, setup.step, setup.key
   del setup  # holds the initial state, which a restore replaces
@@ -497,7 +504,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
   num_params = sum(x.size for x in jax.tree.leaves(state.params))
   logging.info("%d parameters", num_params)
 
-  ckpt = create_checkpoint_manager(config, workdir)
   if ckpt.latest_step() is not None:
     abstract = jax.tree.map(
         lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, state_shardings)
