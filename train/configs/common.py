@@ -22,7 +22,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.model_kwargs = ml_collections.ConfigDict()  # extra get_model overrides
   # Warm start: a jaxlic weights file (e.g. jaxlic/pretrained/ckbd-full-q2.msgpack) of the same
   # model and widths whose params replace the random init; the optimizer, the step and the
-  # schedule start fresh. A checkpoint in the workdir takes precedence (resume).
+  # schedule start fresh. A checkpoint in the workdir takes precedence (resume) and the file
+  # is then not read.
   c.init_from = ""
 
   # Data (train/input_pipeline.py).
