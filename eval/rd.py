@@ -129,17 +129,18 @@ def aggregate(rows: list[dict], name: str, kind: str, description: str = "") -> 
 class RefinedCodec:
     """A model codec that refines each image's latents for `steps` steps before coding them.
 
-    Evaluated as its own curve, named `<model>+refine<steps>`: the same decoder reads its streams,
-    so the difference to the plain curve is the encoder's amortization gap that refinement closes.
+    Evaluated as its own curve, named `<model>+refine<steps>` (`+refine<steps>-ste` for the
+    straight-through method): the same decoder reads its streams, so the difference to the plain
+    curve is the encoder's amortization gap that refinement closes.
     """
 
-    def __init__(self, codec, steps: int):
-        self.codec, self.steps = codec, int(steps)
-        self.name = f"{codec.name}+refine{self.steps}"
+    def __init__(self, codec, steps: int, method: str = "sga"):
+        self.codec, self.steps, self.method = codec, int(steps), method
+        self.name = f"{codec.name}+refine{self.steps}" + ("" if method == "sga" else f"-{method}")
         self.quality = codec.quality
 
     def compress(self, img: np.ndarray) -> bytes:
-        return self.codec.compress(img, refine_steps=self.steps)
+        return self.codec.compress(img, refine_steps=self.steps, refine_method=self.method)
 
     def decompress(self, data: bytes) -> np.ndarray:
         return self.codec.decompress(data)
@@ -151,7 +152,7 @@ class RefinedCodec:
 
     def warm_up(self, img: np.ndarray) -> None:
         """Compiles everything with a one-step refinement (the step is the same for any count)."""
-        self.codec.decompress(self.codec.compress(img, refine_steps=1))
+        self.codec.decompress(self.codec.compress(img, refine_steps=1, refine_method=self.method))
 
 
 def _warm_up(codec, img, seen: set) -> None:
@@ -274,7 +275,8 @@ def _load_model_codecs(args) -> list:
     for path in args.weights:
         codecs_.append(zoo.load(weights=path))
     if getattr(args, "refine", 0):
-        codecs_ += [RefinedCodec(c, args.refine) for c in codecs_]
+        method = getattr(args, "refine_method", "sga")
+        codecs_ += [RefinedCodec(c, args.refine, method) for c in codecs_]
     return codecs_
 
 

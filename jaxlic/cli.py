@@ -79,7 +79,7 @@ def cmd_compress(args) -> int:
     codec = _load_codec(args.model, args.quality, args.weights)
     t0 = time.perf_counter()
     if args.refine:
-        data = _compress_refined(codec, img, args.refine)
+        data = _compress_refined(codec, img, args.refine, args.refine_method)
     else:
         data = codec.compress(img)
     t_enc = time.perf_counter() - t0
@@ -91,12 +91,13 @@ def cmd_compress(args) -> int:
           f"(input file {_fmt_bytes(os.path.getsize(args.input))})")
     if args.refine:
         r = codec.last_refine
-        print(f"  latents refined by {args.refine} steps: RD loss {r['loss_init']:.4f} -> {r['loss']:.4f}")
+        print(f"  latents refined by {args.refine} {args.refine_method} steps: "
+              f"RD loss {r['loss_init']:.4f} -> {r['loss']:.4f}")
     print(f"  encode {t_enc:.3f} s")
     return 0
 
 
-def _compress_refined(codec, img, steps: int) -> bytes:
+def _compress_refined(codec, img, steps: int, method: str) -> bytes:
     """`codec.compress` with latent refinement and a progress bar."""
     from tqdm import tqdm
 
@@ -106,7 +107,7 @@ def _compress_refined(codec, img, steps: int) -> bytes:
         def progress(_, loss):
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.update()
-        return codec.compress(img, refine_steps=steps, progress=progress)
+        return codec.compress(img, refine_steps=steps, refine_method=method, progress=progress)
 
 
 def _read_stream(path: str) -> bytes:
@@ -279,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
+    def refine_method_arg(p):
+        p.add_argument("--refine-method", choices=("sga", "ste"), default="sga",
+                       help="rounding the refinement's gradient goes through: sga (annealed soft "
+                            "rounding, default) or ste (straight-through; cheaper steps, stalls sooner)")
+
     def model_args(p, with_model=True):
         if with_model:
             p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
@@ -300,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refine", type=_steps, default=0, metavar="STEPS",
                    help="search for better latents of this image for STEPS gradient steps before coding "
                         "(slower encoding, same decoder; 40 is a good start; default 0: off)")
+    refine_method_arg(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decompress a .jlic file into a PNG")
@@ -329,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
     p.add_argument("--refine", type=_steps, default=0, metavar="STEPS",
                    help="also evaluate every model with latent refinement of STEPS steps (as a separate curve)")
+    refine_method_arg(p)
     p.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     p.set_defaults(func=cmd_eval)
 

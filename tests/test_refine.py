@@ -38,21 +38,22 @@ def test_straight_through_pass_has_the_values_of_the_rounding_pass(name, image):
     x = to_input(image)
     y, z = codec._analysis(codec.variables, x)
     plain = codec.model.apply(codec.variables, y, z, method="eval_latents")
-    ste = codec.model.apply(codec.variables, y, z, True, method="eval_latents")
+    ste = codec.model.apply(codec.variables, y, z, "ste", method="eval_latents")
     np.testing.assert_allclose(ste["x_hat"], plain["x_hat"], atol=1e-5)
     for k in ("y", "z"):
         np.testing.assert_allclose(ste["likelihoods"][k], plain["likelihoods"][k], rtol=1e-4)
     # ... and, unlike rounding, passes a gradient to the latents.
-    g = jax.grad(lambda y: jnp.sum(codec.model.apply(codec.variables, y, z, True,
+    g = jax.grad(lambda y: jnp.sum(codec.model.apply(codec.variables, y, z, "ste",
                                                      method="eval_latents")["x_hat"]))(y)
     assert float(jnp.max(jnp.abs(g))) > 0
 
 
-@pytest.mark.parametrize("name", ["ckbd-full", "mbt2018-mean"])
-def test_refined_stream_has_a_lower_real_rd_loss_and_decodes_with_a_plain_codec(name, image):
+@pytest.mark.parametrize("name,method,lr", [("ckbd-full", "sga", 0.2), ("ckbd-full", "ste", 0.05),
+                                            ("mbt2018-mean", "sga", 0.2)])
+def test_refined_stream_has_a_lower_real_rd_loss_and_decodes_with_a_plain_codec(name, method, lr, image):
     codec = codec_for(name)
     plain = codec.compress(image)
-    refined = codec.compress(image, refine_steps=15, refine_lr=0.05)
+    refined = codec.compress(image, refine_steps=15, refine_lr=lr, refine_method=method)
     r = codec.last_refine
     assert len(r["history"]) == 15
     assert r["loss"] < r["loss_init"]
@@ -70,9 +71,30 @@ def test_refined_stream_has_a_lower_real_rd_loss_and_decodes_with_a_plain_codec(
 def test_zero_steps_is_plain_compression_and_a_missing_lambda_is_an_error(image):
     codec = codec_for("ckbd")
     assert codec.compress(image, refine_steps=0) == codec.compress(image)
+    with pytest.raises(ModelError, match="unknown refinement method"):
+        codec.compress(image, refine_steps=2, refine_method="sgd")
     del codec.meta["lmbda"]
     with pytest.raises(ModelError, match="lambda"):
         codec.compress(image, refine_steps=2)
+
+
+def test_soft_rounding_anneals_to_rounding_and_passes_gradients_across_the_boundary():
+    v = jnp.array([0.3, 1.8, -2.2, -0.6], jnp.float32)
+    key = jax.random.key(0)
+    hard = refine.soft_round(v, key, 0.02)
+    np.testing.assert_allclose(hard, np.round(np.asarray(v)), atol=1e-3)
+    # Hot: a random mix of the two neighbours, the nearer one weighted more on average.
+    draws = jax.vmap(lambda k: refine.soft_round(v, k, 0.5))(jax.random.split(key, 2000))
+    assert float(jnp.min(draws - jnp.floor(v))) >= 0 and float(jnp.max(draws - jnp.floor(v))) <= 1
+    mean = np.asarray(jnp.mean(draws, axis=0))
+    assert np.all(np.abs(mean - np.round(np.asarray(v))) < np.abs(mean - np.asarray(v)) + 0.5)
+    assert 0.0 < mean[0] < 0.3 and 1.8 < mean[1] < 2.0
+    g = jax.grad(lambda v: jnp.sum(refine.soft_round(v, key, 0.5)))(v)
+    assert float(jnp.min(jnp.abs(g))) > 0  # straight-through would give exactly 1 everywhere
+    assert not np.allclose(np.asarray(g), 1.0)
+    taus = [refine.temperature(i, 10) for i in range(10)]
+    assert taus[0] == pytest.approx(0.5) and taus[-1] == pytest.approx(0.05)
+    assert all(a > b for a, b in zip(taus, taus[1:]))
 
 
 def test_progress_callback_and_step_size_schedule(image):
@@ -105,9 +127,12 @@ def test_cli_compress_refine_writes_a_stream_that_decompresses(tmp_path, image, 
     Image.fromarray(image).save(tmp_path / "in.png")
     assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "a.jlic"), "--refine", "3"]) == 0
     out = capsys.readouterr().out
-    assert "latents refined by 3 steps: RD loss" in out
+    assert "latents refined by 3 sga steps: RD loss" in out
     r = tiny_zoo.last_refine
     assert f"{r['loss_init']:.4f} -> {r['loss']:.4f}" in out
+    assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "s.jlic"), "--refine", "2",
+                     "--refine-method", "ste"]) == 0
+    assert "latents refined by 2 ste steps" in capsys.readouterr().out
     assert cli.main(["decompress", str(tmp_path / "a.jlic"), str(tmp_path / "b.png")]) == 0
     assert np.asarray(Image.open(tmp_path / "b.png")).shape == image.shape
     # A bad step count is a usage error, not a traceback.
@@ -133,3 +158,5 @@ def test_eval_refine_adds_a_curve_with_its_own_rate_estimate(tmp_path, image, ti
     assert loss(refined) < loss(plain)
     # The estimate is of the refined latents: real / estimated stays near 1 (container overhead).
     assert 1.0 < refined["bpp_real_over_estimated"][0] < 1.5
+    from eval.rd import RefinedCodec
+    assert RefinedCodec(tiny_zoo, 5, "ste").name == "ckbd-full+refine5-ste"

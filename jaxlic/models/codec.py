@@ -91,7 +91,7 @@ class Codec:
         self._z_medians = np.asarray(factorized.medians(eb), np.float32)
         self.last_timings: dict[str, float] = {}
         self.last_refine: dict | None = None
-        self._refine_step = None  # built on the first refinement (see `refine`)
+        self._refine_steps = {}  # per method, built on its first refinement (see `refine`)
 
         def jit(method):
             return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
@@ -107,8 +107,8 @@ class Codec:
         self._params_step = jit(lambda m, patch, hp: m.coding_params(m.serial_step_params(patch, hp)))
 
     # ------------------------------------------------------------------ public API
-    def compress(self, img: np.ndarray, *, refine_steps: int = 0, refine_lr: float = 0.01,
-                 progress=None) -> bytes:
+    def compress(self, img: np.ndarray, *, refine_steps: int = 0, refine_lr: float | None = None,
+                 refine_method: str = "sga", progress=None) -> bytes:
         """uint8 image [H, W, 3] -> a complete `.jlic` stream (header, sections, checksum).
 
         Args:
@@ -116,7 +116,8 @@ class Codec:
           refine_steps: > 0 searches for better latents of this image first (encoder-side
             refinement, `jaxlic.models.refine`): slower encoding, the same decoder and format.
             Needs the model's lambda (`meta["lmbda"]`, present in every jaxlic weights file).
-          refine_lr: Adam's step size of the refinement.
+          refine_lr: Adam's step size of the refinement (default: the method's tuned one).
+          refine_method: "sga" (soft rounding, the default) or "ste" (straight-through).
           progress: `progress(step, loss)` after each refinement step (progress bars).
         """
         h, w = np.asarray(img).shape[:2]
@@ -125,7 +126,8 @@ class Codec:
         t0 = time.perf_counter()
         y, z = _np(self._analysis(self.variables, x))
         if refine_steps > 0:
-            r = self.refine(x, y, z, (h, w), steps=refine_steps, lr=refine_lr, progress=progress)
+            r = self.refine(x, y, z, (h, w), steps=refine_steps, lr=refine_lr, method=refine_method,
+                            progress=progress)
             y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
         sections = self._code_latents(y=y, z=z, timings=t)
@@ -133,17 +135,21 @@ class Codec:
         self.last_timings = t
         return data
 
-    def refine(self, x, y, z, size, *, steps: int, lr: float = 0.01, progress=None) -> dict:
+    def refine(self, x, y, z, size, *, steps: int, lr: float | None = None, method: str = "sga",
+               progress=None) -> dict:
         """Refined latents of the padded image `x` (see `jaxlic.models.refine.refine_latents`)."""
         from jaxlic.models import refine
 
         lmbda = self.meta.get("lmbda")
         if lmbda is None:
             raise ModelError("latent refinement needs the model's lambda (meta['lmbda'] of its weights file)")
-        if self._refine_step is None:
-            self._refine_step = refine.make_refine_step(self.model, float(lmbda))
+        if method not in refine.METHODS:
+            raise ModelError(f"unknown refinement method {method!r}; choose one of {refine.METHODS}")
+        if method not in self._refine_steps:
+            self._refine_steps[method] = refine.make_refine_step(self.model, float(lmbda), method)
         result = refine.refine_latents(self.model, self.variables, x, y, z, lmbda=lmbda, steps=steps,
-                                       lr=lr, size=size, callback=progress, refine_step=self._refine_step)
+                                       lr=lr, size=size, callback=progress, method=method,
+                                       refine_step=self._refine_steps[method])
         self.last_refine = result
         return result
 

@@ -178,8 +178,9 @@ class Compressor(nn.Module):
         return mixture_likelihood(y_q, p["logits"], p["means"], p["scales"])
 
     def _quantize_y(self, y, p, mode):
-        """Rounds y as the coder does ('round') or straight-through ('ste')."""
-        r = jnp.round if mode == "round" else _round_ste
+        """Rounds y as the coder does ('round'), straight-through ('ste') or with a given
+        rounding function (`eval_latents`)."""
+        r = mode if callable(mode) else jnp.round if mode == "round" else _round_ste
         if self.cfg.entropy == "gaussian":
             return r(y - p["means"]) + p["means"]
         return r(y)
@@ -219,32 +220,37 @@ class Compressor(nn.Module):
         y, z = self.analysis(x)
         return self.eval_latents(y, z)
 
-    def eval_latents(self, y, z, ste: bool = False):
+    def eval_latents(self, y, z, rounding="round"):
         """The rounding pass of `forward_eval` from given latents (y, z) instead of an image.
 
-        With `ste=True` every rounding is straight-through (the values are unchanged, the gradient
-        is the identity's): the loss is the coder's own and differentiable in (y, z), which is
-        what encoder-side latent refinement (`jaxlic.models.refine`) descends.
+        `rounding` is how each latent is rounded, at the same places as the coder rounds:
+        "round" (the coder's values), "ste" (the same values with the identity's gradient: the
+        coder's own loss, differentiable in (y, z)) or a function `r(v)` of the offset-free
+        values (e.g. the soft rounding of `jaxlic.models.refine`). Encoder-side latent refinement
+        descends the last two.
         """
         c = self.cfg
-        mode = "ste" if ste else "round"
-        z_hat = quantize(z, mode, offset=jax.lax.stop_gradient(self.entropy_bottleneck.medians()))
+        med = jax.lax.stop_gradient(self.entropy_bottleneck.medians())
+        if callable(rounding):
+            z_hat = rounding(z - med) + med
+        else:
+            z_hat = quantize(z, rounding, offset=med)
         z_lik = self.entropy_bottleneck.likelihood(z_hat)
         hyper = self.hyper_synthesis(z_hat)
-        rnd = _round_ste if ste else jnp.round
+        rnd = rounding if callable(rounding) else jnp.round if rounding == "round" else _round_ste
         if c.context == "none":
             p = self.entropy_params(hyper)
-            y_hat = y_sent = self._quantize_y(y, p, mode)
+            y_hat = y_sent = self._quantize_y(y, p, rounding)
         elif c.context == "serial":
             y_hat = rnd(y)
             p = self.entropy_params(hyper, self.context(y_hat))
             # Rate of the symbols the serial coder sends (CompressAI's definition).
-            y_sent = self._quantize_y(y, p, mode)
+            y_sent = self._quantize_y(y, p, rounding)
         else:
             p_anchor = self.anchor_params(hyper)
-            y_anchor = self._quantize_y(y, p_anchor, mode) * anchor_mask(y.shape[1], y.shape[2], y.dtype)
+            y_anchor = self._quantize_y(y, p_anchor, rounding) * anchor_mask(y.shape[1], y.shape[2], y.dtype)
             p = self.nonanchor_params(hyper, y_anchor)
-            y_hat = self._quantize_y(y, p, mode)
+            y_hat = self._quantize_y(y, p, rounding)
             y_hat = y_sent = jnp.where(anchor_mask(y.shape[1], y.shape[2], bool), y_anchor, y_hat)
         y_lik = self.y_likelihood(y_sent, p, coded=True)
         return {"x_hat": self.synthesis(y_hat), "likelihoods": {"y": y_lik, "z": z_lik},
