@@ -10,7 +10,7 @@ Smoke test (tiny widths, 64 px crops, 4 steps):
   python -m train.main --config train/configs/ckbd.py:smoke --workdir /tmp/smoke
 Args after ':' pick a model too, e.g. `ckbd.py:ckbd-attn` or `ckbd.py:smoke,ckbd-pp`.
 The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
-variant, about 6 h 30 min on a 2-core CPU: 3000 steps, resumes with longer schedules up to 8400
+variant, about 8 h on a 2-core CPU: 3000 steps, resumes with longer schedules up to 8400
 steps, then a fine-tune on 256 px crops to 11000 (the exact commands are in
 jaxlic/pretrained/README.md):
   python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64
@@ -23,6 +23,10 @@ then a warm-started fine-tune of 2400 steps from those weights (about 100 min):
       --config.init_from=jaxlic/pretrained/ckbd-full-q2.msgpack --config.seed=1 --config.num_steps=2400 \
       --config.optim.learning_rate=2e-4 --config.optim.warmup_steps=100 --config.data.crop_size=256 \
       --config.batch_size=4
+and 1800 more steps resuming that run with a restarted schedule (about 80 min):
+  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ft2 --config.num_steps=4200 \
+      --config.optim.schedule_start=2400 --config.optim.learning_rate=1.5e-4 --config.optim.warmup_steps=100 \
+      --config.data.crop_size=256 --config.batch_size=4 --config.seed=1
 """
 
 import ml_collections
