@@ -56,6 +56,13 @@ def _round_ste(x):
     return x + jax.lax.stop_gradient(jnp.round(x) - x)
 
 
+def _rounder(rounding):
+    """The function of a rounding mode: "round", "ste", or a rounding function (itself)."""
+    if callable(rounding):
+        return rounding
+    return jnp.round if rounding == "round" else _round_ste
+
+
 class Compressor(nn.Module):
     """Analysis/synthesis transforms + hyperprior + (optional) context + entropy parameters."""
 
@@ -180,7 +187,7 @@ class Compressor(nn.Module):
     def _quantize_y(self, y, p, mode):
         """Rounds y as the coder does ('round'), straight-through ('ste') or with a given
         rounding function (`eval_latents`)."""
-        r = mode if callable(mode) else jnp.round if mode == "round" else _round_ste
+        r = _rounder(mode)
         if self.cfg.entropy == "gaussian":
             return r(y - p["means"]) + p["means"]
         return r(y)
@@ -237,7 +244,7 @@ class Compressor(nn.Module):
             z_hat = quantize(z, rounding, offset=med)
         z_lik = self.entropy_bottleneck.likelihood(z_hat)
         hyper = self.hyper_synthesis(z_hat)
-        rnd = rounding if callable(rounding) else jnp.round if rounding == "round" else _round_ste
+        rnd = _rounder(rounding)
         if c.context == "none":
             p = self.entropy_params(hyper)
             y_hat = y_sent = self._quantize_y(y, p, rounding)
