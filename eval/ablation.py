@@ -40,7 +40,9 @@ def _curve_from_weights(paths: list[str]) -> dict:
         metrics = meta.get("metrics") or {}
         b, p = metrics.get("bpp"), metrics.get("psnr", metrics.get("psnr-rgb"))
         if b is None or p is None:
-            raise JaxlicError(f"{path}: no bpp/psnr in the weights metadata; run `jaxlic eval` and pass its JSONs")
+            raise JaxlicError(
+                f"{path}: no bpp/psnr in the weights metadata; run `jaxlic eval` and pass its JSONs"
+            )
         name = meta.get("model") or meta.get("name") or (meta.get("config") or {}).get("name") or name
         bpp.append(float(b))
         psnr.append(float(p))
@@ -86,8 +88,14 @@ def ablation_rows(curves: dict[str, dict], bpp: float = 0.15) -> list[dict]:
             continue
         curve = curves[name]
         value = bdrate.psnr_at_bpp(curve, bpp)
-        row = {"name": name, "psnr": value, "gain": value - base_psnr, "claimed": CLAIMED_GAIN_DB.get(name),
-               "bd_rate": float("nan"), "bd_psnr": float("nan")}
+        row = {
+            "name": name,
+            "psnr": value,
+            "gain": value - base_psnr,
+            "claimed": CLAIMED_GAIN_DB.get(name),
+            "bd_rate": float("nan"),
+            "bd_psnr": float("nan"),
+        }
         if name != BASELINE:
             try:
                 row["bd_rate"] = bdrate.bd_rate_curves(base, curve)
@@ -104,12 +112,16 @@ def format_table(rows: list[dict], bpp: float = 0.15) -> str:
     def num(v, fmt):
         return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
-    lines = [f"PSNR gain at {bpp} bpp over {BASELINE} (Kodak-style mean PSNR, pchip in log-rate)",
-             f"{'model':<12}{'PSNR':>9}{'gain dB':>9}{'claimed':>9}{'BD-rate':>10}{'BD-PSNR':>9}"]
+    lines = [
+        f"PSNR gain at {bpp} bpp over {BASELINE} (Kodak-style mean PSNR, pchip in log-rate)",
+        f"{'model':<12}{'PSNR':>9}{'gain dB':>9}{'claimed':>9}{'BD-rate':>10}{'BD-PSNR':>9}",
+    ]
     for r in rows:
-        lines.append(f"{r['name']:<12}{num(r['psnr'], '.3f'):>9}{num(r['gain'], '+.3f'):>9}"
-                     f"{num(r['claimed'], '+.2f'):>9}{num(r['bd_rate'], '+.2f') + ' %':>10}"
-                     f"{num(r['bd_psnr'], '+.3f'):>9}")
+        lines.append(
+            f"{r['name']:<12}{num(r['psnr'], '.3f'):>9}{num(r['gain'], '+.3f'):>9}"
+            f"{num(r['claimed'], '+.2f'):>9}{num(r['bd_rate'], '+.2f') + ' %':>10}"
+            f"{num(r['bd_psnr'], '+.3f'):>9}"
+        )
     return "\n".join(lines)
 
 

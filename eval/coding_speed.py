@@ -69,7 +69,9 @@ def bench_mixture(rng, repeats, k=3):
     n = int(np.prod(SHAPE))
     center = rng.normal(size=(n, 1)) * 2
     s_raw = _scales(rng, SHAPE + (k,)).reshape(n, k)
-    w, m, s = mixture.quantize_params(rng.normal(size=(n, k)) * 1.5, center + rng.normal(size=(n, k)) * 0.7, s_raw)
+    w, m, s = mixture.quantize_params(
+        rng.normal(size=(n, k)) * 1.5, center + rng.normal(size=(n, k)) * 0.7, s_raw
+    )
     comp = np.minimum((rng.random(n)[:, None] > np.cumsum(w, 1)).sum(1), k - 1)
     rows = np.arange(n)
     sym = np.rint(m[rows, comp] + rng.normal(size=n) * s[rows, comp]).astype(np.int32)
@@ -96,7 +98,8 @@ def bench_factorized(rng, repeats):
     c = SHAPE[-1]
     eb = EntropyBottleneck(c)
     variables = jax.jit(eb.init, static_argnums=2)(
-        {"params": jax.random.key(0), "noise": jax.random.key(1)}, jnp.zeros((1, 1, 1, c)), False)
+        {"params": jax.random.key(0), "noise": jax.random.key(1)}, jnp.zeros((1, 1, 1, c)), False
+    )
     params = jax.tree.map(np.asarray, variables["params"])
     z = (rng.normal(size=SHAPE) * np.exp(rng.uniform(np.log(0.5), np.log(4), c))).astype(np.float32)
 
@@ -116,18 +119,36 @@ def main(argv=None):
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
     args = ap.parse_args(argv)
     n = int(np.prod(SHAPE))
-    results = {"shape": SHAPE, "symbols": n, "machine": platform.processor() or platform.machine(), "models": {}}
+    results = {
+        "shape": SHAPE,
+        "symbols": n,
+        "machine": platform.processor() or platform.machine(),
+        "models": {},
+    }
     print(f"latent {SHAPE} = {n} symbols, best of {args.repeats}")
     print(f"{'model':<11}{'enc Msym/s':>11}{'dec Msym/s':>11}{'bits/sym':>10}{'bits/info':>11}  notes")
-    for name, fn in [("factorized", bench_factorized), ("gaussian", bench_gaussian), ("mixture", bench_mixture)]:
+    for name, fn in [
+        ("factorized", bench_factorized),
+        ("gaussian", bench_gaussian),
+        ("mixture", bench_mixture),
+    ]:
         r = fn(np.random.default_rng(0), args.repeats)
-        r.update(enc_sym_per_s=n / r["enc_s"], dec_sym_per_s=n / r["dec_s"], bits_per_symbol=r["bits"] / n,
-                 ratio=r["bits"] / r["info"])
+        r.update(
+            enc_sym_per_s=n / r["enc_s"],
+            dec_sym_per_s=n / r["dec_s"],
+            bits_per_symbol=r["bits"] / n,
+            ratio=r["bits"] / r["info"],
+        )
         results["models"][name] = r
-        note = (f"tables {r['setup_s'] * 1e3:.0f} ms (once)" if "setup_s" in r
-                else f"first call {n / r['cold_enc_s'] / 1e6:.2f} Msym/s (builds the Phi table)")
-        print(f"{name:<11}{r['enc_sym_per_s'] / 1e6:>11.2f}{r['dec_sym_per_s'] / 1e6:>11.2f}"
-              f"{r['bits_per_symbol']:>10.3f}{r['ratio']:>11.5f}  {note}")
+        note = (
+            f"tables {r['setup_s'] * 1e3:.0f} ms (once)"
+            if "setup_s" in r
+            else f"first call {n / r['cold_enc_s'] / 1e6:.2f} Msym/s (builds the Phi table)"
+        )
+        print(
+            f"{name:<11}{r['enc_sym_per_s'] / 1e6:>11.2f}{r['dec_sym_per_s'] / 1e6:>11.2f}"
+            f"{r['bits_per_symbol']:>10.3f}{r['ratio']:>11.5f}  {note}"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2, default=float)

@@ -42,7 +42,9 @@ def table(result: dict, metric: str = "psnr-rgb") -> str:
             for codec, value in p.items():
                 if codec in ("bpp", metric):
                     continue
-                shown = "outside its curve" if value is None else f"{value:.2f} (model {p[metric] - value:+.2f})"
+                shown = (
+                    "outside its curve" if value is None else f"{value:.2f} (model {p[metric] - value:+.2f})"
+                )
                 lines.append(f"  {codec:<10} {shown}")
     return "\n".join(lines)
 
@@ -54,8 +56,11 @@ def main(argv=None) -> int:
     parser.add_argument("--metric", default="psnr-rgb")
     parser.add_argument("--json", default=None, help="write the comparison here")
     args = parser.parse_args(argv)
-    result = compare([bdrate.load_rd_json(p) for p in args.models],
-                     [bdrate.load_rd_json(p) for p in args.codecs], args.metric)
+    result = compare(
+        [bdrate.load_rd_json(p) for p in args.models],
+        [bdrate.load_rd_json(p) for p in args.codecs],
+        args.metric,
+    )
     print(table(result, args.metric))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)

@@ -62,7 +62,11 @@ def main():
                     enc.append(t1 - t0)
                     dec.append(t2 - t1)
             nbytes = sum(len(s[0]) for s in c["strings"])
-            out[name] = {"encode_s": statistics.median(enc), "decode_s": statistics.median(dec), "bytes": nbytes}
+            out[name] = {
+                "encode_s": statistics.median(enc),
+                "decode_s": statistics.median(dec),
+                "bytes": nbytes,
+            }
     print(json.dumps(out))
 
 

@@ -65,8 +65,7 @@ def latent_usage(codec, images) -> dict:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", help="weights file (default: the shipped default model)")
     ap.add_argument("--images", help="folder of PNG/JPEG images (default: scikit-image samples)")
     ap.add_argument("--num", type=int, default=6, help="at most this many images")
@@ -84,15 +83,21 @@ def main(argv=None) -> dict:
             raise SystemExit(f"no images in {args.images}")
         images = [image_io.read_image(f)[0] for f in files]
     else:
-        images = [image_io.sample_image(n) for n in ("astronaut", "coffee", "chelsea")][:args.num]
+        images = [image_io.sample_image(n) for n in ("astronaut", "coffee", "chelsea")][: args.num]
     r = latent_usage(codec, images)
-    print(f"{codec.name}: {r['images']} images, {r['bpp']:.4f} bpp = y {r['bpp_y']:.4f} + "
-          f"z {r['bpp_z']:.5f} (z share {100 * r['z_share']:.2f}%)")
-    print(f"live channels (values not constant over an image, mean): z {r['z_live_channels']:.1f} "
-          f"of {r['z_channels']}, y {r['y_live_channels']:.1f} of {r['y_channels']}")
+    print(
+        f"{codec.name}: {r['images']} images, {r['bpp']:.4f} bpp = y {r['bpp_y']:.4f} + "
+        f"z {r['bpp_z']:.5f} (z share {100 * r['z_share']:.2f}%)"
+    )
+    print(
+        f"live channels (values not constant over an image, mean): z {r['z_live_channels']:.1f} "
+        f"of {r['z_channels']}, y {r['y_live_channels']:.1f} of {r['y_channels']}"
+    )
     if "bpp_anchors" in r:
-        print(f"checkerboard: anchors {r['bpp_anchors']:.4f} bpp, non-anchors "
-              f"{r['bpp_nonanchors']:.4f} bpp (ratio {r['bpp_anchors'] / r['bpp_nonanchors']:.2f})")
+        print(
+            f"checkerboard: anchors {r['bpp_anchors']:.4f} bpp, non-anchors "
+            f"{r['bpp_nonanchors']:.4f} bpp (ratio {r['bpp_anchors'] / r['bpp_nonanchors']:.2f})"
+        )
     if args.json:
         path = pathlib.Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)

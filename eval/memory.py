@@ -42,15 +42,16 @@ print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSA
 
 
 def _child(mode, weights, src, dst) -> dict:
-    r = subprocess.run([sys.executable, "-c", _CHILD, mode, weights or "", src, dst],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, weights or "", src, dst], capture_output=True, text=True
+    )
     if r.returncode:
         raise SystemExit(f"{mode} failed: {r.stderr.strip().splitlines()[-1:]}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
 def _psnr(a, b) -> float:
-    return float(10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2)))
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
 
 def main(argv=None) -> int:
@@ -81,9 +82,11 @@ def main(argv=None) -> int:
         rec = np.asarray(Image.open(out))
         res["bpp"] = 8 * pathlib.Path(jl).stat().st_size / (img.shape[0] * img.shape[1])
         res["psnr"] = _psnr(rec, img)
-    print(f"{res['size'][0]}x{res['size'][1]}: compress {res['compress']['seconds']:.1f}s, peak RSS "
-          f"{res['compress']['peak_rss_mb']:.0f} MB; decompress {res['decompress']['seconds']:.1f}s, "
-          f"peak RSS {res['decompress']['peak_rss_mb']:.0f} MB; {res['bpp']:.3f} bpp, {res['psnr']:.2f} dB")
+    print(
+        f"{res['size'][0]}x{res['size'][1]}: compress {res['compress']['seconds']:.1f}s, peak RSS "
+        f"{res['compress']['peak_rss_mb']:.0f} MB; decompress {res['decompress']['seconds']:.1f}s, "
+        f"peak RSS {res['decompress']['peak_rss_mb']:.0f} MB; {res['bpp']:.3f} bpp, {res['psnr']:.2f} dB"
+    )
 
     codec = zoo.load(weights=a.weights)
     crop = img[: min(1024, img.shape[0]), : min(1536, img.shape[1])]
@@ -91,12 +94,17 @@ def main(argv=None) -> int:
     tiled = codec.decompress(data)
     codec.tile = 0
     whole = codec.decompress(data)
-    res["tiling"] = {"crop": list(crop.shape[:2]), "psnr_whole": _psnr(whole, crop),
-                     "psnr_tiled": _psnr(tiled, crop)}
+    res["tiling"] = {
+        "crop": list(crop.shape[:2]),
+        "psnr_whole": _psnr(whole, crop),
+        "psnr_tiled": _psnr(tiled, crop),
+    }
     res["tiling"]["psnr_loss_db"] = res["tiling"]["psnr_whole"] - res["tiling"]["psnr_tiled"]
-    print(f"tiled vs whole-image synthesis on {crop.shape[1]}x{crop.shape[0]}: "
-          f"{res['tiling']['psnr_tiled']:.3f} vs {res['tiling']['psnr_whole']:.3f} dB "
-          f"(loss {res['tiling']['psnr_loss_db']:.4f} dB)")
+    print(
+        f"tiled vs whole-image synthesis on {crop.shape[1]}x{crop.shape[0]}: "
+        f"{res['tiling']['psnr_tiled']:.3f} vs {res['tiling']['psnr_whole']:.3f} dB "
+        f"(loss {res['tiling']['psnr_loss_db']:.4f} dB)"
+    )
     if a.json:
         pathlib.Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         pathlib.Path(a.json).write_text(json.dumps(res, indent=2))

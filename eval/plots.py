@@ -32,8 +32,14 @@ def load_anchor_dir(directory, metric: str = "psnr-rgb") -> list[dict]:
     return curves
 
 
-def plot_rd(curves: list[dict], path, metric: str = "psnr-rgb", anchors: list[dict] = (),
-            title: str | None = None, max_bpp: float | None = 2.0) -> None:
+def plot_rd(
+    curves: list[dict],
+    path,
+    metric: str = "psnr-rgb",
+    anchors: list[dict] = (),
+    title: str | None = None,
+    max_bpp: float | None = 2.0,
+) -> None:
     """Draws quality against bpp for every curve and writes a PNG.
 
     Args:
@@ -55,8 +61,15 @@ def plot_rd(curves: list[dict], path, metric: str = "psnr-rgb", anchors: list[di
                 continue
             if bpp.size == 0:
                 continue
-            ax.plot(bpp, values, style, markersize=4, linewidth=1.8 if style == "-o" else 1.0,
-                    alpha=1.0 if style == "-o" else 0.7, label=str(curve.get("name", "?")))
+            ax.plot(
+                bpp,
+                values,
+                style,
+                markersize=4,
+                linewidth=1.8 if style == "-o" else 1.0,
+                alpha=1.0 if style == "-o" else 0.7,
+                label=str(curve.get("name", "?")),
+            )
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel(_YLABELS.get(metric, metric))
     if max_bpp is not None:

@@ -26,14 +26,28 @@ import time
 
 import numpy as np
 
-from eval import bdrate, codecs as classical, plots
+from eval import bdrate, plots
+from eval import codecs as classical
 from jaxlic.errors import JaxlicError
 from jaxlic.image_io import read_image
 from jaxlic.metrics import ms_ssim_or_nan, psnr
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
-CSV_FIELDS = ("image", "kind", "name", "quality", "height", "width", "size_bytes", "bpp", "bpp_estimated",
-              "psnr", "ms_ssim", "encoding_time", "decoding_time")
+CSV_FIELDS = (
+    "image",
+    "kind",
+    "name",
+    "quality",
+    "height",
+    "width",
+    "size_bytes",
+    "bpp",
+    "bpp_estimated",
+    "psnr",
+    "ms_ssim",
+    "encoding_time",
+    "decoding_time",
+)
 
 
 def list_images(directory, max_images: int | None = None) -> list[str]:
@@ -46,7 +60,8 @@ def list_images(directory, max_images: int | None = None) -> list[str]:
     if not os.path.isdir(directory):
         raise JaxlicError(f"not a folder of images: {directory}")
     files = sorted(
-        os.path.join(directory, f) for f in os.listdir(directory)
+        os.path.join(directory, f)
+        for f in os.listdir(directory)
         if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
     )
     if not files:
@@ -115,8 +130,11 @@ def aggregate(rows: list[dict], name: str, kind: str, description: str = "") -> 
         }
         if kind == "model":
             point["bpp_estimated"] = _mean(r["bpp_estimated"] for r in sel)
-            point["bpp_real_over_estimated"] = point["bpp"] / point["bpp_estimated"] \
-                if point["bpp_estimated"] and math.isfinite(point["bpp_estimated"]) else float("nan")
+            point["bpp_real_over_estimated"] = (
+                point["bpp"] / point["bpp_estimated"]
+                if point["bpp_estimated"] and math.isfinite(point["bpp_estimated"])
+                else float("nan")
+            )
         points.append(point)
     points.sort(key=lambda p: p["bpp"])
     keys = list(points[0]) if points else ["quality", "bpp", "psnr-rgb", "ms-ssim-rgb"]
@@ -166,8 +184,9 @@ def _warm_up(codec, img, seen: set) -> None:
         seen.add(key)
 
 
-def evaluate(image_paths: list[str], model_codecs: list, codec_sweeps: dict[str, list[int]],
-             progress: bool = True) -> tuple[list[dict], list[str]]:
+def evaluate(
+    image_paths: list[str], model_codecs: list, codec_sweeps: dict[str, list[int]], progress: bool = True
+) -> tuple[list[dict], list[str]]:
     """Measures every model codec and classical codec setting on every image.
 
     Args:
@@ -201,25 +220,43 @@ def evaluate(image_paths: list[str], model_codecs: list, codec_sweeps: dict[str,
                 for q in qualities:
                     bar.set_description(f"{base['image']} {name} q{q}")
                     r = classical.run_codec(name, img, q)
-                    rows.append({**base, "kind": "codec", "name": name, "quality": q, "bpp_estimated": float("nan"),
-                                 **{k: r[k] for k in ("bpp", "psnr", "ms_ssim", "encoding_time",
-                                                      "decoding_time", "size_bytes")}})
+                    rows.append(
+                        {
+                            **base,
+                            "kind": "codec",
+                            "name": name,
+                            "quality": q,
+                            "bpp_estimated": float("nan"),
+                            **{
+                                k: r[k]
+                                for k in (
+                                    "bpp",
+                                    "psnr",
+                                    "ms_ssim",
+                                    "encoding_time",
+                                    "decoding_time",
+                                    "size_bytes",
+                                )
+                            },
+                        }
+                    )
                     bar.update()
     finally:
         bar.close()
     return rows, notes
 
 
-def write_results(rows: list[dict], out_dir: str, dataset: str = "", anchors_dir=None,
-                  backends: dict | None = None) -> dict[str, dict]:
+def write_results(
+    rows: list[dict], out_dir: str, dataset: str = "", anchors_dir=None, backends: dict | None = None
+) -> dict[str, dict]:
     """Writes per-curve JSONs, the per-image CSV and the RD plots; returns the curves by name."""
     os.makedirs(out_dir, exist_ok=True)
     curves = {}
-    for (kind, name) in sorted({(r["kind"], r["name"]) for r in rows}):
+    for kind, name in sorted({(r["kind"], r["name"]) for r in rows}):
         sel = [r for r in rows if r["name"] == name and r["kind"] == kind]
         n_images = len({r["image"] for r in sel})
         backend = (backends or {}).get(name, "")
-        desc = (f"jaxlic model {name}" if kind == "model" else f"{name} ({backend})" if backend else name)
+        desc = f"jaxlic model {name}" if kind == "model" else f"{name} ({backend})" if backend else name
         curve = aggregate(sel, name, kind, f"{desc}, {n_images} images of {dataset}".strip())
         curves[name] = curve
         with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as f:
@@ -231,8 +268,9 @@ def write_results(rows: list[dict], out_dir: str, dataset: str = "", anchors_dir
             writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
     for metric, file in (("psnr-rgb", "rd_psnr.png"), ("ms-ssim-db", "rd_ms-ssim.png")):
         anchors = plots.load_anchor_dir(anchors_dir, metric) if anchors_dir else []
-        plots.plot_rd(list(curves.values()), os.path.join(out_dir, file), metric, anchors,
-                      title=f"{dataset} ({metric})")
+        plots.plot_rd(
+            list(curves.values()), os.path.join(out_dir, file), metric, anchors, title=f"{dataset} ({metric})"
+        )
     return curves
 
 
@@ -242,12 +280,16 @@ def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str
     for name, curve in curves.items():
         r = curve["results"]
         for i in range(len(r["bpp"])):
+
             def cell(key, fmt, width):
                 v = r.get(key, [None] * len(r["bpp"]))[i]
                 return f"{'-':>{width}}" if v is None else f"{v:>{width}{fmt}}"
-            lines.append(f"{name:<16}{r['quality'][i]:>5}{cell('bpp', '.4f', 9)}{cell('bpp_estimated', '.4f', 9)}"
-                         f"{cell('psnr-rgb', '.2f', 8)}{cell('ms-ssim-rgb', '.4f', 9)}"
-                         f"{cell('encoding_time', '.3f', 8)}{cell('decoding_time', '.3f', 8)}")
+
+            lines.append(
+                f"{name:<16}{r['quality'][i]:>5}{cell('bpp', '.4f', 9)}{cell('bpp_estimated', '.4f', 9)}"
+                f"{cell('psnr-rgb', '.2f', 8)}{cell('ms-ssim-rgb', '.4f', 9)}"
+                f"{cell('encoding_time', '.3f', 8)}{cell('decoding_time', '.3f', 8)}"
+            )
         if reference is not None:
             try:
                 value = bdrate.bd_rate_curves(reference, curve)

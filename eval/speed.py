@@ -34,8 +34,8 @@ def default_image() -> tuple[np.ndarray, str]:
 
     if KODIM23.exists():
         return read_image(KODIM23)[0], str(KODIM23)
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     img = Image.fromarray(data.astronaut()).resize((768, 768)).crop((0, 128, 768, 640))
     return np.asarray(img), "skimage astronaut (768x512 crop)"
@@ -43,9 +43,18 @@ def default_image() -> tuple[np.ndarray, str]:
 
 def time_codec(codec, img: np.ndarray, repeats: int) -> dict:
     """Median encode/decode seconds (after one warm-up) with network/coding split."""
-    rec: dict[str, list[float]] = {k: [] for k in
-                                   ("encode_s", "decode_s", "encode_network_s", "encode_coding_s",
-                                    "decode_network_s", "decode_coding_s", "decode_synthesis_s")}
+    rec: dict[str, list[float]] = {
+        k: []
+        for k in (
+            "encode_s",
+            "decode_s",
+            "encode_network_s",
+            "encode_coding_s",
+            "decode_network_s",
+            "decode_coding_s",
+            "decode_synthesis_s",
+        )
+    }
     for r in range(repeats + 1):
         t0 = time.perf_counter()
         data = codec.compress(img)
@@ -66,7 +75,7 @@ def time_codec(codec, img: np.ndarray, repeats: int) -> dict:
     h, w = img.shape[:2]
     res["bytes"] = len(data)
     res["bpp"] = 8 * len(data) / (h * w)
-    res["psnr"] = float(10 * np.log10(255.0 ** 2 / np.mean((out.astype(np.float64) - img) ** 2)))
+    res["psnr"] = float(10 * np.log10(255.0**2 / np.mean((out.astype(np.float64) - img) ** 2)))
     return res
 
 
@@ -90,8 +99,14 @@ def flops_report(n: int = 128, h: int = 512, w: int = 768) -> dict:
     model = get_model("ckbd", N=n)
     syn = flops(model, feat(16), method=Compressor.synthesis)
     pp = flops(PostProcess(features=model.cfg.pp_features), jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32))
-    return {"fdram": fd, "cheng_attention": ch, "postprocess": pp, "synthesis": syn,
-            "ratio_fdram_over_cheng": fd / ch, "ratio_postprocess_over_synthesis": pp / syn}
+    return {
+        "fdram": fd,
+        "cheng_attention": ch,
+        "postprocess": pp,
+        "synthesis": syn,
+        "ratio_fdram_over_cheng": fd / ch,
+        "ratio_postprocess_over_synthesis": pp / syn,
+    }
 
 
 def compressai_times(python: str, image_path: str, n: int, repeats: int) -> dict:
@@ -122,7 +137,9 @@ def main(argv=None) -> int:
     from jaxlic.image_io import read_image
 
     if a.images:
-        paths = sorted(p for p in pathlib.Path(a.images).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        paths = sorted(
+            p for p in pathlib.Path(a.images).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg")
+        )
         images = [(read_image(p)[0], str(p)) for p in paths]
     elif a.image:
         images = [(read_image(a.image)[0], a.image)]
@@ -138,18 +155,27 @@ def main(argv=None) -> int:
         for name in a.models.split(","):
             codecs[name] = zoo.random_codec(name, quality=3, N=a.N)
 
-    results: dict = {"device": _device(), "images": [p for _, p in images], "N": a.N,
-                     "encode_s": {}, "decode_s": {}, "detail": {}}
+    results: dict = {
+        "device": _device(),
+        "images": [p for _, p in images],
+        "N": a.N,
+        "encode_s": {},
+        "decode_s": {},
+        "detail": {},
+    }
     for name, codec in codecs.items():
         per_image = [time_codec(codec, img, a.repeats) for img, _ in tqdm(images, desc=name, leave=False)]
         agg = {k: statistics.median(r[k] for r in per_image) for k in per_image[0]}
         results["detail"][name] = agg
         results["encode_s"][name] = agg["encode_s"]
         results["decode_s"][name] = agg["decode_s"]
-        print(f"{name:>22}: encode {agg['encode_s']:.3f}s (net {agg['encode_network_s']:.3f} + "
-              f"coding {agg['encode_coding_s']:.3f})  decode {agg['decode_s']:.3f}s (net "
-              f"{agg['decode_network_s']:.3f} + coding {agg['decode_coding_s']:.3f}; g_s {agg['decode_synthesis_s']:.3f})  "
-              f"{agg['bpp']:.3f} bpp  {agg['psnr']:.2f} dB", flush=True)
+        print(
+            f"{name:>22}: encode {agg['encode_s']:.3f}s (net {agg['encode_network_s']:.3f} + "
+            f"coding {agg['encode_coding_s']:.3f})  decode {agg['decode_s']:.3f}s (net "
+            f"{agg['decode_network_s']:.3f} + coding {agg['decode_coding_s']:.3f}; g_s {agg['decode_synthesis_s']:.3f})  "
+            f"{agg['bpp']:.3f} bpp  {agg['psnr']:.2f} dB",
+            flush=True,
+        )
 
     serial = [n for n, c in codecs.items() if c.cfg.context == "serial"]
     ckbd = [n for n, c in codecs.items() if c.cfg.context == "checkerboard"]
@@ -158,10 +184,15 @@ def main(argv=None) -> int:
         results["ratio_serial_over_ckbd_decode"] = ratio
         print(f"decode time ratio {serial[0]} / {ckbd[0]}: {ratio:.2f}x")
         # The synthesis transform is the same work for both; the context model changes the rest.
-        lat = {n: results["detail"][n]["decode_s"] - results["detail"][n]["decode_synthesis_s"] for n in (serial[0], ckbd[0])}
+        lat = {
+            n: results["detail"][n]["decode_s"] - results["detail"][n]["decode_synthesis_s"]
+            for n in (serial[0], ckbd[0])
+        }
         results["ratio_serial_over_ckbd_latent_decode"] = lat[serial[0]] / lat[ckbd[0]]
-        print(f"latent decoding (all but g_s) {serial[0]} {lat[serial[0]]:.3f}s / {ckbd[0]} "
-              f"{lat[ckbd[0]]:.3f}s: {results['ratio_serial_over_ckbd_latent_decode']:.2f}x")
+        print(
+            f"latent decoding (all but g_s) {serial[0]} {lat[serial[0]]:.3f}s / {ckbd[0]} "
+            f"{lat[ckbd[0]]:.3f}s: {results['ratio_serial_over_ckbd_latent_decode']:.2f}x"
+        )
 
     if a.compressai_python:
         if len(images) != 1:
@@ -190,9 +221,11 @@ def main(argv=None) -> int:
     if not a.no_flops:
         fl = flops_report(a.N)
         results["flops"] = fl
-        print(f"FLOPs  FDRAM {fl['fdram']:.3e} vs Cheng attention {fl['cheng_attention']:.3e} "
-              f"({fl['ratio_fdram_over_cheng']:.1%});  post-processing {fl['postprocess']:.3e} vs "
-              f"synthesis {fl['synthesis']:.3e} ({fl['ratio_postprocess_over_synthesis']:.1%})")
+        print(
+            f"FLOPs  FDRAM {fl['fdram']:.3e} vs Cheng attention {fl['cheng_attention']:.3e} "
+            f"({fl['ratio_fdram_over_cheng']:.1%});  post-processing {fl['postprocess']:.3e} vs "
+            f"synthesis {fl['synthesis']:.3e} ({fl['ratio_postprocess_over_synthesis']:.1%})"
+        )
 
     if a.json:
         pathlib.Path(a.json).parent.mkdir(parents=True, exist_ok=True)

@@ -29,125 +29,151 @@ HERE = pathlib.Path(__file__).resolve().parent
 
 
 class CompressAIWorker:
-  """The CompressAI training step in a subprocess, driven over stdin/stdout."""
+    """The CompressAI training step in a subprocess, driven over stdin/stdout."""
 
-  def __init__(self, python: str, args):
-    cmd = [python, str(HERE / "train_speed_compressai.py"), "--model", args.model,
-           "--N", str(args.N), "--M", str(args.M), "--batch", str(args.batch),
-           "--size", str(args.size), "--lmbda", str(args.lmbda), "--warmup", str(args.warmup)]
-    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    self.info = json.loads(self._expect("READY"))
+    def __init__(self, python: str, args):
+        cmd = [
+            python,
+            str(HERE / "train_speed_compressai.py"),
+            "--model",
+            args.model,
+            "--N",
+            str(args.N),
+            "--M",
+            str(args.M),
+            "--batch",
+            str(args.batch),
+            "--size",
+            str(args.size),
+            "--lmbda",
+            str(args.lmbda),
+            "--warmup",
+            str(args.warmup),
+        ]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.info = json.loads(self._expect("READY"))
 
-  def _expect(self, tag: str) -> str:
-    line = self.proc.stdout.readline()
-    if not line.startswith(tag):
-      self.proc.kill()
-      raise RuntimeError(f"CompressAI worker: expected {tag}, got {line!r} "
-                         f"(exit code {self.proc.poll()})")
-    return line[len(tag):].strip()
+    def _expect(self, tag: str) -> str:
+        line = self.proc.stdout.readline()
+        if not line.startswith(tag):
+            self.proc.kill()
+            raise RuntimeError(
+                f"CompressAI worker: expected {tag}, got {line!r} (exit code {self.proc.poll()})"
+            )
+        return line[len(tag) :].strip()
 
-  def time_steps(self, n: int) -> list[float]:
-    self.proc.stdin.write(f"STEPS {n}\n")
-    self.proc.stdin.flush()
-    return json.loads(self._expect("TIMES"))
+    def time_steps(self, n: int) -> list[float]:
+        self.proc.stdin.write(f"STEPS {n}\n")
+        self.proc.stdin.flush()
+        return json.loads(self._expect("TIMES"))
 
-  def close(self):
-    try:
-      self.proc.stdin.write("QUIT\n")
-      self.proc.stdin.flush()
-      self.proc.wait(timeout=30)
-    except (BrokenPipeError, subprocess.TimeoutExpired):
-      self.proc.kill()
+    def close(self):
+        try:
+            self.proc.stdin.write("QUIT\n")
+            self.proc.stdin.flush()
+            self.proc.wait(timeout=30)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self.proc.kill()
 
 
 class JaxlicStep:
-  """The trainer's own jitted `train_step` on one device, with a fixed random batch."""
+    """The trainer's own jitted `train_step` on one device, with a fixed random batch."""
 
-  def __init__(self, args):
-    import jax  # pylint: disable=g-import-not-at-top
-    import numpy as np  # pylint: disable=g-import-not-at-top
-    from train import trainer  # pylint: disable=g-import-not-at-top
-    from train.configs import cheng2020  # pylint: disable=g-import-not-at-top
+    def __init__(self, args):
+        import jax  # pylint: disable=g-import-not-at-top
+        import numpy as np  # pylint: disable=g-import-not-at-top
 
-    config = cheng2020.get_config()
-    config.model, config.N, config.M, config.lmbda = args.model, args.N, args.M, args.lmbda
-    config.num_steps, config.seed = 1000, 0
-    _, self.state, self.step, self.key = trainer.setup_train_step(config, jax.devices()[:1])
-    batch = np.random.default_rng(0).uniform(size=(args.batch, args.size, args.size, 3))
-    self.batch = jax.device_put(batch.astype(np.float32), jax.devices()[0])
-    self.device = str(jax.devices()[0].device_kind)
-    self.jax = jax
-    t = time.perf_counter()
-    for _ in range(args.warmup):
-      self._one()
-    self.warmup_s = time.perf_counter() - t
+        from train import trainer  # pylint: disable=g-import-not-at-top
+        from train.configs import cheng2020  # pylint: disable=g-import-not-at-top
 
-  def _one(self) -> float:
-    t = time.perf_counter()
-    self.state, metrics = self.step(self.state, self.batch, self.key)
-    self.jax.block_until_ready((self.state, metrics))
-    return time.perf_counter() - t
+        config = cheng2020.get_config()
+        config.model, config.N, config.M, config.lmbda = args.model, args.N, args.M, args.lmbda
+        config.num_steps, config.seed = 1000, 0
+        _, self.state, self.step, self.key = trainer.setup_train_step(config, jax.devices()[:1])
+        batch = np.random.default_rng(0).uniform(size=(args.batch, args.size, args.size, 3))
+        self.batch = jax.device_put(batch.astype(np.float32), jax.devices()[0])
+        self.device = str(jax.devices()[0].device_kind)
+        self.jax = jax
+        t = time.perf_counter()
+        for _ in range(args.warmup):
+            self._one()
+        self.warmup_s = time.perf_counter() - t
 
-  def time_steps(self, n: int) -> list[float]:
-    return [self._one() for _ in range(n)]
+    def _one(self) -> float:
+        t = time.perf_counter()
+        self.state, metrics = self.step(self.state, self.batch, self.key)
+        self.jax.block_until_ready((self.state, metrics))
+        return time.perf_counter() - t
+
+    def time_steps(self, n: int) -> list[float]:
+        return [self._one() for _ in range(n)]
 
 
 def main(argv=None):
-  ap = argparse.ArgumentParser(description=__doc__,
-                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  ap.add_argument("--json", required=True, help="output file")
-  ap.add_argument("--compressai-python", default=None,
-                  help="interpreter of an environment with torch + CompressAI")
-  ap.add_argument("--model", default="cheng2020-anchor")
-  ap.add_argument("--N", type=int, default=128)
-  ap.add_argument("--M", type=int, default=None, help="default: N (Cheng2020 uses M = N)")
-  ap.add_argument("--batch", type=int, default=8)
-  ap.add_argument("--size", type=int, default=256)
-  ap.add_argument("--lmbda", type=float, default=0.0067)
-  ap.add_argument("--warmup", type=int, default=2)
-  ap.add_argument("--steps", type=int, default=3, help="timed steps per round and framework")
-  ap.add_argument("--rounds", type=int, default=3)
-  args = ap.parse_args(argv)
-  args.M = args.M or args.N
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", required=True, help="output file")
+    ap.add_argument(
+        "--compressai-python", default=None, help="interpreter of an environment with torch + CompressAI"
+    )
+    ap.add_argument("--model", default="cheng2020-anchor")
+    ap.add_argument("--N", type=int, default=128)
+    ap.add_argument("--M", type=int, default=None, help="default: N (Cheng2020 uses M = N)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--lmbda", type=float, default=0.0067)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=3, help="timed steps per round and framework")
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args(argv)
+    args.M = args.M or args.N
 
-  worker = None
-  if args.compressai_python:
-    worker = CompressAIWorker(args.compressai_python, args)
-  try:
-    jx = JaxlicStep(args)
-    times = {"jaxlic": [], "compressai": []}
-    for r in range(args.rounds):
-      times["jaxlic"] += jx.time_steps(args.steps)
-      if worker:
-        times["compressai"] += worker.time_steps(args.steps)
-      print(f"round {r + 1}/{args.rounds}: jaxlic {statistics.median(times['jaxlic']):.4f} s"
-            + (f", CompressAI {statistics.median(times['compressai']):.4f} s" if worker else ""),
-            flush=True)
-  finally:
-    if worker:
-      worker.close()
+    worker = None
+    if args.compressai_python:
+        worker = CompressAIWorker(args.compressai_python, args)
+    try:
+        jx = JaxlicStep(args)
+        times = {"jaxlic": [], "compressai": []}
+        for r in range(args.rounds):
+            times["jaxlic"] += jx.time_steps(args.steps)
+            if worker:
+                times["compressai"] += worker.time_steps(args.steps)
+            print(
+                f"round {r + 1}/{args.rounds}: jaxlic {statistics.median(times['jaxlic']):.4f} s"
+                + (f", CompressAI {statistics.median(times['compressai']):.4f} s" if worker else ""),
+                flush=True,
+            )
+    finally:
+        if worker:
+            worker.close()
 
-  jaxlic_s = statistics.median(times["jaxlic"])
-  compressai_s = statistics.median(times["compressai"]) if times["compressai"] else None
-  result = {
-      "jaxlic_step_s": jaxlic_s,
-      "compressai_step_s": compressai_s,
-      "ratio_compressai_over_jaxlic": compressai_s / jaxlic_s if compressai_s else None,
-      "jaxlic_images_per_s": args.batch / jaxlic_s,
-      "model": args.model, "N": args.N, "M": args.M, "batch": args.batch, "size": args.size,
-      "jaxlic_device": jx.device, "jaxlic_warmup_s": jx.warmup_s,
-      "compressai_env": worker.info if worker else None,
-      "times": times,
-  }
-  path = pathlib.Path(args.json)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  path.write_text(json.dumps(result, indent=2))
-  print(f"jaxlic: {jaxlic_s:.4f} s/step ({args.batch / jaxlic_s:.1f} images/s) on {jx.device}")
-  if compressai_s:
-    print(f"CompressAI: {compressai_s:.4f} s/step on {worker.info['device']}; "
-          f"ratio CompressAI / jaxlic = {compressai_s / jaxlic_s:.2f}")
-  return result
+    jaxlic_s = statistics.median(times["jaxlic"])
+    compressai_s = statistics.median(times["compressai"]) if times["compressai"] else None
+    result = {
+        "jaxlic_step_s": jaxlic_s,
+        "compressai_step_s": compressai_s,
+        "ratio_compressai_over_jaxlic": compressai_s / jaxlic_s if compressai_s else None,
+        "jaxlic_images_per_s": args.batch / jaxlic_s,
+        "model": args.model,
+        "N": args.N,
+        "M": args.M,
+        "batch": args.batch,
+        "size": args.size,
+        "jaxlic_device": jx.device,
+        "jaxlic_warmup_s": jx.warmup_s,
+        "compressai_env": worker.info if worker else None,
+        "times": times,
+    }
+    path = pathlib.Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+    print(f"jaxlic: {jaxlic_s:.4f} s/step ({args.batch / jaxlic_s:.1f} images/s) on {jx.device}")
+    if compressai_s:
+        print(
+            f"CompressAI: {compressai_s:.4f} s/step on {worker.info['device']}; "
+            f"ratio CompressAI / jaxlic = {compressai_s / jaxlic_s:.2f}"
+        )
+    return result
 
 
 if __name__ == "__main__":
-  main()
+    main()

@@ -32,76 +32,80 @@ CLASSES = {
 
 
 def build(name, n, m):
-  import importlib
-  module, cls, takes_m = CLASSES[name]
-  cls = getattr(importlib.import_module(module), cls)
-  return cls(N=n, M=m) if takes_m else cls(N=n)
+    import importlib
+
+    module, cls, takes_m = CLASSES[name]
+    cls = getattr(importlib.import_module(module), cls)
+    return cls(N=n, M=m) if takes_m else cls(N=n)
 
 
 def make_train_step(net, lmbda, lr=1e-4):
-  """CompressAI's examples/train.py step on `net`: returns `step(x) -> loss` (x: NCHW in [0, 1])."""
-  main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
-  aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
-  opt = torch.optim.Adam(main_params, lr=lr)
-  aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+    """CompressAI's examples/train.py step on `net`: returns `step(x) -> loss` (x: NCHW in [0, 1])."""
+    main_params = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
+    aux_params = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
+    opt = torch.optim.Adam(main_params, lr=lr)
+    aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
 
-  def step(x):
-    num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
-    opt.zero_grad()
-    aux_opt.zero_grad()
-    out = net(x)
-    bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * num_pixels)
-    loss = lmbda * 255 ** 2 * torch.nn.functional.mse_loss(out["x_hat"], x) + bpp
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-    opt.step()
-    aux = net.aux_loss()
-    aux.backward()
-    aux_opt.step()
-    return loss
+    def step(x):
+        num_pixels = x.shape[0] * x.shape[2] * x.shape[3]
+        opt.zero_grad()
+        aux_opt.zero_grad()
+        out = net(x)
+        bpp = sum(torch.log(l).sum() for l in out["likelihoods"].values()) / (-math.log(2) * num_pixels)
+        loss = lmbda * 255**2 * torch.nn.functional.mse_loss(out["x_hat"], x) + bpp
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        aux = net.aux_loss()
+        aux.backward()
+        aux_opt.step()
+        return loss
 
-  return step
+    return step
 
 
 def main():
-  ap = argparse.ArgumentParser()
-  ap.add_argument("--model", default="cheng2020-anchor", choices=sorted(CLASSES))
-  ap.add_argument("--N", type=int, default=128)
-  ap.add_argument("--M", type=int, default=128)
-  ap.add_argument("--batch", type=int, default=8)
-  ap.add_argument("--size", type=int, default=256)
-  ap.add_argument("--lmbda", type=float, default=0.0067)
-  ap.add_argument("--warmup", type=int, default=2)
-  ap.add_argument("--threads", type=int, default=0)
-  args = ap.parse_args()
-  if args.threads:
-    torch.set_num_threads(args.threads)
-  device = "cuda" if torch.cuda.is_available() else "cpu"
-  torch.manual_seed(0)
-  net = build(args.model, args.N, args.M).to(device).train()
-  x = torch.rand(args.batch, 3, args.size, args.size, device=device)
-  train_step = make_train_step(net, args.lmbda)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="cheng2020-anchor", choices=sorted(CLASSES))
+    ap.add_argument("--N", type=int, default=128)
+    ap.add_argument("--M", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--lmbda", type=float, default=0.0067)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    net = build(args.model, args.N, args.M).to(device).train()
+    x = torch.rand(args.batch, 3, args.size, args.size, device=device)
+    train_step = make_train_step(net, args.lmbda)
 
-  def step():
-    train_step(x)
-    if device == "cuda":
-      torch.cuda.synchronize()
+    def step():
+        train_step(x)
+        if device == "cuda":
+            torch.cuda.synchronize()
 
-  for _ in range(args.warmup):
-    step()
-  print("READY", json.dumps({"device": device, "torch": torch.__version__,
-                             "threads": torch.get_num_threads()}), flush=True)
-  for line in sys.stdin:
-    cmd = line.split()
-    if not cmd or cmd[0] == "QUIT":
-      break
-    times = []
-    for _ in range(int(cmd[1])):
-      t = time.perf_counter()
-      step()
-      times.append(time.perf_counter() - t)
-    print("TIMES", json.dumps(times), flush=True)
+    for _ in range(args.warmup):
+        step()
+    print(
+        "READY",
+        json.dumps({"device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}),
+        flush=True,
+    )
+    for line in sys.stdin:
+        cmd = line.split()
+        if not cmd or cmd[0] == "QUIT":
+            break
+        times = []
+        for _ in range(int(cmd[1])):
+            t = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t)
+        print("TIMES", json.dumps(times), flush=True)
 
 
 if __name__ == "__main__":
-  main()
+    main()

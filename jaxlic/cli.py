@@ -87,12 +87,16 @@ def cmd_compress(args) -> int:
     h, w = img.shape[:2]
     print(f"{args.input} -> {args.output}")
     print(f"  model {codec.name} quality {codec.quality}, image {w}x{h}")
-    print(f"  {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp "
-          f"(input file {_fmt_bytes(os.path.getsize(args.input))})")
+    print(
+        f"  {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp "
+        f"(input file {_fmt_bytes(os.path.getsize(args.input))})"
+    )
     if args.refine:
         r = codec.last_refine
-        print(f"  latents refined by {args.refine} {args.refine_method} steps: "
-              f"RD loss {r['loss_init']:.4f} -> {r['loss']:.4f}")
+        print(
+            f"  latents refined by {args.refine} {args.refine_method} steps: "
+            f"RD loss {r['loss_init']:.4f} -> {r['loss']:.4f}"
+        )
     print(f"  encode {t_enc:.3f} s")
     return 0
 
@@ -104,9 +108,11 @@ def _compress_refined(codec, img, steps: int, method: str) -> bytes:
     if not hasattr(codec, "refine"):
         raise JaxlicError(f"model {codec.name} does not support --refine")
     with tqdm(total=steps, desc="refining latents", unit="step", leave=False, dynamic_ncols=True) as bar:
+
         def progress(_, loss):
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.update()
+
         return codec.compress(img, refine_steps=steps, refine_method=method, progress=progress)
 
 
@@ -281,15 +287,21 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def refine_method_arg(p):
-        p.add_argument("--refine-method", choices=("sga", "ste"), default="sga",
-                       help="rounding the refinement's gradient goes through: sga (annealed soft "
-                            "rounding, default) or ste (straight-through; cheaper steps, stalls sooner)")
+        p.add_argument(
+            "--refine-method",
+            choices=("sga", "ste"),
+            default="sga",
+            help="rounding the refinement's gradient goes through: sga (annealed soft "
+            "rounding, default) or ste (straight-through; cheaper steps, stalls sooner)",
+        )
 
     def model_args(p, with_model=True):
         if with_model:
             p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
             p.add_argument("--quality", type=int, default=None, help="quality index (default: a shipped one)")
-        p.add_argument("--weights", default=None, help="weights file (.msgpack) instead of the shipped weights")
+        p.add_argument(
+            "--weights", default=None, help="weights file (.msgpack) instead of the shipped weights"
+        )
 
     p = sub.add_parser("demo", help="compress and decompress a bundled sample image, print rate and quality")
     p.add_argument("--sample", default="astronaut", choices=("astronaut", "coffee", "chelsea"))
@@ -303,9 +315,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output .jlic file")
     model_args(p)
     p.add_argument("--force", action="store_true", help="overwrite the output if it exists")
-    p.add_argument("--refine", type=_steps, default=0, metavar="STEPS",
-                   help="search for better latents of this image for STEPS gradient steps before coding "
-                        "(slower encoding, same decoder; 40 is a good start; default 0: off)")
+    p.add_argument(
+        "--refine",
+        type=_steps,
+        default=0,
+        metavar="STEPS",
+        help="search for better latents of this image for STEPS gradient steps before coding "
+        "(slower encoding, same decoder; 40 is a good start; default 0: off)",
+    )
     refine_method_arg(p)
     p.set_defaults(func=cmd_compress)
 
@@ -314,8 +331,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output PNG")
     model_args(p, with_model=False)
     p.add_argument("--force", action="store_true", help="overwrite the output if it exists")
-    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                   help=f"refuse streams declaring more pixels (default {DEFAULT_MAX_PIXELS})")
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse streams declaring more pixels (default {DEFAULT_MAX_PIXELS})",
+    )
     p.set_defaults(func=cmd_decompress)
 
     p = sub.add_parser("info", help="print the header of a .jlic file")
@@ -328,14 +349,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", type=_str_list, default=[], help="models, comma separated (default: none)")
     p.add_argument("--qualities", type=_int_list, default=None, help="model qualities (default: all shipped)")
     p.add_argument("--weights", nargs="*", default=[], help="weight files to evaluate (each is one RD point)")
-    p.add_argument("--codecs", type=_str_list, default=[], help="classical codecs: jpeg,webp,jpeg2000,avif,heif,bpg")
-    p.add_argument("--codec-qualities", type=_int_list, default=None,
-                   help="quality sweep for every codec (default: a per-codec sweep)")
+    p.add_argument(
+        "--codecs", type=_str_list, default=[], help="classical codecs: jpeg,webp,jpeg2000,avif,heif,bpg"
+    )
+    p.add_argument(
+        "--codec-qualities",
+        type=_int_list,
+        default=None,
+        help="quality sweep for every codec (default: a per-codec sweep)",
+    )
     p.add_argument("--out", required=True, help="output folder, e.g. results/kodak")
     p.add_argument("--anchors", default=None, help="folder of published CompressAI-format JSONs to plot")
     p.add_argument("--max-images", type=int, default=None, help="use only the first N images")
-    p.add_argument("--refine", type=_steps, default=0, metavar="STEPS",
-                   help="also evaluate every model with latent refinement of STEPS steps (as a separate curve)")
+    p.add_argument(
+        "--refine",
+        type=_steps,
+        default=0,
+        metavar="STEPS",
+        help="also evaluate every model with latent refinement of STEPS steps (as a separate curve)",
+    )
     refine_method_arg(p)
     p.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     p.set_defaults(func=cmd_eval)
@@ -348,8 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="pchip", choices=("pchip", "polyfit"))
     p.set_defaults(func=cmd_bdrate)
 
-    p = sub.add_parser("convert-compressai", help="convert CompressAI weights (needs jaxlic[convert])",
-                       add_help=False)
+    p = sub.add_parser(
+        "convert-compressai", help="convert CompressAI weights (needs jaxlic[convert])", add_help=False
+    )
     p.add_argument("argv", nargs=argparse.REMAINDER, help="arguments for the converter")
     p.set_defaults(func=cmd_convert)
     return parser
@@ -397,8 +430,11 @@ def main(argv=None) -> int:
     except Exception as e:  # a bug: still one line unless asked for the traceback
         if os.environ.get("JAXLIC_DEBUG"):
             raise
-        print(f"{PROG}: internal error: {type(e).__name__}: {_one_line(e)} "
-              "(set JAXLIC_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(
+            f"{PROG}: internal error: {type(e).__name__}: {_one_line(e)} "
+            "(set JAXLIC_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

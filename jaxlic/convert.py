@@ -122,7 +122,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         except Exception as e:  # zipfile/ValueError/OSError on a bad file
             raise JaxlicError(f"{path} is not a readable .npz file ({type(e).__name__}: {e})") from None
         if any(k.startswith("state_dict/") for k in arrays):
-            arrays = {k[len("state_dict/"):]: v for k, v in arrays.items() if k.startswith("state_dict/")}
+            arrays = {k[len("state_dict/") :]: v for k, v in arrays.items() if k.startswith("state_dict/")}
         return _strip_module_prefix(arrays)
     obj = _load_torch_file(path)
     return _strip_module_prefix(_find_state_dict(obj, path))
@@ -155,7 +155,11 @@ def _find_state_dict(obj, path: str) -> dict[str, np.ndarray]:
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model_state_dict", "model"):
             inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner and all(isinstance(v, np.ndarray) for v in inner.values()):
+            if (
+                isinstance(inner, Mapping)
+                and inner
+                and all(isinstance(v, np.ndarray) for v in inner.values())
+            ):
                 return dict(inner)
         tensors = {k: v for k, v in obj.items() if isinstance(v, np.ndarray)}
         if tensors and len(tensors) == len(obj):
@@ -165,16 +169,23 @@ def _find_state_dict(obj, path: str) -> dict[str, np.ndarray]:
 
 def _strip_module_prefix(sd: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     if sd and all(k.startswith("module.") for k in sd):
-        return {k[len("module."):]: v for k, v in sd.items()}
+        return {k[len("module.") :]: v for k, v in sd.items()}
     return dict(sd)
 
 
 # --- torch-free reader of PyTorch's two file formats -----------------------------------------
 
 _STORAGE_DTYPES = {
-    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-    "BFloat16Storage": "bfloat16", "IntStorage": np.int32, "LongStorage": np.int64,
-    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8, "BoolStorage": np.bool_,
+    "FloatStorage": np.float32,
+    "DoubleStorage": np.float64,
+    "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16",
+    "IntStorage": np.int32,
+    "LongStorage": np.int64,
+    "ShortStorage": np.int16,
+    "CharStorage": np.int8,
+    "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
 }
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 
@@ -288,7 +299,9 @@ def _read_zip(path: str):
                 raw_dtype = np.dtype(np.uint16 if st.dtype == "bfloat16" else st.dtype)
                 if big_endian:
                     raw_dtype = raw_dtype.newbyteorder(">")
-                st.data = np.frombuffer(zf.read(f"{root}data/{key}"), raw_dtype).astype(raw_dtype.newbyteorder("="))
+                st.data = np.frombuffer(zf.read(f"{root}data/{key}"), raw_dtype).astype(
+                    raw_dtype.newbyteorder("=")
+                )
                 storages[key] = st
             return storages[key]
 
@@ -339,7 +352,7 @@ def _normalize_key(key: str) -> str:
         key = key.replace(".downsample.", ".skip.")
     for old, new in _CHECKERBOARD_PREFIXES:
         if key.startswith(old):
-            key = new + key[len(old):]
+            key = new + key[len(old) :]
             break
     m = re.fullmatch(r"entropy_bottleneck\._?(matrices|biases|factors)\.(\d+)", key)
     if m:
@@ -369,7 +382,9 @@ def infer_widths(state_dict: Mapping[str, np.ndarray], model_name: str) -> tuple
             return n, n
         return int(np.shape(sd["g_a.0.weight"])[0]), int(np.shape(sd["g_a.6.weight"])[0])
     except KeyError as e:
-        raise ModelError(f"state dict does not look like CompressAI's {model_name} (no {e.args[0]})") from None
+        raise ModelError(
+            f"state dict does not look like CompressAI's {model_name} (no {e.args[0]})"
+        ) from None
 
 
 def _expected_params(name: str, N: int, M: int):
@@ -382,7 +397,9 @@ def _expected_params(name: str, N: int, M: int):
 
     def init():
         x = jnp.zeros((1, 64, 64, 3), jnp.float32)
-        return model.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x, method="forward_train")
+        return model.init(
+            {"params": jax.random.key(0), "noise": jax.random.key(1)}, x, method="forward_train"
+        )
 
     shapes = jax.eval_shape(init)["params"]
     return model, jax.tree_util.tree_map(lambda s: tuple(s.shape), shapes)
@@ -444,13 +461,20 @@ def _constant_buffer(key: str, value: np.ndarray, mask_for) -> str | None:
         raise KeyError(key)
     expected = np.asarray(expected, np.float64)
     if v.size != expected.size or not np.allclose(v.reshape(expected.shape), expected, rtol=1e-5, atol=0):
-        return f"{key}: {v.ravel()[:4].tolist()} differs from jaxlic's constant {expected.ravel()[:4].tolist()}"
+        return (
+            f"{key}: {v.ravel()[:4].tolist()} differs from jaxlic's constant {expected.ravel()[:4].tolist()}"
+        )
     return None
 
 
 _CONSTANT_SUFFIXES = (
-    "_reparam.pedestal", "_reparam.lower_bound.bound", "likelihood_lower_bound.bound",
-    "lower_bound_scale.bound", "scale_bound", "entropy_bottleneck.target", "scale_table",
+    "_reparam.pedestal",
+    "_reparam.lower_bound.bound",
+    "likelihood_lower_bound.bound",
+    "lower_bound_scale.bound",
+    "scale_bound",
+    "entropy_bottleneck.target",
+    "scale_table",
     "context_prediction.mask",
 )
 
@@ -471,8 +495,9 @@ def _flat(tree: Mapping, prefix=()) -> dict[tuple, object]:
     return out
 
 
-def convert_state_dict(state_dict: Mapping[str, np.ndarray], model_name: str, N: int | None = None,
-                       M: int | None = None) -> dict:
+def convert_state_dict(
+    state_dict: Mapping[str, np.ndarray], model_name: str, N: int | None = None, M: int | None = None
+) -> dict:
     """Maps a CompressAI state dict onto the params of the matching jaxlic model.
 
     Args:
@@ -582,13 +607,17 @@ def _short(items: list[str], n: int = 8) -> str:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="jaxlic convert-compressai",
-        description="Convert a CompressAI checkpoint (.pth/.pth.tar/.npz) into a jaxlic weights file.")
+        description="Convert a CompressAI checkpoint (.pth/.pth.tar/.npz) into a jaxlic weights file.",
+    )
     p.add_argument("checkpoint", help="CompressAI checkpoint file")
     p.add_argument("out", help="jaxlic weights file to write (.msgpack)")
-    p.add_argument("--model", required=True, choices=sorted(COMPRESSAI_MODELS),
-                   help="CompressAI model name")
-    p.add_argument("--quality", type=int, default=None,
-                   help="quality index of the checkpoint (checked against CompressAI's widths)")
+    p.add_argument("--model", required=True, choices=sorted(COMPRESSAI_MODELS), help="CompressAI model name")
+    p.add_argument(
+        "--quality",
+        type=int,
+        default=None,
+        help="quality index of the checkpoint (checked against CompressAI's widths)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite OUT")
     return p
 
@@ -634,8 +663,10 @@ def main_convert(args) -> int:
     N, M = infer_widths(sd, name)
     if q is not None:
         if table is not None and table[q] != (N, M):
-            raise ModelError(f"checkpoint has widths N={N}, M={M}, but CompressAI's {ca_name} quality {q} "
-                             f"uses N={table[q][0]}, M={table[q][1]}: wrong --quality or --model?")
+            raise ModelError(
+                f"checkpoint has widths N={N}, M={M}, but CompressAI's {ca_name} quality {q} "
+                f"uses N={table[q][0]}, M={table[q][1]}: wrong --quality or --model?"
+            )
     params = convert_state_dict(sd, name, N, M)
     cfg = get_config(name, q, N=N, M=M)
     with open(args.checkpoint, "rb") as f:
@@ -647,8 +678,12 @@ def main_convert(args) -> int:
         "N": N,
         "M": M,
         "config": cfg.to_dict(),
-        "source": {"library": "compressai", "model": ca_name, "checkpoint": os.path.basename(args.checkpoint),
-                   "sha256": digest},
+        "source": {
+            "library": "compressai",
+            "model": ca_name,
+            "checkpoint": os.path.basename(args.checkpoint),
+            "sha256": digest,
+        },
     }
     weights_io.save(out, params, meta)
     n_params = sum(int(np.prod(np.shape(v))) for v in _flat(params).values())

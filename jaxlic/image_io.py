@@ -55,7 +55,9 @@ def _to_rgb_uint8(im: Image.Image, bit_depth: int | None, notes: list[str]) -> n
         notes.append("floating-point grayscale clipped to 8 bits and replicated to RGB")
         return np.repeat(gray[:, :, None], 3, axis=2)
 
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode in ("P", "L", "RGB") and "transparency" in im.info)
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        mode in ("P", "L", "RGB") and "transparency" in im.info
+    )
     if mode == "P":
         notes.append("palette image expanded to RGB")
     elif mode in ("L", "LA", "1"):

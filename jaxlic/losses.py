@@ -25,5 +25,11 @@ def rd_loss(out: dict, x: jnp.ndarray, lmbda: float) -> dict:
     bpp_z = bits(out["likelihoods"]["z"]) / num_pixels
     mse = jnp.mean(jnp.square(out["x_hat"] - x))
     bpp = bpp_y + bpp_z
-    return {"loss": lmbda * 255.0 ** 2 * mse + bpp, "mse": mse, "bpp": bpp, "bpp_y": bpp_y,
-            "bpp_z": bpp_z, "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
+    return {
+        "loss": lmbda * 255.0**2 * mse + bpp,
+        "mse": mse,
+        "bpp": bpp,
+        "bpp_y": bpp_y,
+        "bpp_z": bpp_z,
+        "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10)),
+    }

@@ -25,7 +25,8 @@ def save(path: str | os.PathLike, params, meta: dict) -> None:
     """Writes params (a pytree of arrays) and JSON-able `meta` atomically to `path`."""
     params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
     blob = serialization.msgpack_serialize(
-        {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "params": params})
+        {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "params": params}
+    )
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)

@@ -35,8 +35,7 @@ def _shipped_path(name: str, quality: int | None) -> pathlib.Path:
     qs = available().get(name, [])
     if not qs:
         have = ", ".join(f"{n} (q{','.join(map(str, q))})" for n, q in available().items()) or "none"
-        raise ModelError(f"no shipped weights for model {name!r} (shipped: {have}); "
-                         f"pass --weights FILE")
+        raise ModelError(f"no shipped weights for model {name!r} (shipped: {have}); pass --weights FILE")
     if quality is None:
         quality = qs[len(qs) // 2]
     if quality not in qs:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from jaxlic.layers.attention import FDRAM, AttentionBlock
-from jaxlic.layers.subpixel import depth_to_space as _depth_to_space, space_to_depth as _space_to_depth
 from jaxlic.layers.flops import flops
+from jaxlic.layers.subpixel import depth_to_space as _depth_to_space
+from jaxlic.layers.subpixel import space_to_depth as _space_to_depth
 
 
 def random_params(module, x, seed=0):
@@ -57,9 +58,12 @@ def test_attention_block_matches_reference_formula():
     params = random_params(AttentionBlock(n), x)
 
     def conv(p, v):
-        return jax.lax.conv_general_dilated(
-            v, p["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-        ) + p["bias"]
+        return (
+            jax.lax.conv_general_dilated(
+                v, p["kernel"], (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+            + p["bias"]
+        )
 
     def unit(p, v):
         out = jax.nn.relu(conv(p["conv_0"], v))
@@ -100,8 +104,10 @@ def test_fdram_costs_at_most_half_of_cheng_attention(n):
     # The resolution where Cheng2020 places the block: latents of a 768x512 image.
     x = jax.ShapeDtypeStruct((1, 32, 48, n), jnp.float32)
     cheng, fdram = flops(AttentionBlock(n), x), flops(FDRAM(n), x)
-    print(f"N={n}: AttentionBlock {cheng / 1e9:.3f} GFLOP, FDRAM {fdram / 1e9:.3f} GFLOP, "
-          f"ratio {fdram / cheng:.3f}")
+    print(
+        f"N={n}: AttentionBlock {cheng / 1e9:.3f} GFLOP, FDRAM {fdram / 1e9:.3f} GFLOP, "
+        f"ratio {fdram / cheng:.3f}"
+    )
     assert fdram <= 0.5 * cheng
 
 

@@ -54,7 +54,10 @@ def test_quality_shifted_curve_gives_exact_bd_psnr(method):
 @pytest.mark.parametrize("method, piecewise", [("pchip", True), ("polyfit", False)])
 @pytest.mark.parametrize(
     "anchor, test",
-    [("bpg_444_x265_ycbcr.json", "vtm.json"), ("bpg_444_x265_ycbcr.json", "compressai-cheng2020-anchor_mse_cpu.json")],
+    [
+        ("bpg_444_x265_ycbcr.json", "vtm.json"),
+        ("bpg_444_x265_ycbcr.json", "compressai-cheng2020-anchor_mse_cpu.json"),
+    ],
 )
 def test_published_curves_match_independent_implementation(anchor, test, method, piecewise):
     a, t = _anchor(anchor), _anchor(test)

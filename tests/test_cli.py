@@ -272,7 +272,7 @@ def test_grayscale_palette_and_16bit(tmp_path):
     img, notes = read_image(tmp_path / "p.png")
     assert img.shape == IMG.shape and any("palette" in n for n in notes)
 
-    g16 = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    g16 = np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000
     Image.fromarray(g16).save(tmp_path / "g16.png")
     img, notes = read_image(tmp_path / "g16.png")
     assert img[0, 1, 0] == round(1000 / 257) and any("16-bit" in n for n in notes)
@@ -292,10 +292,25 @@ def test_eval_writes_curves_csv_plots(tmp_path, capsys):
     for i in range(2):
         Image.fromarray(sample_image("chelsea")[i * 30 : i * 30 + 48, :64]).save(images / f"k{i}.png")
     out = tmp_path / "res"
-    code, stdout, _ = run(capsys, "eval", images, "--models", "ckbd-full", "--qualities", "1,3",
-                          "--codecs", "jpeg,bpg", "--codec-qualities", "30,80", "--out", out)
+    code, stdout, _ = run(
+        capsys,
+        "eval",
+        images,
+        "--models",
+        "ckbd-full",
+        "--qualities",
+        "1,3",
+        "--codecs",
+        "jpeg,bpg",
+        "--codec-qualities",
+        "30,80",
+        "--out",
+        out,
+    )
     assert code == 0, stdout
-    assert {"ckbd-full.json", "jpeg.json", "per_image.csv", "rd_psnr.png", "rd_ms-ssim.png"} <= set(os.listdir(out))
+    assert {"ckbd-full.json", "jpeg.json", "per_image.csv", "rd_psnr.png", "rd_ms-ssim.png"} <= set(
+        os.listdir(out)
+    )
     model = json.loads((out / "ckbd-full.json").read_text())
     assert model["name"] == "ckbd-full" and model["results"]["quality"] == sorted(model["results"]["quality"])
     assert len(model["results"]["bpp"]) == 2 and model["results"]["bpp_real_over_estimated"][0] > 1.0
@@ -342,15 +357,21 @@ def _png16_rgb(path, array):
     raw = b"".join(b"\x00" + array[i].astype(">u2").tobytes() for i in range(h))
 
     def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
 def test_16bit_rgb_png_is_reduced_with_a_note(tmp_path):
-    a = (np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3) * 1000)
+    a = np.arange(4 * 5 * 3, dtype=np.uint16).reshape(4, 5, 3) * 1000
     img, notes = read_image(_png16_rgb(tmp_path / "rgb16.png", a))
     assert img.shape == (4, 5, 3) and img.dtype == np.uint8
     assert np.abs(img.astype(int) - a / 257).max() <= 1

@@ -24,8 +24,14 @@ from jaxlic.entropy import gaussian_likelihood
 from jaxlic.models.registry import get_model
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "compressai"
-MODELS = ["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn",
-          "cheng2020-anchor-checkerboard"]
+MODELS = [
+    "bmshj2018-hyperprior",
+    "mbt2018-mean",
+    "mbt2018",
+    "cheng2020-anchor",
+    "cheng2020-attn",
+    "cheng2020-anchor-checkerboard",
+]
 RTOL = 1e-4
 
 
@@ -40,7 +46,7 @@ def assert_close(ours, theirs, what):
     assert err <= RTOL, f"{what}: relative error {err:.2e} > {RTOL:.0e}"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def converted(name):
     """(fixture arrays, model, params) for one CompressAI fixture."""
     path = FIXTURES / f"{name}.npz"
@@ -69,7 +75,7 @@ def entropy_params(m, x):
     return y, m.nonanchor_params(hyper, y_anchor)  # anchors keep their zero-context params
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def run(name):
     """jaxlic's forward_eval outputs and entropy parameters on the fixture's image (numpy)."""
     data, model, params = converted(name)

@@ -39,7 +39,9 @@ def test_builtin_reader_reads_real_pth_tar_without_torch(state_dict):
     ckpt = convert.read_torch_checkpoint(str(PTH))
     sd = ckpt["state_dict"]
     # the .pth.tar is complete; the .npz fixture dropped the Gaussian CDF tables only
-    assert set(sd) - set(state_dict) == {f"gaussian_conditional.{b}" for b in ("_quantized_cdf", "_offset", "_cdf_length")}
+    assert set(sd) - set(state_dict) == {
+        f"gaussian_conditional.{b}" for b in ("_quantized_cdf", "_offset", "_cdf_length")
+    }
     for k, v in state_dict.items():
         assert sd[k].dtype == v.dtype and np.array_equal(sd[k], v), k
 
@@ -57,7 +59,9 @@ def test_conversion_fills_every_parameter_with_the_right_layout(state_dict, para
     np.testing.assert_array_equal(p["g_a_1"]["gamma"], state_dict["g_a.1.gamma"].T)
     np.testing.assert_array_equal(p["g_s_0"]["bias"], state_dict["g_s.0.bias"])
     assert p["g_s_0"]["conv"]["kernel"].shape == (3, 3, 16, 4 * 12)
-    np.testing.assert_array_equal(p["entropy_bottleneck"]["matrix4"], state_dict["entropy_bottleneck.matrices.4"])
+    np.testing.assert_array_equal(
+        p["entropy_bottleneck"]["matrix4"], state_dict["entropy_bottleneck.matrices.4"]
+    )
     assert all(v.dtype == np.float32 for v in flat(p).values())
 
 
@@ -80,7 +84,9 @@ def test_shape_mismatch_is_named_in_the_error(state_dict):
 
 
 def test_constants_that_differ_from_jaxlic_are_refused(state_dict):
-    sd = dict(state_dict, **{"gaussian_conditional.scale_table": state_dict["gaussian_conditional.scale_table"] * 2})
+    sd = dict(
+        state_dict, **{"gaussian_conditional.scale_table": state_dict["gaussian_conditional.scale_table"] * 2}
+    )
     with pytest.raises(ModelError, match="scale_table"):
         convert.convert_state_dict(sd, NAME)
 

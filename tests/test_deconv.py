@@ -9,6 +9,7 @@ import pytest
 
 from jaxlic.layers import deconv as dc
 
+
 def conv_transpose2d_reference(x, w, b, stride, padding, output_padding):
     """Textbook definition of torch.nn.functional.conv_transpose2d, NCHW, float64 numpy."""
     n, cin, h, wd = x.shape
@@ -24,6 +25,7 @@ def conv_transpose2d_reference(x, w, b, stride, padding, output_padding):
     wout = (wd - 1) * s - 2 * p + k + output_padding
     return full[:, :, p : p + hout, p : p + wout] + b[None, :, None, None]
 
+
 def run_subpixel(x_nchw, w, b, stride, padding, output_padding):
     kernel, g = dc.deconv_kernel_to_subpixel(w, stride, padding, output_padding)
     x = jnp.asarray(x_nchw.transpose(0, 2, 3, 1))
@@ -35,6 +37,7 @@ def run_subpixel(x_nchw, w, b, stride, padding, output_padding):
         y = y[:, : y.shape[1] - g.crop, : y.shape[2] - g.crop]
     return np.asarray(y + b).transpose(0, 3, 1, 2)
 
+
 def test_depth_to_space_uses_pixelshuffle_channel_order():
     r, c = 2, 3
     x = np.arange(1 * 2 * 2 * c * r * r, dtype=np.float32).reshape(1, 2, 2, c * r * r)
@@ -43,15 +46,26 @@ def test_depth_to_space_uses_pixelshuffle_channel_order():
         assert y[0, h * r + i, w * r + j, ch] == x[0, h, w, ch * r * r + i * r + j]
     np.testing.assert_array_equal(np.asarray(dc.space_to_depth(jnp.asarray(y), r)), x)
 
+
 def test_compressai_deconv_geometry_is_3x3_same():
     g = dc.subpixel_geometry(5, 2, 2, 1)
     assert (g.kernel_size, g.padding, g.crop) == (3, (1, 1), 0)
     mask = dc.subpixel_mask(5, 2, 2, 1)
     assert mask.shape == (3, 3, 1, 4) and mask.sum() == 25  # every torch tap used exactly once
 
+
 @pytest.mark.parametrize(
     "k,s,p,op",
-    [(5, 2, 2, 1), (3, 2, 1, 1), (4, 2, 1, 0), (5, 2, 0, 0), (3, 3, 1, 2), (2, 2, 0, 0), (5, 2, 2, 0), (1, 2, 0, 1)],
+    [
+        (5, 2, 2, 1),
+        (3, 2, 1, 1),
+        (4, 2, 1, 0),
+        (5, 2, 0, 0),
+        (3, 3, 1, 2),
+        (2, 2, 0, 0),
+        (5, 2, 2, 0),
+        (1, 2, 0, 1),
+    ],
 )
 def test_subpixel_matches_transposed_conv_definition(k, s, p, op):
     rng = np.random.default_rng(k * 100 + s * 10 + p + op)
@@ -63,10 +77,12 @@ def test_subpixel_matches_transposed_conv_definition(k, s, p, op):
     assert got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
+
 def test_kernel_round_trip_to_torch_layout():
     w = np.random.default_rng(0).standard_normal((3, 4, 5, 5)).astype(np.float32)
     kernel, _ = dc.deconv_kernel_to_subpixel(w, 2, 2, 1)
     np.testing.assert_array_equal(dc.subpixel_kernel_to_deconv(kernel, 2, 2, 1, kernel_size=5), w)
+
 
 def test_subpixel_deconv_module_imports_torch_weights_exactly():
     rng = np.random.default_rng(1)
@@ -82,6 +98,7 @@ def test_subpixel_deconv_module_imports_torch_weights_exactly():
     ref = conv_transpose2d_reference(x.astype(np.float64), w, b, 2, 2, 1)
     np.testing.assert_allclose(np.asarray(y).transpose(0, 3, 1, 2), ref, rtol=1e-5, atol=1e-5)
 
+
 def test_exact_mode_masks_taps_a_transposed_conv_lacks():
     mod = dc.SubpixelDeconv(features=2)
     x = jnp.ones((1, 4, 4, 3))
@@ -90,6 +107,7 @@ def test_exact_mode_masks_taps_a_transposed_conv_lacks():
     mask = np.tile(dc.subpixel_mask(5, 2, 2, 1), (1, 1, 1, 2))
     g = np.abs(np.asarray(grads["conv"]["kernel"])).sum(axis=2, keepdims=True)
     assert np.all(g[mask == 0] == 0) and np.all(g[mask == 1] > 0)
+
 
 @pytest.mark.parametrize("k,s,p,op", [(5, 2, 2, 1), (3, 2, 1, 0), (4, 2, 1, 0)])
 def test_subpixel_matches_torch_conv_transpose2d(k, s, p, op):
@@ -100,6 +118,11 @@ def test_subpixel_matches_torch_conv_transpose2d(k, s, p, op):
     b = rng.standard_normal(5).astype(np.float32)
     with torch.no_grad():
         ref = torch.nn.functional.conv_transpose2d(
-            torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), stride=s, padding=p, output_padding=op
+            torch.from_numpy(x),
+            torch.from_numpy(w),
+            torch.from_numpy(b),
+            stride=s,
+            padding=p,
+            output_padding=op,
         ).numpy()
     np.testing.assert_allclose(run_subpixel(x, w, b, s, p, op), ref, rtol=1e-5, atol=1e-5)

@@ -3,8 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlic.entropy import EntropyBottleneck
-from jaxlic.entropy import factorized
+from jaxlic.entropy import EntropyBottleneck, factorized
 
 C = 4
 

@@ -42,23 +42,31 @@ def test_decoding_in_a_fresh_process_is_bit_exact(tmp_path):
     scales = np.exp(rng.normal(0, 1.5, (3, 8, 8, 16))).astype(np.float32)
     g_sym = np.rint(rng.normal(size=scales.shape) * scales).astype(np.int32)
     g_sym.flat[0] = 10**7
-    w, m, s = mixture.quantize_params(rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) * 3,
-                                      np.exp(rng.normal(0, 1.2, (3000, 3))))
+    w, m, s = mixture.quantize_params(
+        rng.normal(size=(3000, 3)), rng.normal(size=(3000, 3)) * 3, np.exp(rng.normal(0, 1.2, (3000, 3)))
+    )
     m_sym = np.rint(m[:, 0] + rng.normal(size=3000) * s[:, 0]).astype(np.int32)
     m_sym[0] = -(10**7)
     eb = _eb_params(rng, 6)
     z = (rng.normal(size=(2, 4, 5, 6)) * 5).astype(np.float32)
     z.flat[0] = 1e4
     files = {
-        "gauss_data": np.frombuffer(gaussian.encode_gaussian(g_sym, scales), np.uint8), "gauss_scales": scales,
+        "gauss_data": np.frombuffer(gaussian.encode_gaussian(g_sym, scales), np.uint8),
+        "gauss_scales": scales,
         "mix_data": np.frombuffer(mixture.encode_mixture(m_sym, w, m, s), np.uint8),
-        "mix_w": w, "mix_m": m, "mix_s": s,
-        "fact_data": np.frombuffer(factorized.compress(z, eb), np.uint8), "fact_z": z,
+        "mix_w": w,
+        "mix_m": m,
+        "mix_s": s,
+        "fact_data": np.frombuffer(factorized.compress(z, eb), np.uint8),
+        "fact_z": z,
         **{f"eb_{k}": v for k, v in eb.items()},
     }
     np.savez(tmp_path / "in.npz", **files)
-    subprocess.run([sys.executable, "-c", _DECODER, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-                   check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-c", _DECODER, str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+        check=True,
+        timeout=120,
+    )
     out = np.load(tmp_path / "out.npz")
     np.testing.assert_array_equal(out["gauss"], g_sym)
     np.testing.assert_array_equal(out["mix"], m_sym)

@@ -3,9 +3,14 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from jaxlic.entropy import gaussian
-from jaxlic.entropy.gaussian import (SCALE_TABLE, build_tables, decode_gaussian, encode_gaussian,
-                                     gaussian_likelihood, scale_indexes)
+from jaxlic.entropy.gaussian import (
+    SCALE_TABLE,
+    build_tables,
+    decode_gaussian,
+    encode_gaussian,
+    gaussian_likelihood,
+    scale_indexes,
+)
 
 MEANS = [0.0, 0.37, -300.0, 300.25]
 SCALES = [0.11, 0.5, 3.0, 40.0, 256.0]
@@ -37,8 +42,14 @@ def test_likelihood_is_accurate_far_in_the_tail():
 def test_scale_indexes_agree_between_numpy_and_jax():
     rng = np.random.default_rng(0)
     t = SCALE_TABLE
-    boundary = np.concatenate([t, np.nextafter(t, np.float32(0)), np.nextafter(t, np.float32(np.inf)),
-                               np.float32([0, -1, 1e-30, 1e30, np.inf, -np.inf, np.nan, 0.11, 256.0])])
+    boundary = np.concatenate(
+        [
+            t,
+            np.nextafter(t, np.float32(0)),
+            np.nextafter(t, np.float32(np.inf)),
+            np.float32([0, -1, 1e-30, 1e30, np.inf, -np.inf, np.nan, 0.11, 256.0]),
+        ]
+    )
     rand = np.exp(rng.uniform(-4, 7, 10_000)).astype(np.float32)
     s = np.concatenate([boundary.astype(np.float32), rand])
     i_np = scale_indexes(s)
@@ -88,7 +99,9 @@ def test_bits_close_to_information_content():
     info_tables = -build_tables().log2_prob(sym, idx).sum()
     lik = np.asarray(gaussian_likelihood(jnp.asarray(sym, jnp.float32), 0.0, jnp.asarray(SCALE_TABLE[idx])))
     info_model = -np.log2(lik.astype(np.float64)).sum()
-    print(f"gaussian bits/info(tables) = {bits / info_tables:.5f}, bits/info(model) = {bits / info_model:.5f}")
+    print(
+        f"gaussian bits/info(tables) = {bits / info_tables:.5f}, bits/info(model) = {bits / info_model:.5f}"
+    )
     assert abs(bits / info_tables - 1) < 0.01
     assert abs(bits / info_model - 1) < 0.01
 

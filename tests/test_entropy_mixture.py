@@ -5,7 +5,13 @@ import pytest
 from scipy.special import ndtr
 
 from jaxlic.entropy import mixture
-from jaxlic.entropy.mixture import SCALE_GRID, decode_mixture, encode_mixture, mixture_likelihood, quantize_params
+from jaxlic.entropy.mixture import (
+    SCALE_GRID,
+    decode_mixture,
+    encode_mixture,
+    mixture_likelihood,
+    quantize_params,
+)
 from jaxlic.errors import BitstreamError
 
 K = 3
@@ -39,7 +45,11 @@ def test_likelihood_sums_to_one_and_matches_scipy():
             lg = np.array([0.3, -1.0, 0.5])
             r = int(np.ceil(12 * 2 * scale)) + 12
             y = np.arange(np.floor(mean) - r, np.ceil(mean) + r + 1)
-            ys.append(y), ps.append(np.broadcast_to(np.stack([lg, m, s]), (y.size, 3, K))), seg.append(np.full(y.size, len(seg)))
+            (
+                ys.append(y),
+                ps.append(np.broadcast_to(np.stack([lg, m, s]), (y.size, 3, K))),
+                seg.append(np.full(y.size, len(seg))),
+            )
     y, p, seg = np.concatenate(ys), np.concatenate(ps), np.concatenate(seg)
     f32 = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
     lik = np.asarray(mixture_likelihood(f32(y), f32(p[:, 0]), f32(p[:, 1]), f32(p[:, 2])), np.float64)
@@ -56,11 +66,23 @@ def test_quantize_params_identical_in_numpy_and_jax_and_on_grid():
     means = (rng.normal(size=(n, K)) * rng.choice([0.5, 10, 1e6], (n, 1))).astype(np.float32)
     scales = np.exp(rng.uniform(-5, 7, (n, K))).astype(np.float32)
     logits[:4] = [[0, 0, 0], [np.nan, 1, 2], [np.inf, 0, 0], [-1e30, 1e30, 0]]
-    means[:4] = [[np.nan, np.inf, -np.inf], [1 / 128, -1 / 128, 3 / 128], [0.5, -0.5, 1e9], [2**17, -(2**17), 0]]
-    scales[:4] = [[0, -1, np.nan], [np.inf, 1e-30, 1e30], SCALE_GRID[[0, 100, 255]], mixture._SCALE_MIDS[[0, 50, 254]]]
+    means[:4] = [
+        [np.nan, np.inf, -np.inf],
+        [1 / 128, -1 / 128, 3 / 128],
+        [0.5, -0.5, 1e9],
+        [2**17, -(2**17), 0],
+    ]
+    scales[:4] = [
+        [0, -1, np.nan],
+        [np.inf, 1e-30, 1e30],
+        SCALE_GRID[[0, 100, 255]],
+        mixture._SCALE_MIDS[[0, 50, 254]],
+    ]
     scales[4:8] = np.nextafter(mixture._SCALE_MIDS[[0, 9, 99, 254]], np.float32(np.inf))[:, None]
     w_np, m_np, s_np = quantize_params(logits, means, scales)
-    w_j, m_j, s_j = (np.asarray(a) for a in quantize_params(jnp.asarray(logits), jnp.asarray(means), jnp.asarray(scales)))
+    w_j, m_j, s_j = (
+        np.asarray(a) for a in quantize_params(jnp.asarray(logits), jnp.asarray(means), jnp.asarray(scales))
+    )
     np.testing.assert_array_equal(w_np, w_j)
     np.testing.assert_array_equal(m_np, m_j)
     np.testing.assert_array_equal(s_np, s_j)
@@ -82,7 +104,11 @@ def test_quantize_params_has_straight_through_gradients():
         w, mq, sq = quantize_params(lg, m, s)
         return jnp.sum(w * jnp.arange(K)) + jnp.sum(mq) + jnp.sum(sq)
 
-    lg, m, s = jnp.asarray([[0.1, 0.5, -0.3]]), jnp.asarray([[0.3, 1.1, -2.0]]), jnp.asarray([[0.05, 1.0, 3.0]])
+    lg, m, s = (
+        jnp.asarray([[0.1, 0.5, -0.3]]),
+        jnp.asarray([[0.3, 1.1, -2.0]]),
+        jnp.asarray([[0.05, 1.0, 3.0]]),
+    )
     g_lg, g_m, g_s = jax.jit(jax.grad(f, argnums=(0, 1, 2)))(lg, m, s)
     np.testing.assert_allclose(g_m, 1.0)
     np.testing.assert_allclose(g_s, [[0.0, 1.0, 1.0]])  # below the grid only "push up" passes

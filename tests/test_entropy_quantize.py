@@ -23,7 +23,9 @@ def test_round_quantizes_to_integers_modulo_offset():
     x = jnp.asarray(np.random.default_rng(0).normal(size=(64, 5)) * 10, jnp.float32)
     offset = jnp.asarray([0.0, 0.25, -0.3, 0.5, 7.7], jnp.float32)
     y = np.asarray(quantize(x, "round", offset=offset))
-    np.testing.assert_allclose(y, np.rint(np.asarray(x) - np.asarray(offset)) + np.asarray(offset), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        y, np.rint(np.asarray(x) - np.asarray(offset)) + np.asarray(offset), rtol=0, atol=1e-5
+    )
     assert np.all(np.abs(y - np.asarray(x)) <= 0.5 + 1e-5)
 
 

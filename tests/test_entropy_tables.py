@@ -33,8 +33,12 @@ def test_quantized_cdf_rejects_alphabets_larger_than_total():
 
 
 def test_indexed_tables_pad_and_log2_prob():
-    t = IndexedTables.from_pmfs([np.array([0.5, 0.5]), np.array([0.2, 0.3, 0.5])], np.array([0.0, 0.0]),
-                                np.array([0, -1]), precision=16)
+    t = IndexedTables.from_pmfs(
+        [np.array([0.5, 0.5]), np.array([0.2, 0.3, 0.5])],
+        np.array([0.0, 0.0]),
+        np.array([0, -1]),
+        precision=16,
+    )
     assert t.cdfs.shape == (2, 5)
     np.testing.assert_array_equal(t.cdf_lengths, [4, 5])
     np.testing.assert_array_equal(t.num_regular, [2, 3])

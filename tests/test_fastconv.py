@@ -25,13 +25,16 @@ def _grads(fn, x, w):
     return jax.jit(jax.grad(loss, (0, 1)))(x, w)
 
 
-@pytest.mark.parametrize("shape,k,stride,padding", [
-    ((3, 37, 29, 5), 3, 2, ((1, 1), (1, 1))),   # odd sizes, strided: bands end mid-image
-    ((2, 21, 30, 4), 5, 2, ((2, 2), (2, 2))),
-    ((4, 9, 8, 3), 1, 1, ((0, 0), (0, 0))),     # small maps: several images per piece
-    ((2, 17, 16, 3), 3, 1, "VALID"),
-    ((1, 12, 40, 2), 3, 1, ((2, 0), (0, 1))),   # asymmetric padding
-])
+@pytest.mark.parametrize(
+    "shape,k,stride,padding",
+    [
+        ((3, 37, 29, 5), 3, 2, ((1, 1), (1, 1))),  # odd sizes, strided: bands end mid-image
+        ((2, 21, 30, 4), 5, 2, ((2, 2), (2, 2))),
+        ((4, 9, 8, 3), 1, 1, ((0, 0), (0, 0))),  # small maps: several images per piece
+        ((2, 17, 16, 3), 3, 1, "VALID"),
+        ((1, 12, 40, 2), 3, 1, ((2, 0), (0, 1))),  # asymmetric padding
+    ],
+)
 def test_values_and_gradients_match_xla(small_pieces, shape, k, stride, padding):
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=shape), jnp.float32)

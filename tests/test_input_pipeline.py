@@ -3,11 +3,11 @@
 import logging as std_logging
 import pathlib
 
-from absl import logging
 import ml_collections
 import numpy as np
-from PIL import Image
 import pytest
+from absl import logging
+from PIL import Image
 
 from train import input_pipeline
 from train.configs import common
@@ -16,137 +16,136 @@ NUM_FILES = 6
 
 
 def write_images(folder: pathlib.Path, n: int = NUM_FILES, size=(80, 72)) -> list[pathlib.Path]:
-  """Flat-colour images whose red channel (40 * i + 10) identifies the file i."""
-  folder.mkdir(parents=True, exist_ok=True)
-  paths = []
-  for i in range(n):
-    img = np.zeros(size + (3,), np.uint8)
-    img[..., 0] = 40 * i + 10
-    img[..., 1] = np.arange(size[1], dtype=np.uint8)[None, :] * 3  # makes flips visible
-    sub = folder / ("a" if i % 2 else "b")  # recursive search
-    sub.mkdir(exist_ok=True)
-    path = sub / (f"{i}.png" if i % 3 else f"{i}.jpg")
-    Image.fromarray(img).save(path, quality=100)
-    paths.append(path)
-  return paths
+    """Flat-colour images whose red channel (40 * i + 10) identifies the file i."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        img = np.zeros(size + (3,), np.uint8)
+        img[..., 0] = 40 * i + 10
+        img[..., 1] = np.arange(size[1], dtype=np.uint8)[None, :] * 3  # makes flips visible
+        sub = folder / ("a" if i % 2 else "b")  # recursive search
+        sub.mkdir(exist_ok=True)
+        path = sub / (f"{i}.png" if i % 3 else f"{i}.jpg")
+        Image.fromarray(img).save(path, quality=100)
+        paths.append(path)
+    return paths
 
 
 def file_ids(batch: np.ndarray) -> list[int]:
-  return [int(round((b[..., 0].mean() * 255 - 10) / 40)) for b in batch]
+    return [int(round((b[..., 0].mean() * 255 - 10) / 40)) for b in batch]
 
 
 def data_config(source, crop=32) -> ml_collections.ConfigDict:
-  c = common.get_config().data
-  c.source = str(source)
-  c.crop_size = crop
-  c.prefetch = 1
-  c.num_threads = 1
-  return c
+    c = common.get_config().data
+    c.source = str(source)
+    c.crop_size = crop
+    c.prefetch = 1
+    c.num_threads = 1
+    return c
 
 
 def take(ds_iter, n):
-  return [next(ds_iter) for _ in range(n)]
+    return [next(ds_iter) for _ in range(n)]
 
 
 def test_batches_are_float_crops_in_unit_range(tmp_path):
-  write_images(tmp_path)
-  it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=3, seed=0)
-  batch = next(it)
-  assert batch.shape == (3, 32, 32, 3) and batch.dtype == np.float32
-  assert 0.0 <= batch.min() and batch.max() <= 1.0
+    write_images(tmp_path)
+    it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=3, seed=0)
+    batch = next(it)
+    assert batch.shape == (3, 32, 32, 3) and batch.dtype == np.float32
+    assert 0.0 <= batch.min() and batch.max() <= 1.0
 
 
 def test_each_epoch_visits_every_file_once_in_a_new_order(tmp_path):
-  write_images(tmp_path)
-  it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=3, seed=0)
-  ids = sum((file_ids(b) for b in take(it, 4)), [])
-  first, second = ids[:NUM_FILES], ids[NUM_FILES:]
-  assert sorted(first) == sorted(second) == list(range(NUM_FILES))
-  assert first != second
+    write_images(tmp_path)
+    it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=3, seed=0)
+    ids = sum((file_ids(b) for b in take(it, 4)), [])
+    first, second = ids[:NUM_FILES], ids[NUM_FILES:]
+    assert sorted(first) == sorted(second) == list(range(NUM_FILES))
+    assert first != second
 
 
 def test_resume_at_step_reproduces_the_uninterrupted_batches(tmp_path):
-  write_images(tmp_path)
-  cfg = data_config(tmp_path)
-  full = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=7), 5)
-  resumed = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=7,
-                                                      start_step=3), 2)
-  np.testing.assert_array_equal(resumed[0], full[3])
-  np.testing.assert_array_equal(resumed[1], full[4])
-  other_seed = next(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=8))
-  assert not np.array_equal(other_seed, full[0])
+    write_images(tmp_path)
+    cfg = data_config(tmp_path)
+    full = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=7), 5)
+    resumed = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=7, start_step=3), 2)
+    np.testing.assert_array_equal(resumed[0], full[3])
+    np.testing.assert_array_equal(resumed[1], full[4])
+    other_seed = next(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=8))
+    assert not np.array_equal(other_seed, full[0])
 
 
 def test_processes_read_disjoint_shards_of_the_files(tmp_path):
-  write_images(tmp_path)
-  cfg = data_config(tmp_path)
-  seen = []
-  for p in range(2):
-    it = input_pipeline.create_train_iterator(cfg, local_batch_size=3, seed=0, process_index=p,
-                                              process_count=2)
-    seen.append(set(sum((file_ids(b) for b in take(it, 2)), [])))
-  assert len(seen[0]) == len(seen[1]) == NUM_FILES // 2
-  assert not seen[0] & seen[1]
+    write_images(tmp_path)
+    cfg = data_config(tmp_path)
+    seen = []
+    for p in range(2):
+        it = input_pipeline.create_train_iterator(
+            cfg, local_batch_size=3, seed=0, process_index=p, process_count=2
+        )
+        seen.append(set(sum((file_ids(b) for b in take(it, 2)), [])))
+    assert len(seen[0]) == len(seen[1]) == NUM_FILES // 2
+    assert not seen[0] & seen[1]
 
 
 def test_small_images_are_upscaled_to_the_crop(tmp_path):
-  write_images(tmp_path, n=2, size=(20, 24))
-  batch = next(input_pipeline.create_train_iterator(data_config(tmp_path, crop=64),
-                                                    local_batch_size=2, seed=0))
-  assert batch.shape == (2, 64, 64, 3)
+    write_images(tmp_path, n=2, size=(20, 24))
+    batch = next(
+        input_pipeline.create_train_iterator(data_config(tmp_path, crop=64), local_batch_size=2, seed=0)
+    )
+    assert batch.shape == (2, 64, 64, 3)
 
 
 class _Capture(std_logging.Handler):
+    def __init__(self):
+        super().__init__()
+        self.messages = []
 
-  def __init__(self):
-    super().__init__()
-    self.messages = []
-
-  def emit(self, record):
-    self.messages.append(record.getMessage())
+    def emit(self, record):
+        self.messages.append(record.getMessage())
 
 
 def test_corrupt_and_truncated_files_are_skipped_with_a_warning(tmp_path):
-  paths = write_images(tmp_path)
-  (tmp_path / "garbage.jpg").write_bytes(b"this is not an image")
-  # A truncated PNG passes the header scan and fails only when TF decodes it.
-  good = paths[1].read_bytes()
-  (tmp_path / "truncated.png").write_bytes(good[:len(good) // 2])
-  handler = _Capture()
-  logging.get_absl_logger().addHandler(handler)
-  try:
-    it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=4, seed=0)
-    batches = take(it, 4)  # more samples than files: every file gets read
-  finally:
-    logging.get_absl_logger().removeHandler(handler)
-  assert all(b.shape == (4, 32, 32, 3) for b in batches)
-  assert set(sum((file_ids(b) for b in batches), [])) <= set(range(NUM_FILES))
-  assert any("garbage.jpg" in m for m in handler.messages), handler.messages
+    paths = write_images(tmp_path)
+    (tmp_path / "garbage.jpg").write_bytes(b"this is not an image")
+    # A truncated PNG passes the header scan and fails only when TF decodes it.
+    good = paths[1].read_bytes()
+    (tmp_path / "truncated.png").write_bytes(good[: len(good) // 2])
+    handler = _Capture()
+    logging.get_absl_logger().addHandler(handler)
+    try:
+        it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=4, seed=0)
+        batches = take(it, 4)  # more samples than files: every file gets read
+    finally:
+        logging.get_absl_logger().removeHandler(handler)
+    assert all(b.shape == (4, 32, 32, 3) for b in batches)
+    assert set(sum((file_ids(b) for b in batches), [])) <= set(range(NUM_FILES))
+    assert any("garbage.jpg" in m for m in handler.messages), handler.messages
 
 
 def test_tfds_mock_source_yields_batches_and_resumes_exactly():
-  tfds = pytest.importorskip("tensorflow_datasets")
-  cfg = data_config("tfds:div2k", crop=32)  # mock images are tiny: exercises upscaling too
-  cfg.shuffle_buffer = 8
-  with tfds.testing.mock_data(num_examples=6):
-    full = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=0), 3)
-    resumed = next(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=0,
-                                                        start_step=2))
-  assert full[0].shape == (2, 32, 32, 3) and full[0].dtype == np.float32
-  np.testing.assert_array_equal(resumed, full[2])
+    tfds = pytest.importorskip("tensorflow_datasets")
+    cfg = data_config("tfds:div2k", crop=32)  # mock images are tiny: exercises upscaling too
+    cfg.shuffle_buffer = 8
+    with tfds.testing.mock_data(num_examples=6):
+        full = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=0), 3)
+        resumed = next(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=0, start_step=2))
+    assert full[0].shape == (2, 32, 32, 3) and full[0].dtype == np.float32
+    np.testing.assert_array_equal(resumed, full[2])
 
 
 def test_validation_images_are_cropped_to_multiples_of_64(tmp_path):
-  write_images(tmp_path, n=2, size=(150, 140))
-  cfg = data_config(tmp_path)
-  cfg.eval_dir = str(tmp_path)
-  cfg.num_eval_images = 2
-  cfg.eval_crop = 0
-  images = input_pipeline.load_eval_images(cfg)
-  assert [im.shape for im in images] == [(128, 128, 3)] * 2
+    write_images(tmp_path, n=2, size=(150, 140))
+    cfg = data_config(tmp_path)
+    cfg.eval_dir = str(tmp_path)
+    cfg.num_eval_images = 2
+    cfg.eval_crop = 0
+    images = input_pipeline.load_eval_images(cfg)
+    assert [im.shape for im in images] == [(128, 128, 3)] * 2
 
 
 def test_missing_validation_folder_skips_validation(tmp_path):
-  cfg = data_config(tmp_path)
-  cfg.eval_dir = str(tmp_path / "nope")
-  assert input_pipeline.load_eval_images(cfg) == []
+    cfg = data_config(tmp_path)
+    cfg.eval_dir = str(tmp_path / "nope")
+    assert input_pipeline.load_eval_images(cfg) == []

@@ -91,7 +91,9 @@ def test_ms_ssim_identical_is_one_and_decreases_with_noise():
 def test_ms_ssim_is_scale_invariant_with_data_range():
     a = _astronaut()[:176, :176]
     b = (a // 8) * 8
-    assert metrics.ms_ssim(a / 255.0, b / 255.0, data_range=1.0) == pytest.approx(metrics.ms_ssim(a, b), abs=1e-9)
+    assert metrics.ms_ssim(a / 255.0, b / 255.0, data_range=1.0) == pytest.approx(
+        metrics.ms_ssim(a, b), abs=1e-9
+    )
 
 
 def test_ms_ssim_refuses_small_images_and_or_nan_variant():

@@ -82,11 +82,11 @@ def test_decode_in_fresh_process_is_bit_exact(name, image, tmp_path):
     (tmp_path / "s.jlic").write_bytes(data)
     script = f"""
 import numpy as np, sys
-sys.path.insert(0, {json.dumps(str(__import__('pathlib').Path(__file__).parent))})
+sys.path.insert(0, {json.dumps(str(__import__("pathlib").Path(__file__).parent))})
 from test_models import small_codec
 codec = small_codec({name!r})
-out = codec.decompress(open({json.dumps(str(tmp_path / 's.jlic'))}, 'rb').read())
-np.save({json.dumps(str(tmp_path / 'out.npy'))}, out)
+out = codec.decompress(open({json.dumps(str(tmp_path / "s.jlic"))}, 'rb').read())
+np.save({json.dumps(str(tmp_path / "out.npy"))}, out)
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=600)
     assert np.array_equal(np.load(tmp_path / "out.npy"), expected)
@@ -107,7 +107,12 @@ def test_family_variants_differ_only_where_configured():
     assert cfgs["ckbd-gmm"].entropy == "gmm" and cfgs["ckbd-gmm"].K == 3
     assert cfgs["ckbd-pp"].postprocess and not cfgs["ckbd"].postprocess
     full = cfgs["ckbd-full"]
-    assert (full.attention, full.entropy, full.postprocess, full.context) == ("fdram", "gmm", True, "checkerboard")
+    assert (full.attention, full.entropy, full.postprocess, full.context) == (
+        "fdram",
+        "gmm",
+        True,
+        "checkerboard",
+    )
 
 
 def test_tiled_synthesis_bounds_tile_size_and_matches_whole_image(image):

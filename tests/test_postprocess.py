@@ -6,10 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxlic.layers.subpixel import depth_to_space as _depth_to_space
 from jaxlic.layers.flops import flops
 from jaxlic.layers.postprocess import PostProcess
-
+from jaxlic.layers.subpixel import depth_to_space as _depth_to_space
 
 # --- Cost reference: Cheng2020 synthesis transform g_s -------------------------------------
 # A stand-in with exactly the layer shapes of CompressAI's Cheng2020Anchor g_s, built from plain
@@ -88,8 +87,7 @@ def test_costs_at_most_a_quarter_of_cheng_synthesis(n):
     h, w = 512, 768
     g_s = flops(_RefChengSynthesis(n), jax.ShapeDtypeStruct((1, h // 16, w // 16, n), jnp.float32))
     post = flops(PostProcess(), jax.ShapeDtypeStruct((1, h, w, 3), jnp.float32))
-    print(f"N={n}: g_s {g_s / 1e9:.1f} GFLOP, PostProcess {post / 1e9:.2f} GFLOP, "
-          f"ratio {post / g_s:.3f}")
+    print(f"N={n}: g_s {g_s / 1e9:.1f} GFLOP, PostProcess {post / 1e9:.2f} GFLOP, ratio {post / g_s:.3f}")
     assert post <= 0.25 * g_s
 
 

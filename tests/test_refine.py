@@ -43,13 +43,15 @@ def test_straight_through_pass_has_the_values_of_the_rounding_pass(name, image):
     for k in ("y", "z"):
         np.testing.assert_allclose(ste["likelihoods"][k], plain["likelihoods"][k], rtol=1e-4)
     # ... and, unlike rounding, passes a gradient to the latents.
-    g = jax.grad(lambda y: jnp.sum(codec.model.apply(codec.variables, y, z, "ste",
-                                                     method="eval_latents")["x_hat"]))(y)
+    g = jax.grad(
+        lambda y: jnp.sum(codec.model.apply(codec.variables, y, z, "ste", method="eval_latents")["x_hat"])
+    )(y)
     assert float(jnp.max(jnp.abs(g))) > 0
 
 
-@pytest.mark.parametrize("name,method,lr", [("ckbd-full", "sga", 0.2), ("ckbd-full", "ste", 0.05),
-                                            ("mbt2018-mean", "sga", 0.2)])
+@pytest.mark.parametrize(
+    "name,method,lr", [("ckbd-full", "sga", 0.2), ("ckbd-full", "ste", 0.05), ("mbt2018-mean", "sga", 0.2)]
+)
 def test_refined_stream_has_a_lower_real_rd_loss_and_decodes_with_a_plain_codec(name, method, lr, image):
     codec = codec_for(name)
     plain = codec.compress(image)
@@ -130,8 +132,20 @@ def test_cli_compress_refine_writes_a_stream_that_decompresses(tmp_path, image, 
     assert "latents refined by 3 sga steps: RD loss" in out
     r = tiny_zoo.last_refine
     assert f"{r['loss_init']:.4f} -> {r['loss']:.4f}" in out
-    assert cli.main(["compress", str(tmp_path / "in.png"), str(tmp_path / "s.jlic"), "--refine", "2",
-                     "--refine-method", "ste"]) == 0
+    assert (
+        cli.main(
+            [
+                "compress",
+                str(tmp_path / "in.png"),
+                str(tmp_path / "s.jlic"),
+                "--refine",
+                "2",
+                "--refine-method",
+                "ste",
+            ]
+        )
+        == 0
+    )
     assert "latents refined by 2 ste steps" in capsys.readouterr().out
     assert cli.main(["decompress", str(tmp_path / "a.jlic"), str(tmp_path / "b.png")]) == 0
     assert np.asarray(Image.open(tmp_path / "b.png")).shape == image.shape
@@ -150,8 +164,12 @@ def test_eval_refine_adds_a_curve_with_its_own_rate_estimate(tmp_path, image, ti
     (tmp_path / "imgs").mkdir()
     Image.fromarray(image).save(tmp_path / "imgs" / "a.png")
     out = tmp_path / "res"
-    assert cli.main(["eval", str(tmp_path / "imgs"), "--weights", "w.msgpack", "--refine", "5",
-                     "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            ["eval", str(tmp_path / "imgs"), "--weights", "w.msgpack", "--refine", "5", "--out", str(out)]
+        )
+        == 0
+    )
     plain = json.loads((out / "ckbd-full.json").read_text())["results"]
     refined = json.loads((out / "ckbd-full+refine5.json").read_text())["results"]
     loss = lambda r: LMBDA * 255**2 * 10 ** (-r["psnr-rgb"][0] / 10) + r["bpp"][0]
@@ -159,4 +177,5 @@ def test_eval_refine_adds_a_curve_with_its_own_rate_estimate(tmp_path, image, ti
     # The estimate is of the refined latents: real / estimated stays near 1 (container overhead).
     assert 1.0 < refined["bpp_real_over_estimated"][0] < 1.5
     from eval.rd import RefinedCodec
+
     assert RefinedCodec(tiny_zoo, 5, "ste").name == "ckbd-full+refine5-ste"

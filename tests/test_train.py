@@ -6,11 +6,11 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from test_input_pipeline import write_images
 
 from jaxlic.errors import ModelError
 from train import trainer
-from train.configs import ckbd, cheng2020
-from test_input_pipeline import write_images
+from train.configs import cheng2020, ckbd
 
 # The cheapest registry model to compile: the trainer's mechanics do not depend on the model,
 # and every family gets its own smoke step below.
@@ -18,213 +18,220 @@ MODEL = "bmshj2018-hyperprior"
 
 
 def tiny_config(data_dir, model=MODEL, **overrides):
-  c = (cheng2020 if model.startswith(("cheng", "mbt", "bmshj")) else ckbd).get_config("smoke")
-  c.model = model
-  c.N, c.M = 8, 8
-  c.data.source = str(data_dir)
-  c.data.eval_dir = str(data_dir)
-  c.data.num_threads = 1
-  c.async_checkpointing = False
-  for k, v in overrides.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+    c = (cheng2020 if model.startswith(("cheng", "mbt", "bmshj")) else ckbd).get_config("smoke")
+    c.model = model
+    c.N, c.M = 8, 8
+    c.data.source = str(data_dir)
+    c.data.eval_dir = str(data_dir)
+    c.data.num_threads = 1
+    c.async_checkpointing = False
+    for k, v in overrides.items():
+        node = c
+        *path, last = k.split(".")
+        for p in path:
+            node = node[p]
+        node[last] = v
+    return c
 
 
-_CACHE_OPTIONS = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs",
-                  "jax_persistent_cache_min_entry_size_bytes")
+_CACHE_OPTIONS = (
+    "jax_compilation_cache_dir",
+    "jax_persistent_cache_min_compile_time_secs",
+    "jax_persistent_cache_min_entry_size_bytes",
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
 def compilation_cache(tmp_path_factory):
-  """Shares compiled steps between the tests of this module (compiling dominates their time)."""
-  from jax.experimental.compilation_cache import compilation_cache as cc  # pylint: disable=g-import-not-at-top
-  saved = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
-  jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-  cc.reset_cache()
-  yield
-  for name, value in saved.items():
-    jax.config.update(name, value)
-  cc.reset_cache()
+    """Shares compiled steps between the tests of this module (compiling dominates their time)."""
+    from jax.experimental.compilation_cache import compilation_cache as cc  # pylint: disable=g-import-not-at-top
+
+    saved = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    cc.reset_cache()
+    yield
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    cc.reset_cache()
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-  d = tmp_path_factory.mktemp("train_images")
-  write_images(d, n=4, size=(80, 96))
-  return d
+    d = tmp_path_factory.mktemp("train_images")
+    write_images(d, n=4, size=(80, 96))
+    return d
 
 
 def setup_step(config):
-  _, state, step, train_key = trainer.setup_train_step(config)
-  return state, step, train_key
+    _, state, step, train_key = trainer.setup_train_step(config)
+    return state, step, train_key
 
 
 def fixed_batch(seed=0):
-  rng = np.random.default_rng(seed)
-  base = rng.uniform(0.2, 0.8, (2, 8, 8, 3)).astype(np.float32)
-  return np.repeat(np.repeat(base, 8, axis=1), 8, axis=2)  # smooth-ish 64x64 images
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.2, 0.8, (2, 8, 8, 3)).astype(np.float32)
+    return np.repeat(np.repeat(base, 8, axis=1), 8, axis=2)  # smooth-ish 64x64 images
 
 
 def leaves(params):
-  return {jax.tree_util.keystr(k): np.asarray(v) for k, v in
-          jax.tree_util.tree_leaves_with_path(params)}
+    return {jax.tree_util.keystr(k): np.asarray(v) for k, v in jax.tree_util.tree_leaves_with_path(params)}
 
 
 @pytest.mark.parametrize("model", ["ckbd-full", "cheng2020-anchor", "bmshj2018-hyperprior"])
 def test_one_train_step_per_model_family_is_finite(data_dir, model):
-  state, step, key = setup_step(tiny_config(data_dir, model))
-  state, metrics = step(state, fixed_batch(), key)
-  metrics = jax.device_get(metrics)
-  for name in ("loss", "mse", "bpp", "bpp_y", "bpp_z", "psnr", "aux_loss", "grad_norm"):
-    assert np.isfinite(metrics[name]), (name, metrics)
-  assert metrics["finite"] == 1.0 and int(state.step) == 1
+    state, step, key = setup_step(tiny_config(data_dir, model))
+    state, metrics = step(state, fixed_batch(), key)
+    metrics = jax.device_get(metrics)
+    for name in ("loss", "mse", "bpp", "bpp_y", "bpp_z", "psnr", "aux_loss", "grad_norm"):
+        assert np.isfinite(metrics[name]), (name, metrics)
+    assert metrics["finite"] == 1.0 and int(state.step) == 1
 
 
 def test_quantiles_are_trained_by_the_aux_loss_only(data_dir):
-  config = tiny_config(data_dir, **{"optim.learning_rate": 0.0})
-  state, step, key = setup_step(config)
-  before = leaves(state.params)
-  state, _ = step(state, fixed_batch(), key)
-  after = leaves(state.params)
-  quantiles = [k for k in before if k.endswith("['quantiles']")]
-  assert quantiles
-  for k in before:
-    changed = not np.array_equal(before[k], after[k])
-    assert changed == (k in quantiles), k
+    config = tiny_config(data_dir, **{"optim.learning_rate": 0.0})
+    state, step, key = setup_step(config)
+    before = leaves(state.params)
+    state, _ = step(state, fixed_batch(), key)
+    after = leaves(state.params)
+    quantiles = [k for k in before if k.endswith("['quantiles']")]
+    assert quantiles
+    for k in before:
+        changed = not np.array_equal(before[k], after[k])
+        assert changed == (k in quantiles), k
 
 
 def test_loss_decreases_on_a_fixed_batch(data_dir):
-  config = tiny_config(data_dir, **{"optim.learning_rate": 3e-3, "optim.schedule": "constant"})
-  state, step, key = setup_step(config)
-  batch = fixed_batch()
-  losses = []
-  for _ in range(30):
-    state, metrics = step(state, batch, key)
-    losses.append(float(metrics["loss"]))
-  assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
+    config = tiny_config(data_dir, **{"optim.learning_rate": 3e-3, "optim.schedule": "constant"})
+    state, step, key = setup_step(config)
+    batch = fixed_batch()
+    losses = []
+    for _ in range(30):
+        state, metrics = step(state, batch, key)
+        losses.append(float(metrics["loss"]))
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses
 
 
 def test_nonfinite_step_skips_the_update(data_dir):
-  state, step, key = setup_step(tiny_config(data_dir))
-  before = leaves(state.params)
-  bad = fixed_batch()
-  bad[0, 0, 0, 0] = np.nan
-  state, metrics = step(state, bad, key)
-  assert float(metrics["finite"]) == 0.0 and int(metrics["nonfinite"]) == 1
-  assert int(state.step) == 1
-  for k, v in leaves(state.params).items():
-    np.testing.assert_array_equal(v, before[k])
-  state, metrics = step(state, fixed_batch(), key)
-  assert float(metrics["finite"]) == 1.0 and int(state.nonfinite) == 0
+    state, step, key = setup_step(tiny_config(data_dir))
+    before = leaves(state.params)
+    bad = fixed_batch()
+    bad[0, 0, 0, 0] = np.nan
+    state, metrics = step(state, bad, key)
+    assert float(metrics["finite"]) == 0.0 and int(metrics["nonfinite"]) == 1
+    assert int(state.step) == 1
+    for k, v in leaves(state.params).items():
+        np.testing.assert_array_equal(v, before[k])
+    state, metrics = step(state, fixed_batch(), key)
+    assert float(metrics["finite"]) == 1.0 and int(state.nonfinite) == 0
 
 
 def test_resumed_run_is_bit_identical_and_exports_weights(data_dir, tmp_path):
-  config = tiny_config(data_dir, num_steps=4, checkpoint_every_steps=2)
-  full = trainer.train_and_evaluate(config, tmp_path / "full")
-  halted = tiny_config(data_dir, num_steps=4, checkpoint_every_steps=2, halt_after_steps=2)
-  trainer.train_and_evaluate(halted, tmp_path / "resumed")
-  assert not (tmp_path / "resumed" / "export").exists()
-  resumed = trainer.train_and_evaluate(config, tmp_path / "resumed")
-  assert int(resumed.step) == int(full.step) == 4
-  a, b = leaves(full.params), leaves(resumed.params)
-  for k in a:
-    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
-  a, b = leaves(full.opt_state), leaves(resumed.opt_state)
-  for k in a:
-    np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    config = tiny_config(data_dir, num_steps=4, checkpoint_every_steps=2)
+    full = trainer.train_and_evaluate(config, tmp_path / "full")
+    halted = tiny_config(data_dir, num_steps=4, checkpoint_every_steps=2, halt_after_steps=2)
+    trainer.train_and_evaluate(halted, tmp_path / "resumed")
+    assert not (tmp_path / "resumed" / "export").exists()
+    resumed = trainer.train_and_evaluate(config, tmp_path / "resumed")
+    assert int(resumed.step) == int(full.step) == 4
+    a, b = leaves(full.params), leaves(resumed.params)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    a, b = leaves(full.opt_state), leaves(resumed.opt_state)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
-  from jaxlic import weights  # pylint: disable=g-import-not-at-top
-  params, meta = weights.load(tmp_path / "full" / "export" / f"{MODEL}-q3.msgpack")
-  assert (meta["model"], meta["quality"], meta["N"], meta["M"]) == (MODEL, 3, 8, 8)
-  assert meta["lmbda"] == pytest.approx(0.01) and "loss" in meta["metrics"]
-  final = leaves(full.params)
-  for k, v in leaves(params).items():
-    np.testing.assert_array_equal(v, final[k], err_msg=k)
-  info = json.loads((tmp_path / "full" / "export" / f"{MODEL}-q3.json").read_text())
-  assert info["train_config"]["num_steps"] == 4
+    from jaxlic import weights  # pylint: disable=g-import-not-at-top
+
+    params, meta = weights.load(tmp_path / "full" / "export" / f"{MODEL}-q3.msgpack")
+    assert (meta["model"], meta["quality"], meta["N"], meta["M"]) == (MODEL, 3, 8, 8)
+    assert meta["lmbda"] == pytest.approx(0.01) and "loss" in meta["metrics"]
+    final = leaves(full.params)
+    for k, v in leaves(params).items():
+        np.testing.assert_array_equal(v, final[k], err_msg=k)
+    info = json.loads((tmp_path / "full" / "export" / f"{MODEL}-q3.json").read_text())
+    assert info["train_config"]["num_steps"] == 4
 
 
-def test_consecutive_nonfinite_steps_stop_the_run_keeping_the_last_good_checkpoint(
-    data_dir, tmp_path):
-  good = trainer.train_and_evaluate(
-      tiny_config(data_dir, num_steps=2, **{"data.num_eval_images": 0}), tmp_path)
-  bad = tiny_config(data_dir, num_steps=10, lmbda=float("nan"), max_nonfinite_steps=3,
-                    **{"data.num_eval_images": 0})
-  with pytest.raises(trainer.NonFiniteLossError):
-    trainer.train_and_evaluate(bad, tmp_path)
-  mngr = ocp.CheckpointManager(tmp_path / "checkpoints")
-  assert mngr.latest_step() == 4  # saved after two skipped steps: still the step-2 params
-  restored = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore())
-  for k, v in leaves(good.params).items():
-    np.testing.assert_array_equal(leaves(restored["params"])[k], v, err_msg=k)
+def test_consecutive_nonfinite_steps_stop_the_run_keeping_the_last_good_checkpoint(data_dir, tmp_path):
+    good = trainer.train_and_evaluate(
+        tiny_config(data_dir, num_steps=2, **{"data.num_eval_images": 0}), tmp_path
+    )
+    bad = tiny_config(
+        data_dir, num_steps=10, lmbda=float("nan"), max_nonfinite_steps=3, **{"data.num_eval_images": 0}
+    )
+    with pytest.raises(trainer.NonFiniteLossError):
+        trainer.train_and_evaluate(bad, tmp_path)
+    mngr = ocp.CheckpointManager(tmp_path / "checkpoints")
+    assert mngr.latest_step() == 4  # saved after two skipped steps: still the step-2 params
+    restored = mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore())
+    for k, v in leaves(good.params).items():
+        np.testing.assert_array_equal(leaves(restored["params"])[k], v, err_msg=k)
 
 
 def test_schedule_start_restarts_the_schedule_for_fine_tuning():
-  c = ckbd.get_config("cpu")
-  c.num_steps, c.optim.learning_rate, c.optim.warmup_steps = 1000, 2e-4, 100
-  base = trainer.create_learning_rate_schedule(c)
-  c.optim.schedule_start = 600
-  restarted = trainer.create_learning_rate_schedule(c)
-  # Before the restart: zero; from it on: the base schedule of a 400-step run, shifted by 600.
-  assert float(restarted(0)) == float(restarted(599)) == 0.0
-  c.optim.schedule_start, c.num_steps = 0, 400
-  short = trainer.create_learning_rate_schedule(c)
-  for s in (600, 650, 700, 850, 1000):
-    np.testing.assert_allclose(float(restarted(s)), float(short(s - 600)), rtol=1e-6)
-  np.testing.assert_allclose(float(restarted(700)), 2e-4, rtol=1e-6)  # peak after the warm-up
-  assert float(base(700)) != float(restarted(700))
-  c.optim.schedule_start = 400
-  with pytest.raises(ValueError, match="schedule_start"):
-    trainer.create_learning_rate_schedule(c)
+    c = ckbd.get_config("cpu")
+    c.num_steps, c.optim.learning_rate, c.optim.warmup_steps = 1000, 2e-4, 100
+    base = trainer.create_learning_rate_schedule(c)
+    c.optim.schedule_start = 600
+    restarted = trainer.create_learning_rate_schedule(c)
+    # Before the restart: zero; from it on: the base schedule of a 400-step run, shifted by 600.
+    assert float(restarted(0)) == float(restarted(599)) == 0.0
+    c.optim.schedule_start, c.num_steps = 0, 400
+    short = trainer.create_learning_rate_schedule(c)
+    for s in (600, 650, 700, 850, 1000):
+        np.testing.assert_allclose(float(restarted(s)), float(short(s - 600)), rtol=1e-6)
+    np.testing.assert_allclose(float(restarted(700)), 2e-4, rtol=1e-6)  # peak after the warm-up
+    assert float(base(700)) != float(restarted(700))
+    c.optim.schedule_start = 400
+    with pytest.raises(ValueError, match="schedule_start"):
+        trainer.create_learning_rate_schedule(c)
 
 
 def test_hyperprior_collapse_warning_fires_only_below_one_percent():
-  assert trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012}) is not None
-  assert "collapse" in trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012})
-  assert trainer.hyperprior_collapse_warning({"bpp": 0.20, "bpp_z": 0.0135}) is None
-  assert trainer.hyperprior_collapse_warning({"bpp": 0.0, "bpp_z": 0.0}) is None
-  assert trainer.hyperprior_collapse_warning({"bpp": 0.2}) is None
+    assert trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012}) is not None
+    assert "collapse" in trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012})
+    assert trainer.hyperprior_collapse_warning({"bpp": 0.20, "bpp_z": 0.0135}) is None
+    assert trainer.hyperprior_collapse_warning({"bpp": 0.0, "bpp_z": 0.0}) is None
+    assert trainer.hyperprior_collapse_warning({"bpp": 0.2}) is None
 
 
 def test_init_from_starts_from_a_weights_file_of_the_same_model(data_dir, tmp_path):
-  from jaxlic import weights  # pylint: disable=g-import-not-at-top
-  state, _, _ = setup_step(tiny_config(data_dir, seed=1))
-  path = tmp_path / "w.msgpack"
-  weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
+    from jaxlic import weights  # pylint: disable=g-import-not-at-top
 
-  warm, step, key = setup_step(tiny_config(data_dir, seed=2, init_from=str(path)))
-  cold, _, _ = setup_step(tiny_config(data_dir, seed=2))
-  got, want, other = leaves(warm.params), leaves(state.params), leaves(cold.params)
-  assert got.keys() == want.keys()
-  for k in want:
-    np.testing.assert_array_equal(got[k], want[k])
-  assert any(not np.array_equal(got[k], other[k]) for k in want)  # not the seed's random init
-  assert int(warm.step) == 0
-  warm, metrics = step(warm, fixed_batch(), key)  # a fresh optimizer state that steps
-  assert bool(metrics["finite"])
+    state, _, _ = setup_step(tiny_config(data_dir, seed=1))
+    path = tmp_path / "w.msgpack"
+    weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
 
-  weights.save(path, trainer.to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
-  with pytest.raises(ValueError, match="init_from"):
-    setup_step(tiny_config(data_dir, init_from=str(path)))
+    warm, step, key = setup_step(tiny_config(data_dir, seed=2, init_from=str(path)))
+    cold, _, _ = setup_step(tiny_config(data_dir, seed=2))
+    got, want, other = leaves(warm.params), leaves(state.params), leaves(cold.params)
+    assert got.keys() == want.keys()
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    assert any(not np.array_equal(got[k], other[k]) for k in want)  # not the seed's random init
+    assert int(warm.step) == 0
+    warm, metrics = step(warm, fixed_batch(), key)  # a fresh optimizer state that steps
+    assert bool(metrics["finite"])
+
+    weights.save(path, trainer.to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
+    with pytest.raises(ValueError, match="init_from"):
+        setup_step(tiny_config(data_dir, init_from=str(path)))
 
 
 def test_resume_does_not_reread_the_init_from_file(data_dir, tmp_path):
-  from jaxlic import weights  # pylint: disable=g-import-not-at-top
-  state, _, _ = setup_step(tiny_config(data_dir, seed=1))
-  path = tmp_path / "w.msgpack"
-  weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
-  overrides = dict(init_from=str(path), num_steps=4, checkpoint_every_steps=2,
-                   **{"data.num_eval_images": 0})
-  trainer.train_and_evaluate(tiny_config(data_dir, halt_after_steps=2, **overrides),
-                             tmp_path / "run")
-  path.unlink()  # the warm-start file is gone; the checkpoint alone must carry the resume
-  resumed = trainer.train_and_evaluate(tiny_config(data_dir, **overrides), tmp_path / "run")
-  assert int(resumed.step) == 4
-  with pytest.raises(ModelError, match="not found"):  # a fresh run still needs it
-    trainer.train_and_evaluate(tiny_config(data_dir, **overrides), tmp_path / "fresh")
+    from jaxlic import weights  # pylint: disable=g-import-not-at-top
+
+    state, _, _ = setup_step(tiny_config(data_dir, seed=1))
+    path = tmp_path / "w.msgpack"
+    weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
+    overrides = dict(
+        init_from=str(path), num_steps=4, checkpoint_every_steps=2, **{"data.num_eval_images": 0}
+    )
+    trainer.train_and_evaluate(tiny_config(data_dir, halt_after_steps=2, **overrides), tmp_path / "run")
+    path.unlink()  # the warm-start file is gone; the checkpoint alone must carry the resume
+    resumed = trainer.train_and_evaluate(tiny_config(data_dir, **overrides), tmp_path / "run")
+    assert int(resumed.step) == 4
+    with pytest.raises(ModelError, match="not found"):  # a fresh run still needs it
+        trainer.train_and_evaluate(tiny_config(data_dir, **overrides), tmp_path / "fresh")

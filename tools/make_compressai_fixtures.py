@@ -49,11 +49,10 @@ import json
 import os
 import sys
 
+import compressai
 import numpy as np
 import torch
-
-import compressai
-from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.entropy_models import EntropyBottleneck
 from compressai.layers import GDN
 from compressai.models import (
     Cheng2020Anchor,
@@ -75,8 +74,11 @@ MODELS = {
 }
 SERIAL_CONTEXT = ("mbt2018", "cheng2020-anchor", "cheng2020-attn")
 CROP = (slice(176, 240), slice(184, 312))  # rows, cols of the 512x512 astronaut: 64 x 128
-GAUSSIAN_CDF_BUFFERS = ("gaussian_conditional._quantized_cdf", "gaussian_conditional._offset",
-                        "gaussian_conditional._cdf_length")
+GAUSSIAN_CDF_BUFFERS = (
+    "gaussian_conditional._quantized_cdf",
+    "gaussian_conditional._offset",
+    "gaussian_conditional._cdf_length",
+)
 TARGET_Y_STD, TARGET_Z_STD = 3.0, 2.0
 
 
@@ -97,11 +99,22 @@ def parts(name):
     """Dotted paths of (g_a, h_a, h_s, g_s, entropy_bottleneck, gaussian_conditional)."""
     if name == "cheng2020-anchor-checkerboard":
         hyper, y = "latent_codec.hyper", "latent_codec.y"
-        return {"g_a": "g_a", "g_s": "g_s", "h_a": f"{hyper}.h_a", "h_s": f"{hyper}.h_s",
-                "eb": f"{hyper}.entropy_bottleneck",
-                "gc": f"{y}.y.gaussian_conditional"}
-    return {"g_a": "g_a", "g_s": "g_s", "h_a": "h_a", "h_s": "h_s",
-            "eb": "entropy_bottleneck", "gc": "gaussian_conditional"}
+        return {
+            "g_a": "g_a",
+            "g_s": "g_s",
+            "h_a": f"{hyper}.h_a",
+            "h_s": f"{hyper}.h_s",
+            "eb": f"{hyper}.entropy_bottleneck",
+            "gc": f"{y}.y.gaussian_conditional",
+        }
+    return {
+        "g_a": "g_a",
+        "g_s": "g_s",
+        "h_a": "h_a",
+        "h_s": "h_s",
+        "eb": "entropy_bottleneck",
+        "gc": "gaussian_conditional",
+    }
 
 
 @torch.no_grad()
@@ -175,11 +188,13 @@ class Recorder:
         def out_hook(key):
             def hook(mod, args, out):
                 self.data[key] = out.detach().clone()
+
             return hook
 
         def in_hook(key):
             def hook(mod, args):
                 self.data[key] = args[0].detach().clone()
+
             return hook
 
         def gc_hook(mod, args, kwargs):
@@ -281,11 +296,14 @@ def run_model(name, img):
             arrays[f"state_dict/{k}"] = v.detach().cpu().numpy()
     gc = submodule(net, parts(name)["gc"])
     stats = {
-        "y_std": float(fwd["y"].std()), "z_std": float(fwd["z"].std()),
+        "y_std": float(fwd["y"].std()),
+        "z_std": float(fwd["z"].std()),
         "y_hat_nonzero": float((fwd["y_hat"] != 0).float().mean()),
         "x_hat_in_01": float(((out["x_hat"] >= 0) & (out["x_hat"] <= 1)).float().mean()),
         "bpp": 8.0 * (arrays["nbytes_y"] + arrays["nbytes_z"]) / (img.shape[0] * img.shape[1]),
-        "psnr_dec_vs_fwd": float(-10 * torch.log10(((dec["x_hat"] - out["x_hat"].clamp(0, 1)) ** 2).mean() + 1e-20)),
+        "psnr_dec_vs_fwd": float(
+            -10 * torch.log10(((dec["x_hat"] - out["x_hat"].clamp(0, 1)) ** 2).mean() + 1e-20)
+        ),
     }
     return net, arrays, gc, stats
 

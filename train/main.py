@@ -12,9 +12,7 @@ Multi-host: add `--config.distributed` (and `--config.coordinator_address=HOST:P
 command on every host with a shared workdir.
 """
 
-from absl import app
-from absl import flags
-from absl import logging
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from train import trainer
@@ -25,16 +23,17 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  config = flags.FLAGS.config
-  trainer.initialize_distributed(config)
-  # Keep TF (used only for tf.data) off the accelerators before anything touches them.
-  from train import input_pipeline  # pylint: disable=g-import-not-at-top
-  input_pipeline.hide_accelerators_from_tf()
-  logging.info("Config:\n%s", config)
-  trainer.train_and_evaluate(config, _WORKDIR.value)
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = flags.FLAGS.config
+    trainer.initialize_distributed(config)
+    # Keep TF (used only for tf.data) off the accelerators before anything touches them.
+    from train import input_pipeline  # pylint: disable=g-import-not-at-top
+
+    input_pipeline.hide_accelerators_from_tf()
+    logging.info("Config:\n%s", config)
+    trainer.train_and_evaluate(config, _WORKDIR.value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+    app.run(main)

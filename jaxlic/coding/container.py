@@ -138,7 +138,9 @@ class _Reader:
             value |= (byte & 0x7F) << (7 * i)
             if not byte & 0x80:
                 if byte == 0 and i > 0:
-                    raise BitstreamError(f"corrupted stream: non-canonical varint for {field} at offset {start}")
+                    raise BitstreamError(
+                        f"corrupted stream: non-canonical varint for {field} at offset {start}"
+                    )
                 if value > max_value:
                     raise BitstreamError(f"corrupted stream: {field} = {value} exceeds the limit {max_value}")
                 return value

@@ -22,8 +22,8 @@ sees bit-identical inputs on the encoder and the decoder.
 
 from __future__ import annotations
 
-import numpy as np
 import constriction
+import numpy as np
 
 from jaxlic.entropy.tables import IndexedTables
 from jaxlic.errors import BitstreamError
@@ -53,7 +53,9 @@ def _cdf_to_pmf(cdf: np.ndarray, precision: int) -> np.ndarray:
 
 def _as_float(pmfs: np.ndarray) -> np.ndarray:
     pmfs = np.asarray(pmfs)
-    return np.ascontiguousarray(pmfs, dtype=pmfs.dtype if pmfs.dtype in (np.float32, np.float64) else np.float64)
+    return np.ascontiguousarray(
+        pmfs, dtype=pmfs.dtype if pmfs.dtype in (np.float32, np.float64) else np.float64
+    )
 
 
 def _stable_group_order(indexes: np.ndarray, num_tables: int) -> tuple[np.ndarray, np.ndarray]:
@@ -109,7 +111,7 @@ class StreamEncoder:
         start = 0
         for t, n in enumerate(counts):
             if n:
-                self._enc.encode(coded[start:start + n], self._table_model(tables, t))
+                self._enc.encode(coded[start : start + n], self._table_model(tables, t))
                 start += n
         self.encode_escapes(rel[escaped], nreg[escaped])
 
@@ -125,7 +127,9 @@ class StreamEncoder:
     def encode_pmf_rows(self, symbols: np.ndarray, pmfs: np.ndarray) -> None:
         """Codes ``symbols[i]`` with the probabilities ``pmfs[i]`` (``[N, L]`` float32/64, exact dyadic values)."""
         if len(symbols):
-            self._enc.encode(np.asarray(symbols, np.int32), _model.Categorical(perfect=False), _as_float(pmfs))
+            self._enc.encode(
+                np.asarray(symbols, np.int32), _model.Categorical(perfect=False), _as_float(pmfs)
+            )
 
     def encode_escapes(self, rel: np.ndarray, num_regular: np.ndarray) -> None:
         """Losslessly codes escaped values ``rel`` (``< 0`` or ``>= num_regular``, elementwise).
@@ -150,8 +154,9 @@ class StreamEncoder:
             if not sel.any():
                 break
             chunk = (payload[sel] >> j) & ((np.int64(1) << bits[sel]) - 1)
-            self._enc.encode(chunk.astype(np.int32), _model.Uniform(),
-                             (np.int64(1) << bits[sel]).astype(np.int32))
+            self._enc.encode(
+                chunk.astype(np.int32), _model.Uniform(), (np.int64(1) << bits[sel]).astype(np.int32)
+            )
 
     def to_bytes(self) -> bytes:
         """The compressed stream (uint32 words, little-endian)."""
@@ -206,7 +211,7 @@ class StreamDecoder:
         start = 0
         for t, n in enumerate(counts):
             if n:
-                grouped[start:start + n] = self._decode(StreamEncoder._table_model(tables, t), int(n))
+                grouped[start : start + n] = self._decode(StreamEncoder._table_model(tables, t), int(n))
                 start += n
         rel = np.empty(indexes.size, np.int64)
         rel[order] = grouped

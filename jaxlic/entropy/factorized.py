@@ -80,19 +80,23 @@ class EntropyBottleneck(nn.Module):
         scale = self.init_scale ** (1.0 / (len(self.filters) + 1))
         c = self.channels
         self.matrices = [
-            self.param(f"matrix{i}", nn.initializers.constant(np.log(np.expm1(1.0 / scale / f[i + 1]))),
-                       (c, f[i + 1], f[i]))
+            self.param(
+                f"matrix{i}",
+                nn.initializers.constant(np.log(np.expm1(1.0 / scale / f[i + 1]))),
+                (c, f[i + 1], f[i]),
+            )
             for i in range(len(f) - 1)
         ]
         self.biases = [
-            self.param(f"bias{i}", _uniform_init(-0.5, 0.5), (c, f[i + 1], 1))
-            for i in range(len(f) - 1)
+            self.param(f"bias{i}", _uniform_init(-0.5, 0.5), (c, f[i + 1], 1)) for i in range(len(f) - 1)
         ]
         self.factors = [
             self.param(f"factor{i}", nn.initializers.zeros, (c, f[i + 1], 1)) for i in range(len(f) - 2)
         ]
         init_q = np.tile(np.array([-self.init_scale, 0.0, self.init_scale], np.float32), (c, 1, 1))
-        self.quantiles = self.param("quantiles", lambda _k, shape: jnp.asarray(init_q).reshape(shape), (c, 1, 3))
+        self.quantiles = self.param(
+            "quantiles", lambda _k, shape: jnp.asarray(init_q).reshape(shape), (c, 1, 3)
+        )
 
     def _params(self) -> dict:
         p = {f"matrix{i}": m for i, m in enumerate(self.matrices)}
@@ -211,8 +215,12 @@ def build_tables(variables_or_params: Mapping, precision: int = 16) -> IndexedTa
         lo = cdf_float[ch, 0]
         cum = np.concatenate([cdf_float[ch, : n + 1] - lo, [1.0]])  # regular symbols, then escape
         cdfs[ch, : n + 2] = cumulative_to_quantized_cdf(cum, precision)
-    return IndexedTables(cdfs=cdfs, cdf_lengths=(lengths + 2).astype(np.int32),
-                         offsets=(-minima).astype(np.int32), precision=precision)
+    return IndexedTables(
+        cdfs=cdfs,
+        cdf_lengths=(lengths + 2).astype(np.int32),
+        offsets=(-minima).astype(np.int32),
+        precision=precision,
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -237,8 +245,9 @@ def compress(z: np.ndarray, params: Mapping, tables: IndexedTables | None = None
     return rangecoder.encode_indexed(symbols, _channel_indexes(z.shape), tables)
 
 
-def decompress(data: bytes, shape: Sequence[int], params: Mapping,
-               tables: IndexedTables | None = None) -> np.ndarray:
+def decompress(
+    data: bytes, shape: Sequence[int], params: Mapping, tables: IndexedTables | None = None
+) -> np.ndarray:
     """Inverse of :func:`compress`: returns ``z_hat = symbols + median`` (float32, ``shape``)."""
     shape = tuple(int(s) for s in shape)
     tables = build_tables(params) if tables is None else tables

@@ -35,7 +35,9 @@ __all__ = [
 SCALE_MIN, SCALE_MAX, NUM_SCALES = 0.11, 256.0, 64
 
 #: ``[64]`` float32 scales, log-spaced from 0.11 to 256 (CompressAI's default scale table).
-SCALE_TABLE: np.ndarray = np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX), NUM_SCALES)).astype(np.float32)
+SCALE_TABLE: np.ndarray = np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX), NUM_SCALES)).astype(
+    np.float32
+)
 SCALE_TABLE.setflags(write=False)
 
 
@@ -45,8 +47,14 @@ def _std_cdf(x):
     return 0.5 * jax.scipy.special.erfc(-x * np.float32(2**-0.5))
 
 
-def gaussian_likelihood(y_hat: jax.Array, means: jax.Array, scales: jax.Array, *,
-                        scale_bound: float = SCALE_MIN, likelihood_bound: float = 1e-9) -> jax.Array:
+def gaussian_likelihood(
+    y_hat: jax.Array,
+    means: jax.Array,
+    scales: jax.Array,
+    *,
+    scale_bound: float = SCALE_MIN,
+    likelihood_bound: float = 1e-9,
+) -> jax.Array:
     """Probability of the unit bin around ``y_hat`` under ``N(means, scales^2)``.
 
     ``P = Phi((0.5 - |y - mu|) / s) - Phi((-0.5 - |y - mu|) / s)``: using ``|y - mu|`` (the upper

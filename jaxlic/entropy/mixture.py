@@ -55,7 +55,9 @@ __all__ = [
 
 SCALE_MIN, SCALE_MAX, NUM_SCALE_LEVELS = 0.11, 256.0, 256
 #: ``[256]`` float32 scale grid, log-spaced in ``[0.11, 256]``.
-SCALE_GRID: np.ndarray = np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX), NUM_SCALE_LEVELS)).astype(np.float32)
+SCALE_GRID: np.ndarray = np.exp(np.linspace(np.log(SCALE_MIN), np.log(SCALE_MAX), NUM_SCALE_LEVELS)).astype(
+    np.float32
+)
 SCALE_GRID.setflags(write=False)
 # Geometric midpoints; a scale maps to the number of midpoints strictly below it.
 _SCALE_MIDS = np.sqrt(SCALE_GRID[:-1].astype(np.float64) * SCALE_GRID[1:]).astype(np.float32)
@@ -69,14 +71,53 @@ WEIGHT_RES = 256
 WEIGHT_STEP = 1.0 / WEIGHT_RES
 _LOGIT_RES, _LOGIT_RANGE = 16, 16
 # 2**20 exp(-j/16), at least 1 so that normalisation never divides by zero.
-_EXP_TABLE = np.maximum(np.rint(2.0**20 * np.exp(-np.arange(_LOGIT_RES * _LOGIT_RANGE + 1) / _LOGIT_RES)), 1).astype(np.int32)
+_EXP_TABLE = np.maximum(
+    np.rint(2.0**20 * np.exp(-np.arange(_LOGIT_RES * _LOGIT_RANGE + 1) / _LOGIT_RES)), 1
+).astype(np.int32)
 _MAX_K = 16
 
 PRECISION = 16
 SUPPORT_STDS = 4.0  # support half-width in scales
 MAX_WIDTH = 1024
-_BUCKETS = np.array([2, 3, 4, 5, 6, 8, 10, 12, 14, 16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128,
-                     160, 192, 224, 256, 320, 384, 448, 512, 640, 768, 896, 1024], np.int64)
+_BUCKETS = np.array(
+    [
+        2,
+        3,
+        4,
+        5,
+        6,
+        8,
+        10,
+        12,
+        14,
+        16,
+        20,
+        24,
+        28,
+        32,
+        40,
+        48,
+        56,
+        64,
+        80,
+        96,
+        112,
+        128,
+        160,
+        192,
+        224,
+        256,
+        320,
+        384,
+        448,
+        512,
+        640,
+        768,
+        896,
+        1024,
+    ],
+    np.int64,
+)
 _CHUNK_ENTRIES = 1 << 19  # rows * (width + 1) per chunk: bounds the working memory (~30 MB)
 _TABLE_STDS = 5.0  # the CDF table of a scale level spans +-5 scales; beyond, exactly 0 or 1
 _TABLE_PAD = 64  # minimum half-length of a table row (fewer rows need clipping)
@@ -85,8 +126,15 @@ _TABLE_PAD = 64  # minimum half-length of a table row (fewer rows need clipping)
 # ------------------------------------------------------------------------------ likelihood
 
 
-def mixture_likelihood(y_hat: jax.Array, weight_logits: jax.Array, means: jax.Array, scales: jax.Array, *,
-                       scale_bound: float = SCALE_MIN, likelihood_bound: float = 1e-9) -> jax.Array:
+def mixture_likelihood(
+    y_hat: jax.Array,
+    weight_logits: jax.Array,
+    means: jax.Array,
+    scales: jax.Array,
+    *,
+    scale_bound: float = SCALE_MIN,
+    likelihood_bound: float = 1e-9,
+) -> jax.Array:
     """Probability of the unit bin around ``y_hat`` under the K-component Gaussian mixture.
 
     Args:
@@ -156,8 +204,11 @@ def _scale_levels(xp, scales):
 
 def _snap(xp, weight_logits, means, scales):
     """Grid values of the parameters; only exact IEEE operations, so numpy == jax bit for bit."""
-    return (_snap_weights(xp, weight_logits), _mean_ints(xp, means) * np.float32(MEAN_STEP),
-            xp.asarray(SCALE_GRID)[_scale_levels(xp, scales)])
+    return (
+        _snap_weights(xp, weight_logits),
+        _mean_ints(xp, means) * np.float32(MEAN_STEP),
+        xp.asarray(SCALE_GRID)[_scale_levels(xp, scales)],
+    )
 
 
 @jax.custom_vjp
@@ -198,8 +249,11 @@ def quantize_params(weight_logits, means, scales):
       :data:`SCALE_GRID` values.
     """
     if any(isinstance(a, jax.Array) for a in (weight_logits, means, scales)):
-        return _snap_jax(jnp.asarray(weight_logits, jnp.float32), jnp.asarray(means, jnp.float32),
-                         jnp.asarray(scales, jnp.float32))
+        return _snap_jax(
+            jnp.asarray(weight_logits, jnp.float32),
+            jnp.asarray(means, jnp.float32),
+            jnp.asarray(scales, jnp.float32),
+        )
     return _snap(np, np.asarray(weight_logits), np.asarray(means), np.asarray(scales))
 
 
@@ -232,9 +286,9 @@ class _PhiTable:
         for g in range(self.gmax + 1, gmax + 1):
             h, c = int(self.half[g]), int(self.core[g])
             vals = np.zeros((MEAN_RES, 2 * h + 3), np.float32)
-            vals[:, h + 1 + c + 1:] = 1.0
+            vals[:, h + 1 + c + 1 :] = 1.0
             i = np.arange(-c, c + 1, dtype=np.float64)[None, :]
-            vals[:, h + 1 - c: h + 2 + c] = ndtr((i - frac) / float(SCALE_GRID[g]))
+            vals[:, h + 1 - c : h + 2 + c] = ndtr((i - frac) / float(SCALE_GRID[g]))
             parts.append(vals.reshape(-1))
         self.flat = np.concatenate(parts)
         self.gmax = gmax

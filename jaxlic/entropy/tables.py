@@ -131,8 +131,9 @@ class IndexedTables:
         return np.log2(freq) - self.precision
 
     @classmethod
-    def from_pmfs(cls, pmfs: list[np.ndarray], tails: np.ndarray, offsets: np.ndarray,
-                  precision: int = 16) -> "IndexedTables":
+    def from_pmfs(
+        cls, pmfs: list[np.ndarray], tails: np.ndarray, offsets: np.ndarray, precision: int = 16
+    ) -> IndexedTables:
         """Builds padded tables from ragged pmfs.
 
         Args:
@@ -147,5 +148,4 @@ class IndexedTables:
         for t, p in enumerate(pmfs):
             full = np.concatenate([np.asarray(p, np.float64), [float(tails[t])]])
             cdfs[t, : lengths[t]] = pmf_to_quantized_cdf(full, precision)
-        return cls(cdfs=cdfs, cdf_lengths=lengths, offsets=np.asarray(offsets, np.int32),
-                   precision=precision)
+        return cls(cdfs=cdfs, cdf_lengths=lengths, offsets=np.asarray(offsets, np.int32), precision=precision)

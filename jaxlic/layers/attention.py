@@ -155,9 +155,7 @@ class FDRAM(nn.Module):
 
         trunk = x
         for i in range(self.trunk_units):
-            trunk = _BottleneckUnit(self.N, self.N // 2, final_relu=False, name=f"trunk_{i}")(
-                trunk
-            )
+            trunk = _BottleneckUnit(self.N, self.N // 2, final_relu=False, name=f"trunk_{i}")(trunk)
 
         mask, _, _ = pad_to_multiple(x, 2)
         mask = _conv(m, 1, "mask_down")(space_to_depth(mask, 2))

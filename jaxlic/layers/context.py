@@ -15,7 +15,6 @@ multiply by the constant mask in the forward pass, so imported weights need no e
 from __future__ import annotations
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -65,8 +64,8 @@ class MaskedConv(nn.Module):
         kernel = kernel * jnp.asarray(self.mask())[:, :, None, None]
         p = k // 2
         y = fastconv.conv_general_dilated(
-            x, kernel.astype(x.dtype), (1, 1), ((p, p), (p, p)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            x, kernel.astype(x.dtype), (1, 1), ((p, p), (p, p)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
         return y + bias
 
     def at_patch(self, patch: jnp.ndarray) -> jnp.ndarray:

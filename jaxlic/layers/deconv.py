@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -71,7 +71,9 @@ class SubpixelGeometry:
     taps: tuple[tuple[tuple[int, int], ...], ...]
 
 
-def subpixel_geometry(kernel_size: int, stride: int, padding: int, output_padding: int = 0) -> SubpixelGeometry:
+def subpixel_geometry(
+    kernel_size: int, stride: int, padding: int, output_padding: int = 0
+) -> SubpixelGeometry:
     """Geometry of the sub-pixel conv equivalent to ``ConvTranspose2d(k, s, p, op)``."""
     k, s, p, op = kernel_size, stride, padding, output_padding
     if k < 1 or s < 1 or p < 0 or not 0 <= op < max(s, 1):

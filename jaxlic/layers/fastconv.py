@@ -49,8 +49,18 @@ def split_enabled() -> bool:
     return mode == "split" or (mode == "auto" and jax.default_backend() == "cpu")
 
 
-def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, precision=None, **kw):
+def conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    precision=None,
+    **kw,
+):
     """`jax.lax.conv_general_dilated` with a piecewise weight gradient where it is supported.
 
     Supported: NHWC/HWIO, explicit padding or "VALID", no dilation, no feature groups, at least
@@ -58,9 +68,16 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     to `jax.lax.conv_general_dilated` unchanged.
     """
     plain = functools.partial(
-        jax.lax.conv_general_dilated, window_strides=window_strides, padding=padding,
-        lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-        feature_group_count=feature_group_count, precision=precision, **kw)
+        jax.lax.conv_general_dilated,
+        window_strides=window_strides,
+        padding=padding,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=dimension_numbers,
+        feature_group_count=feature_group_count,
+        precision=precision,
+        **kw,
+    )
     if not split_enabled() or kw or feature_group_count != 1 or lhs.ndim != 4:
         return plain(lhs, rhs)
     if any(d not in (None, 1) for d in tuple(lhs_dilation or ()) + tuple(rhs_dilation or ())):
@@ -80,8 +97,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
 
 
 def _valid_conv(x, w, strides, precision):
-    return jax.lax.conv_general_dilated(x, w, strides, "VALID", dimension_numbers=_NHWC,
-                                        precision=precision)
+    return jax.lax.conv_general_dilated(x, w, strides, "VALID", dimension_numbers=_NHWC, precision=precision)
 
 
 def _pad(x, padding):
@@ -91,8 +107,7 @@ def _pad(x, padding):
 
 def _out_hw(x_shape, w_shape, spec):
     (sh, sw), ((pt, pb), (pl, pr)), _ = spec
-    return ((x_shape[1] + pt + pb - w_shape[0]) // sh + 1,
-            (x_shape[2] + pl + pr - w_shape[1]) // sw + 1)
+    return ((x_shape[1] + pt + pb - w_shape[0]) // sh + 1, (x_shape[2] + pl + pr - w_shape[1]) // sw + 1)
 
 
 def _pieces(batch: int, out_h: int, out_w: int) -> list[tuple[int, int, int, int]]:
@@ -110,8 +125,7 @@ def _pieces(batch: int, out_h: int, out_w: int) -> list[tuple[int, int, int, int
 
 
 def _padded_conv(x, w, strides, padding, precision):
-    return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_NHWC,
-                                        precision=precision)
+    return jax.lax.conv_general_dilated(x, w, strides, padding, dimension_numbers=_NHWC, precision=precision)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -132,7 +146,7 @@ def _conv_bwd(spec, res, g):
     kh, sh = w.shape[0], strides[0]
     dw = None
     for b0, b1, r0, r1 in _pieces(x.shape[0], g.shape[1], g.shape[2]):
-        xs = xp[b0:b1, r0 * sh:(r1 - 1) * sh + kh]
+        xs = xp[b0:b1, r0 * sh : (r1 - 1) * sh + kh]
         part = jax.vjp(lambda w_: _valid_conv(xs, w_, strides, precision), w)[1](g[b0:b1, r0:r1])[0]
         dw = part if dw is None else dw + part
     return dx, dw

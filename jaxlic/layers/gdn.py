@@ -16,7 +16,7 @@ import jax.numpy as jnp
 
 from jaxlic.entropy.quantize import lower_bound
 
-_PEDESTAL = (2.0 ** -18) ** 2
+_PEDESTAL = (2.0**-18) ** 2
 
 
 def _reparam_init(value):

@@ -16,7 +16,6 @@ import jax.numpy as jnp
 
 from jaxlic.layers.fastconv import conv_general_dilated
 
-
 # PyTorch's default conv init (kaiming_uniform with a=sqrt(5): U(+-1/sqrt(fan_in))). Flax's
 # lecun_normal is sqrt(3) larger per layer, which makes the GDN/IGDN transforms of an untrained
 # model blow up (IGDN grows quadratically), so training would start from PSNR < 0 dB.
@@ -32,8 +31,14 @@ def conv(features: int, kernel_size: int = 3, stride: int = 1, name: str | None 
     p = kernel_size // 2
     kw.setdefault("kernel_init", TORCH_INIT)
     kw.setdefault("conv_general_dilated", conv_general_dilated)  # fast weight gradient on CPU
-    return nn.Conv(features, (kernel_size, kernel_size), strides=(stride, stride),
-                   padding=((p, p), (p, p)), name=name, **kw)
+    return nn.Conv(
+        features,
+        (kernel_size, kernel_size),
+        strides=(stride, stride),
+        padding=((p, p), (p, p)),
+        name=name,
+        **kw,
+    )
 
 
 def depth_to_space(x: jnp.ndarray, r: int) -> jnp.ndarray:

@@ -20,8 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlic.entropy import factorized, gaussian, mixture
 from jaxlic.coding import container, rangecoder
+from jaxlic.entropy import factorized, gaussian, mixture
 from jaxlic.errors import BitstreamError, ImageError, ModelError
 from jaxlic.models.compressor import Compressor
 
@@ -76,8 +76,17 @@ class Codec:
         post-processing, part of `network_s`), the part that does not depend on the context model.
     """
 
-    def __init__(self, model: Compressor, variables, *, quality: int = 0, meta: dict | None = None,
-                 max_pixels: int = container.DEFAULT_MAX_PIXELS, tile: int = 64, tile_margin: int = 4):
+    def __init__(
+        self,
+        model: Compressor,
+        variables,
+        *,
+        quality: int = 0,
+        meta: dict | None = None,
+        max_pixels: int = container.DEFAULT_MAX_PIXELS,
+        tile: int = 64,
+        tile_margin: int = 4,
+    ):
         self.model = model
         self.cfg = model.cfg
         self.name = model.cfg.name
@@ -107,8 +116,15 @@ class Codec:
         self._params_step = jit(lambda m, patch, hp: m.coding_params(m.serial_step_params(patch, hp)))
 
     # ------------------------------------------------------------------ public API
-    def compress(self, img: np.ndarray, *, refine_steps: int = 0, refine_lr: float | None = None,
-                 refine_method: str = "sga", progress=None) -> bytes:
+    def compress(
+        self,
+        img: np.ndarray,
+        *,
+        refine_steps: int = 0,
+        refine_lr: float | None = None,
+        refine_method: str = "sga",
+        progress=None,
+    ) -> bytes:
         """uint8 image [H, W, 3] -> a complete `.jlic` stream (header, sections, checksum).
 
         Args:
@@ -126,8 +142,9 @@ class Codec:
         t0 = time.perf_counter()
         y, z = _np(self._analysis(self.variables, x))
         if refine_steps > 0:
-            r = self.refine(x, y, z, (h, w), steps=refine_steps, lr=refine_lr, method=refine_method,
-                            progress=progress)
+            r = self.refine(
+                x, y, z, (h, w), steps=refine_steps, lr=refine_lr, method=refine_method, progress=progress
+            )
             y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
         sections = self._code_latents(y=y, z=z, timings=t)
@@ -135,8 +152,9 @@ class Codec:
         self.last_timings = t
         return data
 
-    def refine(self, x, y, z, size, *, steps: int, lr: float | None = None, method: str = "sga",
-               progress=None) -> dict:
+    def refine(
+        self, x, y, z, size, *, steps: int, lr: float | None = None, method: str = "sga", progress=None
+    ) -> dict:
         """Refined latents of the padded image `x` (see `jaxlic.models.refine.refine_latents`)."""
         from jaxlic.models import refine
 
@@ -147,9 +165,20 @@ class Codec:
             raise ModelError(f"unknown refinement method {method!r}; choose one of {refine.METHODS}")
         if method not in self._refine_steps:
             self._refine_steps[method] = refine.make_refine_step(self.model, float(lmbda), method)
-        result = refine.refine_latents(self.model, self.variables, x, y, z, lmbda=lmbda, steps=steps,
-                                       lr=lr, size=size, callback=progress, method=method,
-                                       refine_step=self._refine_steps[method])
+        result = refine.refine_latents(
+            self.model,
+            self.variables,
+            x,
+            y,
+            z,
+            lmbda=lmbda,
+            steps=steps,
+            lr=lr,
+            size=size,
+            callback=progress,
+            method=method,
+            refine_step=self._refine_steps[method],
+        )
         self.last_refine = result
         return result
 
@@ -167,11 +196,17 @@ class Codec:
         if header.model != self.name:
             raise ModelError(f"stream was made by model {header.model!r}, not {self.name!r}")
         if header.quality != self.quality:
-            raise ModelError(f"stream was made at quality {header.quality}, these weights are quality {self.quality}")
+            raise ModelError(
+                f"stream was made at quality {header.quality}, these weights are quality {self.quality}"
+            )
         t = {"network_s": 0.0, "coding_s": 0.0}
         hp, wp = padded_size(header.height, header.width)
-        y_hat = self._code_latents(sections=sections, y_shape=(1, hp // 16, wp // 16, self.cfg.M),
-                                   z_shape=(1, hp // 64, wp // 64, self.cfg.N), timings=t)
+        y_hat = self._code_latents(
+            sections=sections,
+            y_shape=(1, hp // 16, wp // 16, self.cfg.M),
+            z_shape=(1, hp // 64, wp // 64, self.cfg.N),
+            timings=t,
+        )
         t0 = time.perf_counter()
         x_hat = self.synthesize(y_hat)
         t["synthesis_s"] = time.perf_counter() - t0
@@ -198,8 +233,9 @@ class Codec:
                 a0, b0 = max(i0 - m, 0), max(j0 - m, 0)
                 a1, b1 = min(i1 + m, h), min(j1 + m, w)
                 x = np.asarray(self._synthesis(self.variables, jnp.asarray(y_hat[:, a0:a1, b0:b1])))
-                out[:, 16 * i0:16 * i1, 16 * j0:16 * j1] = x[:, 16 * (i0 - a0):16 * (i1 - a0),
-                                                             16 * (j0 - b0):16 * (j1 - b0)]
+                out[:, 16 * i0 : 16 * i1, 16 * j0 : 16 * j1] = x[
+                    :, 16 * (i0 - a0) : 16 * (i1 - a0), 16 * (j0 - b0) : 16 * (j1 - b0)
+                ]
         return out
 
     def forward_eval(self, img: np.ndarray) -> dict:
@@ -270,8 +306,11 @@ class Codec:
             amask = _anchor_bool(*y_shape[1:3])
             y_hat = np.zeros(y_shape, np.float32)
             for step, sel in enumerate((amask, ~amask)):
-                p = (net(self._params_anchor, hyper) if step == 0
-                     else net(self._params_nonanchor, hyper, jnp.asarray(y_hat)))
+                p = (
+                    net(self._params_anchor, hyper)
+                    if step == 0
+                    else net(self._params_nonanchor, hyper, jnp.asarray(y_hat))
+                )
                 ps = self._select(p, sel)
                 if encoding:
                     data, values = coded(self._encode_y, y[0][sel], ps, True)
@@ -332,8 +371,9 @@ class Codec:
         for i in range(h):
             for j in range(w):
                 t0 = time.perf_counter()
-                p = self._params_step(self.variables, y_pad[None, i:i + 5, j:j + 5],
-                                      hyper[:, i:i + 1, j:j + 1])
+                p = self._params_step(
+                    self.variables, y_pad[None, i : i + 5, j : j + 5], hyper[:, i : i + 1, j : j + 1]
+                )
                 means = np.asarray(p["means"]).reshape(m)
                 idx = gaussian.scale_indexes(np.asarray(p["scales"]).reshape(m))
                 t1 = time.perf_counter()
@@ -351,4 +391,4 @@ class Codec:
         if encoding:
             out_sections.append(stream.to_bytes())
             return out_sections
-        return y_pad[None, 2:h + 2, 2:w + 2]
+        return y_pad[None, 2 : h + 2, 2 : w + 2]

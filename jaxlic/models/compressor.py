@@ -32,8 +32,8 @@ import jax.numpy as jnp
 from jaxlic.entropy import EntropyBottleneck, gaussian_likelihood, mixture_likelihood, quantize_params
 from jaxlic.entropy.quantize import quantize
 from jaxlic.layers.context import MaskedConv, anchor_mask
-from jaxlic.layers.residual import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride
 from jaxlic.layers.gdn import GDN
+from jaxlic.layers.residual import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride
 from jaxlic.layers.subpixel import SubpelConv, conv
 from jaxlic.models.config import ModelConfig
 
@@ -73,8 +73,15 @@ class Compressor(nn.Module):
         N, M = c.N, c.M
         if c.transform == "balle":
             self.g_a = [conv(N, 5, 2), GDN(), conv(N, 5, 2), GDN(), conv(N, 5, 2), GDN(), conv(M, 5, 2)]
-            self.g_s = [_deconv(N), GDN(inverse=True), _deconv(N), GDN(inverse=True), _deconv(N),
-                        GDN(inverse=True), _deconv(3)]
+            self.g_s = [
+                _deconv(N),
+                GDN(inverse=True),
+                _deconv(N),
+                GDN(inverse=True),
+                _deconv(N),
+                GDN(inverse=True),
+                _deconv(3),
+            ]
         else:
             att = (lambda ch: [_attention(c.attention, ch)]) if c.attention != "none" else (lambda ch: [])
             g_a = [ResidualBlockWithStride(N), ResidualBlock(N), ResidualBlockWithStride(N)]
@@ -97,17 +104,39 @@ class Compressor(nn.Module):
             self.h_s = [_deconv(M), leaky_relu, _deconv(M * 3 // 2), leaky_relu, conv(out, 3, 1)]
         else:
             out = M * c.params_per_channel if c.context == "none" else 2 * M
-            self.h_a = [conv(N, 3), leaky_relu, conv(N, 3), leaky_relu, conv(N, 3, 2), leaky_relu,
-                        conv(N, 3), leaky_relu, conv(N, 3, 2)]
-            self.h_s = [conv(N, 3), leaky_relu, SubpelConv(N, 2), leaky_relu, conv(N * 3 // 2, 3),
-                        leaky_relu, SubpelConv(N * 3 // 2, 2), leaky_relu, conv(out, 3)]
+            self.h_a = [
+                conv(N, 3),
+                leaky_relu,
+                conv(N, 3),
+                leaky_relu,
+                conv(N, 3, 2),
+                leaky_relu,
+                conv(N, 3),
+                leaky_relu,
+                conv(N, 3, 2),
+            ]
+            self.h_s = [
+                conv(N, 3),
+                leaky_relu,
+                SubpelConv(N, 2),
+                leaky_relu,
+                conv(N * 3 // 2, 3),
+                leaky_relu,
+                SubpelConv(N * 3 // 2, 2),
+                leaky_relu,
+                conv(out, 3),
+            ]
 
         self.entropy_bottleneck = EntropyBottleneck(N)
         if c.context != "none":
             self.context_prediction = MaskedConv(2 * M, 5, c.context)
             self.entropy_parameters = [
-                conv(M * 10 // 3, 1), leaky_relu, conv(M * 8 // 3, 1), leaky_relu,
-                conv(M * c.params_per_channel, 1)]
+                conv(M * 10 // 3, 1),
+                leaky_relu,
+                conv(M * 8 // 3, 1),
+                leaky_relu,
+                conv(M * c.params_per_channel, 1),
+            ]
         if c.postprocess:
             from jaxlic.layers.postprocess import PostProcess
 
@@ -152,8 +181,11 @@ class Compressor(nn.Module):
             return {"scales": scales, "means": means}
         logits, means, scales = jnp.split(raw, 3, axis=-1)
         shape = raw.shape[:-1] + (c.M, c.K)
-        return {"logits": logits.reshape(shape), "means": means.reshape(shape),
-                "scales": scales.reshape(shape)}
+        return {
+            "logits": logits.reshape(shape),
+            "means": means.reshape(shape),
+            "scales": scales.reshape(shape),
+        }
 
     def coding_params(self, p):
         """Parameters exactly as the range coder sees them (mixture snapped onto its grids)."""
@@ -219,8 +251,7 @@ class Compressor(nn.Module):
             p = self.entropy_params(hyper, self.context(y_anchor) * (1 - amask))
             y_dec = self._quantize_y(y, p, "ste") if mixed else y_noisy
         y_lik = self.y_likelihood(y_noisy, p, coded=False)
-        return {"x_hat": self.synthesis(y_dec), "likelihoods": {"y": y_lik, "z": z_lik},
-                "y": y, "z": z}
+        return {"x_hat": self.synthesis(y_dec), "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "z": z}
 
     def forward_eval(self, x):
         """Deterministic pass with rounding, as the range coder quantises (see module doc)."""
@@ -260,8 +291,14 @@ class Compressor(nn.Module):
             y_hat = self._quantize_y(y, p, rounding)
             y_hat = y_sent = jnp.where(anchor_mask(y.shape[1], y.shape[2], bool), y_anchor, y_hat)
         y_lik = self.y_likelihood(y_sent, p, coded=True)
-        return {"x_hat": self.synthesis(y_hat), "likelihoods": {"y": y_lik, "z": z_lik},
-                "y": y, "z": z, "y_hat": y_hat, "z_hat": z_hat}
+        return {
+            "x_hat": self.synthesis(y_hat),
+            "likelihoods": {"y": y_lik, "z": z_lik},
+            "y": y,
+            "z": z,
+            "y_hat": y_hat,
+            "z_hat": z_hat,
+        }
 
     # ----------------------------------------------------------------- checkerboard passes
     def anchor_params(self, hyper):

@@ -50,9 +50,14 @@ class ModelConfig:
     train_quant: str = "mixed"
 
     def __post_init__(self):
-        for field, allowed in (("transform", TRANSFORMS), ("hyper", HYPERS), ("context", CONTEXTS),
-                               ("entropy", ENTROPIES), ("attention", ATTENTIONS),
-                               ("train_quant", TRAIN_QUANT)):
+        for field, allowed in (
+            ("transform", TRANSFORMS),
+            ("hyper", HYPERS),
+            ("context", CONTEXTS),
+            ("entropy", ENTROPIES),
+            ("attention", ATTENTIONS),
+            ("train_quant", TRAIN_QUANT),
+        ):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}={getattr(self, field)!r}; expected one of {allowed}")
         if self.context != "none" and self.entropy == "scale":
@@ -63,7 +68,7 @@ class ModelConfig:
         """Entropy parameters predicted per latent channel."""
         return {"scale": 1, "gaussian": 2, "gmm": 3 * self.K}[self.entropy]
 
-    def replace(self, **kw) -> "ModelConfig":
+    def replace(self, **kw) -> ModelConfig:
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict:

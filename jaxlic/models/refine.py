@@ -31,8 +31,8 @@ and backward pass of the synthesis and entropy networks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import math
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -41,8 +41,16 @@ import optax
 
 from jaxlic.losses import bits
 
-__all__ = ["refine_latents", "make_refine_step", "learning_rate", "temperature", "soft_round",
-           "METHODS", "DEFAULT_LR", "RefineResult"]
+__all__ = [
+    "refine_latents",
+    "make_refine_step",
+    "learning_rate",
+    "temperature",
+    "soft_round",
+    "METHODS",
+    "DEFAULT_LR",
+    "RefineResult",
+]
 
 
 class RefineResult(dict):
@@ -135,10 +143,22 @@ def make_refine_step(model, lmbda: float, method: str = "sga"):
     return opt, step, jax.jit(loss_fn)
 
 
-def refine_latents(model, variables, x, y, z, *, lmbda: float, steps: int, lr: float | None = None,
-                   size: tuple[int, int] | None = None,
-                   callback: Callable[[int, float], None] | None = None,
-                   refine_step=None, method: str = "sga", seed: int = 0) -> RefineResult:
+def refine_latents(
+    model,
+    variables,
+    x,
+    y,
+    z,
+    *,
+    lmbda: float,
+    steps: int,
+    lr: float | None = None,
+    size: tuple[int, int] | None = None,
+    callback: Callable[[int, float], None] | None = None,
+    refine_step=None,
+    method: str = "sga",
+    seed: int = 0,
+) -> RefineResult:
     """Refines the latents (y, z) of the image `x` by `steps` Adam steps on its RD loss.
 
     Args:
@@ -172,8 +192,15 @@ def refine_latents(model, variables, x, y, z, *, lmbda: float, steps: int, lr: f
     carry = (latents, opt.init(latents), latents, jnp.asarray(jnp.inf, jnp.float32))
     history = []
     for i in range(steps):
-        carry, loss = step(carry, variables, x, mask, np.float32(learning_rate(lr, i, steps)),
-                           np.float32(temperature(i, steps)), jax.random.fold_in(key, i))
+        carry, loss = step(
+            carry,
+            variables,
+            x,
+            mask,
+            np.float32(learning_rate(lr, i, steps)),
+            np.float32(temperature(i, steps)),
+            jax.random.fold_in(key, i),
+        )
         history.append(float(loss))
         if callback is not None:
             callback(i + 1, history[-1])
@@ -184,5 +211,6 @@ def refine_latents(model, variables, x, y, z, *, lmbda: float, steps: int, lr: f
     if steps and last >= float(best_loss):
         latents = best
     loss = min(last, float(best_loss)) if steps else last
-    return RefineResult(y=np.asarray(latents[0]), z=np.asarray(latents[1]), loss_init=loss_init,
-                        loss=loss, history=history)
+    return RefineResult(
+        y=np.asarray(latents[0]), z=np.asarray(latents[1]), loss_init=loss_init, loss=loss, history=history
+    )

@@ -14,20 +14,19 @@ import ml_collections
 
 from train.configs import common
 
-MODELS = ("cheng2020-anchor", "cheng2020-attn", "mbt2018-mean", "mbt2018",
-          "bmshj2018-hyperprior")
+MODELS = ("cheng2020-anchor", "cheng2020-attn", "mbt2018-mean", "mbt2018", "bmshj2018-hyperprior")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Args: comma-separated `smoke` and/or one of MODELS (default cheng2020-anchor)."""
-  c = common.get_config()
-  c.model = "cheng2020-anchor"
-  c.optim.learning_rate = 1e-4
-  for part in filter(None, (arg or "").split(",")):
-    if part == "smoke":
-      common.smoke(c)
-    elif part in MODELS:
-      c.model = part
-    else:
-      raise ValueError(f"unknown config arg {part!r}; expected 'smoke' or one of {MODELS}")
-  return c
+    """Args: comma-separated `smoke` and/or one of MODELS (default cheng2020-anchor)."""
+    c = common.get_config()
+    c.model = "cheng2020-anchor"
+    c.optim.learning_rate = 1e-4
+    for part in filter(None, (arg or "").split(",")):
+        if part == "smoke":
+            common.smoke(c)
+        elif part in MODELS:
+            c.model = part
+        else:
+            raise ValueError(f"unknown config arg {part!r}; expected 'smoke' or one of {MODELS}")
+    return c

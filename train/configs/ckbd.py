@@ -37,33 +37,33 @@ MODELS = ("ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Args: comma-separated `smoke` and/or one of MODELS (default ckbd-full)."""
-  c = common.get_config()
-  c.model = "ckbd-full"
-  c.optim.learning_rate = 1e-4
-  for part in filter(None, (arg or "").split(",")):
-    if part == "smoke":
-      common.smoke(c)
-    elif part == "cpu":
-      cpu(c)
-    elif part in MODELS:
-      c.model = part
-    else:
-      raise ValueError(f"unknown config arg {part!r}; expected 'smoke', 'cpu' or one of {MODELS}")
-  return c
+    """Args: comma-separated `smoke` and/or one of MODELS (default ckbd-full)."""
+    c = common.get_config()
+    c.model = "ckbd-full"
+    c.optim.learning_rate = 1e-4
+    for part in filter(None, (arg or "").split(",")):
+        if part == "smoke":
+            common.smoke(c)
+        elif part == "cpu":
+            cpu(c)
+        elif part in MODELS:
+            c.model = part
+        else:
+            raise ValueError(f"unknown config arg {part!r}; expected 'smoke', 'cpu' or one of {MODELS}")
+    return c
 
 
 def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """A short run that fits a 2-core CPU: N=M=64, 128 px crops, 3000 steps, higher learning rate."""
-  c.quality = 2
-  c.N, c.M = 64, 64
-  c.data.crop_size = 128
-  c.batch_size = 8
-  c.num_steps = 3000
-  c.optim.learning_rate = 5e-4
-  c.optim.warmup_steps = 150
-  c.log_every_steps = 50
-  c.eval_every_steps = 1000
-  c.checkpoint_every_steps = 250
-  c.data.num_eval_images = 2
-  return c
+    """A short run that fits a 2-core CPU: N=M=64, 128 px crops, 3000 steps, higher learning rate."""
+    c.quality = 2
+    c.N, c.M = 64, 64
+    c.data.crop_size = 128
+    c.batch_size = 8
+    c.num_steps = 3000
+    c.optim.learning_rate = 5e-4
+    c.optim.warmup_steps = 150
+    c.log_every_steps = 50
+    c.eval_every_steps = 1000
+    c.checkpoint_every_steps = 250
+    c.data.num_eval_images = 2
+    return c

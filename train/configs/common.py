@@ -9,96 +9,97 @@ import ml_collections
 
 
 def get_config() -> ml_collections.ConfigDict:
-  """Shared defaults: data, optimizer, schedule, logging, checkpointing."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
+    """Shared defaults: data, optimizer, schedule, logging, checkpointing."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
 
-  # Model. lmbda/N/M default to the quality table of the model.
-  c.model = "ckbd-full"
-  c.quality = 3
-  c.lmbda = ml_collections.FieldReference(None, field_type=float)
-  c.N = ml_collections.FieldReference(None, field_type=int)
-  c.M = ml_collections.FieldReference(None, field_type=int)
-  c.model_kwargs = ml_collections.ConfigDict()  # extra get_model overrides
-  # Warm start: a jaxlic weights file (e.g. jaxlic/pretrained/ckbd-full-q2.msgpack) of the same
-  # model and widths whose params replace the random init; the optimizer, the step and the
-  # schedule start fresh. A checkpoint in the workdir takes precedence (resume) and the file
-  # is then not read.
-  c.init_from = ""
+    # Model. lmbda/N/M default to the quality table of the model.
+    c.model = "ckbd-full"
+    c.quality = 3
+    c.lmbda = ml_collections.FieldReference(None, field_type=float)
+    c.N = ml_collections.FieldReference(None, field_type=int)
+    c.M = ml_collections.FieldReference(None, field_type=int)
+    c.model_kwargs = ml_collections.ConfigDict()  # extra get_model overrides
+    # Warm start: a jaxlic weights file (e.g. jaxlic/pretrained/ckbd-full-q2.msgpack) of the same
+    # model and widths whose params replace the random init; the optimizer, the step and the
+    # schedule start fresh. A checkpoint in the workdir takes precedence (resume) and the file
+    # is then not read.
+    c.init_from = ""
 
-  # Data (train/input_pipeline.py).
-  c.data = ml_collections.ConfigDict()
-  c.data.source = "../shared/data/train"  # folder (relative to the repo) or "tfds:NAME[:SPLIT]"
-  c.data.crop_size = 256
-  c.data.scan = "header"  # "none" | "header" | "full": up-front check of local files
-  c.data.shuffle_buffer = 1024  # tfds only
-  c.data.tfds_image_key = ml_collections.FieldReference(None, field_type=str)
-  c.data.tfds_data_dir = ml_collections.FieldReference(None, field_type=str)
-  c.data.num_parallel_calls = 0  # 0: tf.data.AUTOTUNE
-  c.data.num_threads = 0  # 0: TF default
-  c.data.prefetch = 2
-  c.data.eval_dir = "../shared/data/kodak"
-  c.data.num_eval_images = 4
-  c.data.eval_crop = 0  # 0: full image (cropped to a multiple of 64)
+    # Data (train/input_pipeline.py).
+    c.data = ml_collections.ConfigDict()
+    c.data.source = "../shared/data/train"  # folder (relative to the repo) or "tfds:NAME[:SPLIT]"
+    c.data.crop_size = 256
+    c.data.scan = "header"  # "none" | "header" | "full": up-front check of local files
+    c.data.shuffle_buffer = 1024  # tfds only
+    c.data.tfds_image_key = ml_collections.FieldReference(None, field_type=str)
+    c.data.tfds_data_dir = ml_collections.FieldReference(None, field_type=str)
+    c.data.num_parallel_calls = 0  # 0: tf.data.AUTOTUNE
+    c.data.num_threads = 0  # 0: TF default
+    c.data.prefetch = 2
+    c.data.eval_dir = "../shared/data/kodak"
+    c.data.num_eval_images = 4
+    c.data.eval_crop = 0  # 0: full image (cropped to a multiple of 64)
 
-  # Optimization.
-  c.batch_size = 8  # global batch, split over all devices of all processes
-  c.num_steps = 500_000
-  c.optim = ml_collections.ConfigDict()
-  c.optim.learning_rate = 1e-4
-  c.optim.warmup_steps = 1000
-  c.optim.schedule = "cosine"  # "cosine" | "step" | "constant"
-  c.optim.end_lr_factor = 0.01  # cosine: final lr = factor * lr
-  c.optim.step_boundaries = (0.8, 0.95)  # "step": fractions of num_steps where lr *= step_factor
-  c.optim.step_factor = 0.1
-  c.optim.schedule_start = 0  # >0: restart the schedule (warm-up included) at this step (fine-tuning)
-  c.optim.clip_norm = 1.0  # global-norm clipping of the RD gradient (0: off)
-  c.optim.b1 = 0.9
-  c.optim.b2 = 0.999
-  c.optim.aux_learning_rate = 1e-3  # Adam on the entropy bottleneck quantiles only
+    # Optimization.
+    c.batch_size = 8  # global batch, split over all devices of all processes
+    c.num_steps = 500_000
+    c.optim = ml_collections.ConfigDict()
+    c.optim.learning_rate = 1e-4
+    c.optim.warmup_steps = 1000
+    c.optim.schedule = "cosine"  # "cosine" | "step" | "constant"
+    c.optim.end_lr_factor = 0.01  # cosine: final lr = factor * lr
+    c.optim.step_boundaries = (0.8, 0.95)  # "step": fractions of num_steps where lr *= step_factor
+    c.optim.step_factor = 0.1
+    c.optim.schedule_start = 0  # >0: restart the schedule (warm-up included) at this step (fine-tuning)
+    c.optim.clip_norm = 1.0  # global-norm clipping of the RD gradient (0: off)
+    c.optim.b1 = 0.9
+    c.optim.b2 = 0.999
+    c.optim.aux_learning_rate = 1e-3  # Adam on the entropy bottleneck quantiles only
 
-  # A non-finite loss skips the update; this many in a row stop the run.
-  c.max_nonfinite_steps = 20
+    # A non-finite loss skips the update; this many in a row stop the run.
+    c.max_nonfinite_steps = 20
 
-  # Logging, validation, checkpoints.
-  c.log_every_steps = 100
-  c.eval_every_steps = 5000
-  c.checkpoint_every_steps = 5000
-  c.keep_checkpoints = 3  # latest N (plus the best one by validation RD loss)
-  c.async_checkpointing = True
-  c.real_bpp = True  # validation also range-codes through jaxlic.models.codec when available
-  c.export = True  # write export/{model}-q{quality}.msgpack at the end
-  c.halt_after_steps = 0  # debugging/tests: stop after this step as if killed (0: off)
+    # Logging, validation, checkpoints.
+    c.log_every_steps = 100
+    c.eval_every_steps = 5000
+    c.checkpoint_every_steps = 5000
+    c.keep_checkpoints = 3  # latest N (plus the best one by validation RD loss)
+    c.async_checkpointing = True
+    c.real_bpp = True  # validation also range-codes through jaxlic.models.codec when available
+    c.export = True  # write export/{model}-q{quality}.msgpack at the end
+    c.halt_after_steps = 0  # debugging/tests: stop after this step as if killed (0: off)
 
-  # XLA options for every jit, e.g. {"xla_backend_optimization_level": 0} for fast compiles.
-  c.compiler_options = ml_collections.ConfigDict()
+    # XLA options for every jit, e.g. {"xla_backend_optimization_level": 0} for fast compiles.
+    c.compiler_options = ml_collections.ConfigDict()
 
-  # Multi-host: jax.distributed.initialize(coordinator, num_processes, process_id);
-  # leave the three empty to let JAX detect them (SLURM, Cloud TPU, ...).
-  c.distributed = False
-  c.coordinator_address = ""
-  c.num_processes = 0
-  c.process_id = -1
-  return c
+    # Multi-host: jax.distributed.initialize(coordinator, num_processes, process_id);
+    # leave the three empty to let JAX detect them (SLURM, Cloud TPU, ...).
+    c.distributed = False
+    c.coordinator_address = ""
+    c.num_processes = 0
+    c.process_id = -1
+    return c
 
 
 def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  """Shrinks `c` to a seconds-long CPU run for tests."""
-  c.N, c.M = 8, 8
-  c.lmbda = 0.01
-  c.batch_size = 2
-  c.num_steps = 4
-  c.data.crop_size = 64
-  c.data.num_eval_images = 1
-  c.data.eval_crop = 64
-  c.data.prefetch = 1
-  c.optim.warmup_steps = 1
-  c.log_every_steps = 2
-  c.eval_every_steps = 4
-  c.checkpoint_every_steps = 2
-  c.keep_checkpoints = 2
-  c.real_bpp = False
-  # Tiny models on CPU: compiling dominates, so trade step speed for compile time (~3x faster).
-  c.compiler_options = ml_collections.ConfigDict(
-      {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True})
-  return c
+    """Shrinks `c` to a seconds-long CPU run for tests."""
+    c.N, c.M = 8, 8
+    c.lmbda = 0.01
+    c.batch_size = 2
+    c.num_steps = 4
+    c.data.crop_size = 64
+    c.data.num_eval_images = 1
+    c.data.eval_crop = 64
+    c.data.prefetch = 1
+    c.optim.warmup_steps = 1
+    c.log_every_steps = 2
+    c.eval_every_steps = 4
+    c.checkpoint_every_steps = 2
+    c.keep_checkpoints = 2
+    c.real_bpp = False
+    # Tiny models on CPU: compiling dominates, so trade step speed for compile time (~3x faster).
+    c.compiler_options = ml_collections.ConfigDict(
+        {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+    )
+    return c
