@@ -22,8 +22,8 @@ import math
 import os
 import sys
 
-from eval import bdrate
 from jaxlic.errors import JaxlicError
+from jaxlic.evaluation import bdrate
 
 BASELINE = "ckbd"
 VARIANTS = ("ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")

@@ -76,7 +76,7 @@ def main(argv=None) -> dict:
 
     codec = zoo.load(weights=args.weights)
     if args.images:
-        from eval.rd import list_images  # pylint: disable=g-import-not-at-top
+        from jaxlic.image_io import list_images  # pylint: disable=g-import-not-at-top
 
         files = list_images(args.images, args.num)
         if not files:

@@ -20,6 +20,7 @@ need them.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -209,20 +210,23 @@ def cmd_demo(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    """``jaxlic eval``: rate-distortion evaluation (see ``eval/rd.py``)."""
-    try:
-        from eval import rd
-    except ImportError as e:
-        raise JaxlicError(f"the evaluation code is not available ({e}); run from a source checkout") from None
+    """``jaxlic eval``: rate-distortion evaluation (see ``jaxlic/evaluation/rd.py``)."""
+    from jaxlic.evaluation import rd
+
     return rd.main_eval(args)
+
+
+def cmd_compare(args) -> int:
+    """``jaxlic compare``: per-image matched-rate comparison from ``per_image_*.csv`` files."""
+    from jaxlic.evaluation import rd
+
+    return rd.main_compare(args)
 
 
 def cmd_bdrate(args) -> int:
     """``jaxlic bdrate``: Bjontegaard deltas between two CompressAI-format JSON files."""
-    try:
-        from eval import bdrate
-    except ImportError as e:
-        raise JaxlicError(f"the evaluation code is not available ({e}); run from a source checkout") from None
+    from jaxlic.evaluation import bdrate
+
     anchor = bdrate.load_rd_json(args.anchor)
     test = bdrate.load_rd_json(args.test)
     rate = bdrate.bd_rate_curves(anchor, test, args.metric, args.method)
@@ -260,6 +264,16 @@ def _int_list(text: str) -> list[int]:
         return [int(t) for t in text.replace(",", " ").split()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+
+
+def _num_list(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return [int(v) if v.is_integer() else v for v in values]
 
 
 def _steps(text: str) -> int:
@@ -350,13 +364,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--qualities", type=_int_list, default=None, help="model qualities (default: all shipped)")
     p.add_argument("--weights", nargs="*", default=[], help="weight files to evaluate (each is one RD point)")
     p.add_argument(
-        "--codecs", type=_str_list, default=[], help="classical codecs: jpeg,webp,jpeg2000,avif,heif,bpg"
+        "--codecs",
+        type=_str_list,
+        default=[],
+        help="classical codecs: jpeg,webp,webp-m4,jpeg2000,avif,heif,jxl,bpg",
     )
     p.add_argument(
         "--codec-qualities",
-        type=_int_list,
+        type=_num_list,
         default=None,
-        help="quality sweep for every codec (default: a per-codec sweep)",
+        help="quality sweep for every codec (default: a per-codec sweep; jpeg2000 takes target bpp)",
+    )
+    p.add_argument(
+        "--codec-results",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="reuse classical-codec rows from earlier per_image_codecs.csv files instead of re-running them",
     )
     p.add_argument("--out", required=True, help="output folder, e.g. results/kodak")
     p.add_argument("--anchors", default=None, help="folder of published CompressAI-format JSONs to plot")
@@ -371,6 +395,13 @@ def build_parser() -> argparse.ArgumentParser:
     refine_method_arg(p)
     p.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("compare", help="per-image matched-rate comparison of models and codecs")
+    p.add_argument("results", nargs="+", help="per_image_*.csv files written by jaxlic eval")
+    p.add_argument("--models", type=_str_list, default=[], help="only these models (default: all)")
+    p.add_argument("--codecs", type=_str_list, default=[], help="only these codecs (default: all)")
+    p.add_argument("--json", default=None, help="also write the comparison (e.g. results/kodak/summary.json)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bdrate", help="Bjontegaard delta rate/PSNR between two RD JSON files")
     p.add_argument("anchor", help="anchor curve (CompressAI-format JSON)")

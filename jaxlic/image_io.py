@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from jaxlic.errors import ImageError, JaxlicError
 
 SAMPLES = ("astronaut", "coffee", "chelsea")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -235,3 +236,22 @@ def sample_image(name: str = "astronaut") -> np.ndarray:
     import skimage.data
 
     return np.ascontiguousarray(getattr(skimage.data, name)()[:, :, :3].astype(np.uint8))
+
+
+def list_images(directory, max_images: int | None = None) -> list[str]:
+    """Image files directly inside ``directory``, sorted by name.
+
+    Raises:
+        JaxlicError: not a folder, or no image files in it.
+    """
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise JaxlicError(f"not a folder of images: {directory}")
+    files = sorted(
+        os.path.join(directory, f)
+        for f in os.listdir(directory)
+        if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+    )
+    if not files:
+        raise JaxlicError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {directory}")
+    return files[:max_images] if max_images else files

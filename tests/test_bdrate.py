@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.interpolate import pchip_interpolate
 
-from eval import bdrate
+from jaxlic.evaluation import bdrate
 
 ANCHORS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "anchors", "kodak-published")
 

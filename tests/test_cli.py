@@ -308,23 +308,100 @@ def test_eval_writes_curves_csv_plots(tmp_path, capsys):
         out,
     )
     assert code == 0, stdout
-    assert {"ckbd-full.json", "jpeg.json", "per_image.csv", "rd_psnr.png", "rd_ms-ssim.png"} <= set(
-        os.listdir(out)
-    )
+    assert {
+        "ckbd-full.json",
+        "jpeg.json",
+        "per_image_ckbd-full.csv",
+        "per_image_codecs.csv",
+        "summary.json",
+        "rd_psnr.png",
+        "rd_ms-ssim.png",
+    } <= set(os.listdir(out))
     model = json.loads((out / "ckbd-full.json").read_text())
     assert model["name"] == "ckbd-full" and model["results"]["quality"] == sorted(model["results"]["quality"])
     assert len(model["results"]["bpp"]) == 2 and model["results"]["bpp_real_over_estimated"][0] > 1.0
     jpeg = json.loads((out / "jpeg.json").read_text())
     assert jpeg["results"]["bpp"] == sorted(jpeg["results"]["bpp"])
     assert {"psnr-rgb", "ms-ssim-rgb", "encoding_time", "decoding_time"} <= set(jpeg["results"])
-    assert len((out / "per_image.csv").read_text().strip().splitlines()) == 1 + 2 * (2 + 2)
+    assert len((out / "per_image_ckbd-full.csv").read_text().strip().splitlines()) == 1 + 2 * 2
+    assert len((out / "per_image_codecs.csv").read_text().strip().splitlines()) == 1 + 2 * 2
     assert "jpeg" in stdout and "ckbd-full" in stdout
-    if "bpg" not in __import__("eval.codecs").codecs.available_codecs():
+    # The fake model is lossless (inf dB): its matched-rate rows are there, the rates lie
+    # outside JPEG's two settings and are counted, not extrapolated.
+    summary = json.loads((out / "summary.json").read_text())
+    cell = summary["matched_rate"]["ckbd-full q1"]["jpeg"]
+    assert cell["n"] + cell["outside"] + cell["not_finite"] == 2 and "command" in summary["provenance"]
+    assert "matched rate" in stdout
+    if "bpg" not in __import__("jaxlic.evaluation.codecs").evaluation.codecs.available_codecs():
         assert "skipping bpg" in stdout
     # A second run into the same folder needs --force.
     code, _, err = run(capsys, "eval", images, "--codecs", "jpeg", "--out", out)
     assert code == 1
     _assert_one_line_error(err, "not empty")
+
+
+def _write_rows(path, rows):
+    import csv
+
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(
+            f, fieldnames=["image", "kind", "name", "quality", "height", "width", "bpp", "psnr", "ms_ssim"]
+        )
+        w.writeheader()
+        w.writerows(rows)
+
+
+def test_compare_command_prints_table_and_writes_summary(tmp_path, capsys):
+    codec = [
+        {
+            "image": f"i{i}",
+            "kind": "codec",
+            "name": "webp",
+            "quality": q,
+            "height": 8,
+            "width": 8,
+            "bpp": b,
+            "psnr": 20 + 10 * b + i,
+            "ms_ssim": 0.9,
+        }
+        for i in range(3)
+        for q, b in enumerate((0.1, 0.2, 0.4, 0.8))
+    ]
+    model = [
+        {
+            "image": f"i{i}",
+            "kind": "model",
+            "name": "m",
+            "quality": 1,
+            "height": 8,
+            "width": 8,
+            "bpp": 0.2,
+            "psnr": 20 + 2 + i + 0.5,
+            "ms_ssim": 0.9,
+        }
+        for i in range(3)
+    ]
+    _write_rows(tmp_path / "per_image_codecs.csv", codec)
+    _write_rows(tmp_path / "per_image_m.csv", model)
+    code, out, _ = run(
+        capsys,
+        "compare",
+        tmp_path / "per_image_m.csv",
+        tmp_path / "per_image_codecs.csv",
+        "--json",
+        tmp_path / "summary.json",
+    )
+    assert code == 0 and "webp" in out
+    cell = json.loads((tmp_path / "summary.json").read_text())["matched_rate"]["m"]["webp"]
+    assert cell["mean_db"] == pytest.approx(0.5, abs=1e-9) and cell["n"] == 3 and cell["outside"] == 0
+    # An image the codec never saw is a one-line error.
+    _write_rows(tmp_path / "per_image_m.csv", model + [{**model[0], "image": "other"}])
+    code, _, err = run(capsys, "compare", tmp_path / "per_image_m.csv", tmp_path / "per_image_codecs.csv")
+    assert code == 1
+    _assert_one_line_error(err, "no results for other")
+    code, _, err = run(capsys, "compare", tmp_path / "missing.csv")
+    assert code == 1
+    _assert_one_line_error(err, "no such per-image results file")
 
 
 def test_bdrate_command(tmp_path, capsys):

@@ -176,6 +176,6 @@ def test_eval_refine_adds_a_curve_with_its_own_rate_estimate(tmp_path, image, ti
     assert loss(refined) < loss(plain)
     # The estimate is of the refined latents: real / estimated stays near 1 (container overhead).
     assert 1.0 < refined["bpp_real_over_estimated"][0] < 1.5
-    from eval.rd import RefinedCodec
+    from jaxlic.evaluation.rd import RefinedCodec
 
     assert RefinedCodec(tiny_zoo, 5, "ste").name == "ckbd-full+refine5-ste"

@@ -26,13 +26,12 @@ import time
 
 import numpy as np
 
-from eval import bdrate, plots
-from eval import codecs as classical
 from jaxlic.errors import JaxlicError
-from jaxlic.image_io import read_image
+from jaxlic.evaluation import bdrate, matched, plots
+from jaxlic.evaluation import codecs as classical
+from jaxlic.image_io import list_images, read_image
 from jaxlic.metrics import ms_ssim_or_nan, psnr
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CSV_FIELDS = (
     "image",
     "kind",
@@ -48,25 +47,6 @@ CSV_FIELDS = (
     "encoding_time",
     "decoding_time",
 )
-
-
-def list_images(directory, max_images: int | None = None) -> list[str]:
-    """Image files directly inside ``directory``, sorted by name.
-
-    Raises:
-        JaxlicError: not a folder, or no image files in it.
-    """
-    directory = os.fspath(directory)
-    if not os.path.isdir(directory):
-        raise JaxlicError(f"not a folder of images: {directory}")
-    files = sorted(
-        os.path.join(directory, f)
-        for f in os.listdir(directory)
-        if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
-    )
-    if not files:
-        raise JaxlicError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {directory}")
-    return files[:max_images] if max_images else files
 
 
 def measure_model(codec, img: np.ndarray) -> dict:
@@ -246,10 +226,28 @@ def evaluate(
     return rows, notes
 
 
+def _write_csv(path: str, rows: list[dict]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
+
+
+def per_image_csv_name(kind: str, name: str) -> str:
+    """``per_image_codecs.csv`` for the classical codecs, ``per_image_<model>.csv`` per model."""
+    return "per_image_codecs.csv" if kind == "codec" else f"per_image_{name}.csv"
+
+
 def write_results(
     rows: list[dict], out_dir: str, dataset: str = "", anchors_dir=None, backends: dict | None = None
 ) -> dict[str, dict]:
-    """Writes per-curve JSONs, the per-image CSV and the RD plots; returns the curves by name."""
+    """Writes per-curve JSONs, the per-image CSVs and the RD plots; returns the curves by name.
+
+    Per-image rows go to ``per_image_codecs.csv`` (all classical codecs) and
+    ``per_image_<model>.csv`` (one per model curve): the inputs of :mod:`jaxlic.evaluation.matched`.
+    The curves averaged over images (``<name>.json``, CompressAI's format) are for plots.
+    """
     os.makedirs(out_dir, exist_ok=True)
     curves = {}
     for kind, name in sorted({(r["kind"], r["name"]) for r in rows}):
@@ -261,17 +259,53 @@ def write_results(
         curves[name] = curve
         with open(os.path.join(out_dir, f"{name}.json"), "w", encoding="utf-8") as f:
             json.dump(curve, f, indent=2)
-    with open(os.path.join(out_dir, "per_image.csv"), "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{r[k]:.6g}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
+    for kind, name in sorted({(r["kind"], r["name"] if r["kind"] == "model" else "") for r in rows}):
+        sel = [r for r in rows if r["kind"] == kind and (kind == "codec" or r["name"] == name)]
+        _write_csv(os.path.join(out_dir, per_image_csv_name(kind, name)), sel)
     for metric, file in (("psnr-rgb", "rd_psnr.png"), ("ms-ssim-db", "rd_ms-ssim.png")):
         anchors = plots.load_anchor_dir(anchors_dir, metric) if anchors_dir else []
         plots.plot_rd(
             list(curves.values()), os.path.join(out_dir, file), metric, anchors, title=f"{dataset} ({metric})"
         )
     return curves
+
+
+def provenance(command: str | None = None) -> dict:
+    """Where a result came from: the command line, the machine, and the library versions."""
+    import platform
+    import sys
+
+    import jax
+
+    return {
+        "command": command if command is not None else " ".join(["jaxlic", *sys.argv[1:]]),
+        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs".replace(
+            "  ", " "
+        ),
+        "jax_backend": jax.default_backend(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def write_summary(path: str, comparison: dict, command: str | None = None) -> dict:
+    """Writes ``summary.json``: the matched-rate comparison and where it came from."""
+    summary = _jsonable({**comparison, "provenance": provenance(command)})
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1, allow_nan=False)
+    return summary
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
 
 
 def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str:
@@ -322,26 +356,48 @@ def _load_model_codecs(args) -> list:
     return codecs_
 
 
-def main_eval(args) -> int:
-    """``jaxlic eval`` with parsed arguments (see ``jaxlic/cli.py``); returns the exit status."""
-    images = list_images(args.images, args.max_images)
+def _codec_sweeps(args, status: dict) -> dict[str, list]:
     unknown = [c for c in args.codecs if c not in classical.CODECS]
     if unknown:
         raise JaxlicError(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(classical.CODECS)}")
-    status = classical.codec_status()
     sweeps = {}
     for name in args.codecs:
         if status[name].startswith("unavailable"):
             print(f"note: skipping {name}: {status[name]}")
             continue
         sweeps[name] = args.codec_qualities or classical.DEFAULT_QUALITIES[name]
+    return sweeps
+
+
+def _measured_codec_rows(paths, images: list[str]) -> list[dict]:
+    """Codec rows from earlier ``per_image_codecs.csv`` files, for the images evaluated now."""
+    if not paths:
+        return []
+    rows = [r for r in matched.read_rows(paths) if r.get("kind", "codec") == "codec"]
+    wanted = {os.path.basename(p) for p in images}
+    rows = [r for r in rows if r["image"] in wanted]
+    for name in sorted({r["name"] for r in rows}):
+        missing = wanted - {r["image"] for r in rows if r["name"] == name}
+        if missing:
+            raise JaxlicError(f"--codec-results: {name} has no results for {', '.join(sorted(missing))}")
+    return rows
+
+
+def main_eval(args) -> int:
+    """``jaxlic eval`` with parsed arguments (see ``jaxlic/cli.py``); returns the exit status."""
+    images = list_images(args.images, args.max_images)
+    status = classical.codec_status()
+    sweeps = _codec_sweeps(args, status)
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
         raise JaxlicError(f"output folder is not empty: {args.out} (use --force to overwrite)")
+    earlier = _measured_codec_rows(getattr(args, "codec_results", None), images)
+    sweeps = {k: v for k, v in sweeps.items() if k not in {r["name"] for r in earlier}}
     model_codecs = _load_model_codecs(args)
-    if not model_codecs and not sweeps:
+    if not model_codecs and not sweeps and not earlier:
         raise JaxlicError("nothing to evaluate: give --models, --weights or --codecs")
     dataset = os.path.basename(os.path.normpath(args.images))
     rows, notes = evaluate(images, model_codecs, sweeps, progress=True)
+    rows += earlier
     for note in notes:
         print(f"note: {note}")
     curves = write_results(rows, args.out, dataset, args.anchors, backends=status)
@@ -349,5 +405,31 @@ def main_eval(args) -> int:
     if args.anchors and os.path.exists(os.path.join(args.anchors, "vtm.json")):
         reference = bdrate.load_rd_json(os.path.join(args.anchors, "vtm.json"))
     print(summary_table(curves, reference))
-    print(f"results written to {args.out}/ (JSON per curve, per_image.csv, rd_psnr.png, rd_ms-ssim.png)")
+    model_rows = [r for r in rows if r["kind"] == "model"]
+    codec_rows = [r for r in rows if r["kind"] == "codec"]
+    if model_rows and codec_rows:
+        comparison = matched.compare(model_rows, codec_rows)
+        print()
+        print(matched.table(comparison))
+        write_summary(os.path.join(args.out, "summary.json"), comparison)
+    print(f"results written to {args.out}/ (JSON per curve, per_image_*.csv, summary.json, rd_*.png)")
+    return 0
+
+
+def main_compare(args) -> int:
+    """``jaxlic compare``: per-image matched-rate table (and ``--json``) from per-image CSVs."""
+    rows = matched.read_rows(args.results)
+    model_rows = [r for r in rows if r.get("kind") == "model"]
+    codec_rows = [r for r in rows if r.get("kind") == "codec"]
+    if not model_rows or not codec_rows:
+        raise JaxlicError("compare needs per-image rows of at least one model and one codec")
+    if args.models:
+        model_rows = [r for r in model_rows if r["name"] in args.models]
+    if args.codecs:
+        codec_rows = [r for r in codec_rows if r["name"] in args.codecs]
+    comparison = matched.compare(model_rows, codec_rows)
+    print(matched.table(comparison))
+    if args.json:
+        write_summary(args.json, comparison)
+        print(f"written to {args.json}")
     return 0

@@ -12,7 +12,7 @@ import os
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from eval.bdrate import RDCurveError, curve_points, load_rd_json
+from jaxlic.evaluation.bdrate import RDCurveError, curve_points, load_rd_json
 
 _YLABELS = {"psnr-rgb": "PSNR RGB [dB]", "ms-ssim-db": "MS-SSIM [dB]", "ms-ssim": "MS-SSIM"}
 

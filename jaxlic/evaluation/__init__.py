@@ -1,0 +1,10 @@
+"""Rate-distortion evaluation: classical codecs, BD-rate, per-image matched-rate comparisons, plots.
+
+* :mod:`jaxlic.evaluation.codecs`: classical codecs at their best settings, measured on real files.
+* :mod:`jaxlic.evaluation.matched`: per-image comparisons at matched rate, with bootstrap CIs.
+* :mod:`jaxlic.evaluation.bdrate`: Bjøntegaard deltas and curves in CompressAI's JSON format.
+* :mod:`jaxlic.evaluation.rd`: the engine of ``jaxlic eval`` and ``jaxlic compare``.
+* :mod:`jaxlic.evaluation.plots`: rate-distortion plots (averaged curves: for plots only).
+"""
+
+from jaxlic.evaluation.matched import bootstrap_ci, compare, matched_rate, value_at_rate
