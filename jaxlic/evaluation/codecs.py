@@ -171,8 +171,8 @@ def _backends() -> dict[str, list[tuple]]:
     heif_decoder = "heif-dec" if shutil.which("heif-dec") else "heif-convert"
     return {
         "jpeg": [_pillow("JPEG", "jpg", lambda q: {"quality": int(q)})],
-        "webp": [_pillow("WEBP", "webp", lambda q: {"quality": int(q), "method": 6}, " method 6")],
-        "webp-m4": [_pillow("WEBP", "webp", lambda q: {"quality": int(q), "method": 4}, " method 4")],
+        "webp": [_pillow("WEBP", "webp", lambda q: {"quality": float(q), "method": 6}, " method 6")],
+        "webp-m4": [_pillow("WEBP", "webp", lambda q: {"quality": float(q), "method": 4}, " method 4")],
         "jpeg2000": [
             _pillow(
                 "JPEG2000",
