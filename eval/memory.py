@@ -21,6 +21,8 @@ import tempfile
 
 import numpy as np
 
+from jaxlic.metrics import psnr
+
 _CHILD = r"""
 import json, resource, sys, time
 import numpy as np
@@ -50,10 +52,6 @@ def _child(mode, weights, src, dst) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def _psnr(a, b) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--weights", help="weights file (default: the shipped default model)")
@@ -81,7 +79,7 @@ def main(argv=None) -> int:
         res["decompress"] = _child("decompress", a.weights, jl, out)
         rec = np.asarray(Image.open(out))
         res["bpp"] = 8 * pathlib.Path(jl).stat().st_size / (img.shape[0] * img.shape[1])
-        res["psnr"] = _psnr(rec, img)
+        res["psnr"] = psnr(rec, img)
     print(
         f"{res['size'][0]}x{res['size'][1]}: compress {res['compress']['seconds']:.1f}s, peak RSS "
         f"{res['compress']['peak_rss_mb']:.0f} MB; decompress {res['decompress']['seconds']:.1f}s, "
@@ -96,8 +94,8 @@ def main(argv=None) -> int:
     whole = codec.decompress(data)
     res["tiling"] = {
         "crop": list(crop.shape[:2]),
-        "psnr_whole": _psnr(whole, crop),
-        "psnr_tiled": _psnr(tiled, crop),
+        "psnr_whole": psnr(whole, crop),
+        "psnr_tiled": psnr(tiled, crop),
     }
     res["tiling"]["psnr_loss_db"] = res["tiling"]["psnr_whole"] - res["tiling"]["psnr_tiled"]
     print(

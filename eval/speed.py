@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from jaxlic.metrics import psnr
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KODIM23 = REPO.parent / "shared" / "data" / "kodak" / "kodim23.png"
 
@@ -75,7 +77,7 @@ def time_codec(codec, img: np.ndarray, repeats: int) -> dict:
     h, w = img.shape[:2]
     res["bytes"] = len(data)
     res["bpp"] = 8 * len(data) / (h * w)
-    res["psnr"] = float(10 * np.log10(255.0**2 / np.mean((out.astype(np.float64) - img) ** 2)))
+    res["psnr"] = psnr(img, out)
     return res
 
 
