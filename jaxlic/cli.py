@@ -376,11 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="quality sweep for every codec (default: a per-codec sweep; jpeg2000 takes target bpp)",
     )
     p.add_argument(
-        "--codec-results",
+        "--reuse",
         nargs="+",
         default=None,
         metavar="CSV",
-        help="reuse classical-codec rows from earlier per_image_codecs.csv files instead of re-running them",
+        help="reuse rows of earlier per_image_*.csv files (codecs found there are not run again)",
     )
     p.add_argument("--out", required=True, help="output folder, e.g. results/kodak")
     p.add_argument("--anchors", default=None, help="folder of published CompressAI-format JSONs to plot")

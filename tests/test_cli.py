@@ -340,6 +340,45 @@ def test_eval_writes_curves_csv_plots(tmp_path, capsys):
     _assert_one_line_error(err, "not empty")
 
 
+def test_eval_reuses_earlier_codec_results(tmp_path, capsys, monkeypatch):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(sample_image("chelsea")[i * 30 : i * 30 + 48, :64]).save(images / f"k{i}.png")
+    code, _, _ = run(
+        capsys, "eval", images, "--codecs", "webp", "--codec-qualities", "0,50,95", "--out", tmp_path / "a"
+    )
+    assert code == 0
+
+    from jaxlic.evaluation import codecs
+
+    def no_codec(*args, **kwargs):
+        raise AssertionError("a reused codec must not run again")
+
+    monkeypatch.setattr(codecs, "run_codec", no_codec)
+    reuse = tmp_path / "a" / "per_image_codecs.csv"
+    code, out, err = run(
+        capsys,
+        "eval",
+        images,
+        "--models",
+        "ckbd",
+        "--codecs",
+        "webp",
+        "--reuse",
+        reuse,
+        "--out",
+        tmp_path / "b",
+    )
+    assert code == 0 and "matched rate" in out, err
+    assert (tmp_path / "b" / "per_image_codecs.csv").read_text() == reuse.read_text()
+    # Reusing rows that lack an image evaluated now is a one-line error.
+    (images / "k2.png").write_bytes((images / "k0.png").read_bytes())
+    code, _, err = run(capsys, "eval", images, "--codecs", "webp", "--reuse", reuse, "--out", tmp_path / "c")
+    assert code == 1
+    _assert_one_line_error(err, "webp has no results for k2.png")
+
+
 def _write_rows(path, rows):
     import csv
 

@@ -34,7 +34,18 @@ from jaxlic.errors import JaxlicError
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
-_NUMERIC = ("quality", "height", "width", "size_bytes", "bpp", "bpp_estimated", "psnr", "ms_ssim")
+_NUMERIC = (
+    "quality",
+    "height",
+    "width",
+    "size_bytes",
+    "bpp",
+    "bpp_estimated",
+    "psnr",
+    "ms_ssim",
+    "encoding_time",
+    "decoding_time",
+)
 
 
 class ComparisonError(JaxlicError):

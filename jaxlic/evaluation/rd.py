@@ -369,17 +369,24 @@ def _codec_sweeps(args, status: dict) -> dict[str, list]:
     return sweeps
 
 
-def _measured_codec_rows(paths, images: list[str]) -> list[dict]:
-    """Codec rows from earlier ``per_image_codecs.csv`` files, for the images evaluated now."""
+def _reused_rows(paths, images: list[str]) -> list[dict]:
+    """Rows of earlier ``per_image_*.csv`` files, for the images evaluated now.
+
+    Raises:
+        JaxlicError: a curve in those files lacks one of the images.
+    """
     if not paths:
         return []
-    rows = [r for r in matched.read_rows(paths) if r.get("kind", "codec") == "codec"]
+    rows = matched.read_rows(paths)
+    for r in rows:
+        r.setdefault("kind", "codec")
+        r["quality"] = int(r["quality"]) if float(r["quality"]).is_integer() else r["quality"]
     wanted = {os.path.basename(p) for p in images}
     rows = [r for r in rows if r["image"] in wanted]
     for name in sorted({r["name"] for r in rows}):
         missing = wanted - {r["image"] for r in rows if r["name"] == name}
         if missing:
-            raise JaxlicError(f"--codec-results: {name} has no results for {', '.join(sorted(missing))}")
+            raise JaxlicError(f"--reuse: {name} has no results for {', '.join(sorted(missing))}")
     return rows
 
 
@@ -390,9 +397,14 @@ def main_eval(args) -> int:
     sweeps = _codec_sweeps(args, status)
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
         raise JaxlicError(f"output folder is not empty: {args.out} (use --force to overwrite)")
-    earlier = _measured_codec_rows(getattr(args, "codec_results", None), images)
+    earlier = _reused_rows(getattr(args, "reuse", None), images)
     sweeps = {k: v for k, v in sweeps.items() if k not in {r["name"] for r in earlier}}
     model_codecs = _load_model_codecs(args)
+    clash = {c.name for c in model_codecs} & {r["name"] for r in earlier if r["kind"] == "model"}
+    if clash:
+        raise JaxlicError(
+            f"--reuse already holds results of {', '.join(sorted(clash))}: evaluate it or reuse it"
+        )
     if not model_codecs and not sweeps and not earlier:
         raise JaxlicError("nothing to evaluate: give --models, --weights or --codecs")
     dataset = os.path.basename(os.path.normpath(args.images))
