@@ -492,3 +492,28 @@ def test_16bit_rgb_png_is_reduced_with_a_note(tmp_path):
     assert img.shape == (4, 5, 3) and img.dtype == np.uint8
     assert np.abs(img.astype(int) - a / 257).max() <= 1
     assert notes == ["16-bit per channel PNG reduced to 8 bits per channel"]
+
+
+def test_eval_and_compare_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "eval", empty, "--codecs", "jpeg", "--out", tmp_path / "o")
+    assert code == 1
+    _assert_one_line_error(err, "no images")
+    code, _, err = run(capsys, "eval", tmp_path / "nowhere", "--codecs", "jpeg", "--out", tmp_path / "o")
+    assert code == 1
+    _assert_one_line_error(err, "not a folder")
+    code, _, err = run(capsys, "eval", empty, "--codecs", "gif", "--out", tmp_path / "o")
+    assert code == 1
+    (tmp_path / "codecs.csv").write_text(
+        "image,kind,name,quality,height,width,bpp,psnr,ms_ssim\nk.png,codec,webp,1,8,8,0.1,30,0.9\nk.png,codec,webp,2,8,8,0.4,34,0.9\n"
+    )
+    (tmp_path / "model.csv").write_text(
+        "image,kind,name,quality,height,width,bpp,psnr,ms_ssim\nk.png,model,m,1,8,9,0.2,32,0.9\n"
+    )
+    code, _, err = run(capsys, "compare", tmp_path / "model.csv", tmp_path / "codecs.csv")
+    assert code == 1
+    _assert_one_line_error(err, "not the same image")
+    code, _, err = run(capsys, "compare", tmp_path / "codecs.csv")
+    assert code == 1
+    _assert_one_line_error(err, "at least one model and one codec")
