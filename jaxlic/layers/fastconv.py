@@ -1,18 +1,14 @@
 """A drop-in `lax.conv_general_dilated` whose weight gradient is fast on XLA:CPU.
 
 XLA lowers the weight gradient of a convolution to another convolution whose "features" are the
-batch and whose window is the whole feature map. XLA:CPU runs that shape badly, and the cost grows
-faster than the batch. Measured on the 2-core CPU this project develops on, for a 3x3 128->128
-conv over 8 x 128 x 128:
-
-  forward 289 ms, input gradient 289 ms, weight gradient 1857 ms.
+batch and whose window is the whole feature map. XLA:CPU runs that shape badly (about 6x the
+forward time for a 3x3 128->128 conv over 8 x 128 x 128), and the cost grows faster than the batch.
 
 The weight gradient is a sum over output pixels, so it can be computed piece by piece: one image at
 a time, or a band of output rows at a time, each piece holding about `TARGET_PIXELS` output pixels.
-Each piece is a small convolution, which XLA:CPU runs near its forward speed: the same weight
-gradient then took 323 ms (`python -m eval.conv_grad` times these layers on any machine; over the
-conv shapes of cheng2020-anchor it measured 3.5x, and the whole training step went from 18.6 s to
-9.8 s, see `results/`).
+Each piece is a small convolution, which XLA:CPU runs near its forward speed. `python -m
+eval.conv_grad` times both on any machine; the numbers measured here are in docs/RESULTS.md and
+results/conv_grad.json.
 
 Only the backward pass changes: the forward pass and the input gradient are XLA's own, and the
 result equals XLA's gradient up to float summation order. The pieces are unrolled, not looped: a
@@ -31,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 # Convolutions with fewer output channels keep XLA's weight gradient: for the 128->12 output conv
-# of g_s over 8x128x128, XLA took 77 ms and the pieces 122 ms (`python -m eval.conv_grad`).
+# of g_s, XLA's is faster than the pieces (`python -m eval.conv_grad`, docs/RESULTS.md).
 MIN_OUT_FEATURES = 32
 
 # Output pixels per piece of the weight gradient. From 1024 to 4096 ran at the same speed on the
