@@ -93,7 +93,11 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(
-                {"command": "python -m eval.codec_check " + " ".join(argv or []), "checks": result},
+                {
+                    "command": "python -m eval.codec_check "
+                    + " ".join(sys.argv[1:] if argv is None else argv),
+                    "checks": result,
+                },
                 f,
                 indent=1,
             )
