@@ -1,62 +1,66 @@
-"""tf.data input pipeline for training learned image codecs.
+"""Grain input pipeline for training learned image codecs (no TensorFlow needed).
 
 Training data are random square crops (default 256 px) with random horizontal flips, drawn
 from either
 
 * a local folder of JPEG/PNG images, searched recursively (the default is the repository's
   `../shared/data/train`), or
-* a TensorFlow Datasets dataset, given as ``tfds:NAME`` (for example ``tfds:clic`` or
-  ``tfds:div2k``; the image feature is found automatically or set with ``data.tfds_image_key``).
+* a TensorFlow Datasets dataset, given as ``tfds:NAME[:SPLIT]`` (for example ``tfds:clic``),
+  read by random access through ``tfds.data_source`` (needs ``pip install 'jaxlic[tfds]'`` and a
+  dataset prepared in the array_record format; the image feature is found automatically or set
+  with ``data.tfds_image_key``).
 
 Each process (``jax.process_index()`` of ``jax.process_count()``) reads its own disjoint shard
-of the files and yields its *local* part of the global batch.
+of the records (every ``process_count``-th one, starting at its index) and yields its *local*
+part of the global batch.
 
 Determinism and exact resume
 ----------------------------
 Every sample is a pure function of ``(seed, process, k)`` where ``k`` is the process-local
 sample counter; batch ``step`` holds samples ``k = step * local_batch ... + local_batch - 1``.
+Sample ``k`` is record ``perm_e[k mod n]`` of this process's shard, where ``perm_e`` is a
+pseudo-random permutation seeded by ``(seed, process, e)`` for epoch ``e = k // n``: every
+epoch visits every record once in a fresh order. Crop offsets and flips of sample ``k`` come
+from a numpy generator seeded by ``(seed, process, k)``. Grain reads samples by index
+(``grain.MapDataset.range(start, ...)``), so starting at step ``s`` is O(1) and a run resumed
+at step ``s`` sees exactly the batches an uninterrupted run sees, whatever the number of
+threads or worker processes.
 
-* Folder source: sample ``k`` is file ``perm_e[k mod n]`` of this process's shard, where
-  ``perm_e`` is a stateless pseudo-random permutation of epoch ``e = k // n``
-  (``tf.random.experimental.index_shuffle``), i.e. every epoch visits every file once in a
-  fresh order. Starting at step ``s`` is O(1): the dataset simply starts at
-  ``k = s * local_batch``.
-* TFDS source: records are shuffled with a fixed seed (``reshuffle_each_iteration`` makes the
-  sequence of epoch orders a function of the seed), enumerated, and skipped to
-  ``k = s * local_batch``. Skipping reads (but does not decode) the skipped records.
-* Crop offsets and flips of sample ``k`` come from stateless TF random ops seeded with
-  ``(seed, process, k)``.
+Unreadable files found by the up-front header scan (``data.scan``) are dropped with a warning.
+A record that passes the scan but fails to decode later (a truncated JPEG, say) is logged once
+and replaced by the next record of the same epoch's order, so the order stays a pure function of
+``(seed, step)`` even then. Images smaller than the crop are upscaled (bilinear) so their short
+side equals the crop size.
 
-Thus a run resumed at step ``s`` sees exactly the batches an uninterrupted run sees. The one
-exception is a file that passes the up-front scan but fails to decode later (a truncated
-JPEG, say): it is dropped at read time with a warning, which shifts the later samples of that
-process by one.
-
-Files smaller than the crop are upscaled (bilinear, antialiased) so their short side equals
-the crop size; unreadable files found by the up-front scan are skipped with a warning.
+Parallelism: ``data.num_threads`` reader threads (0: one per CPU core, at most 16; image
+decoding releases the GIL) and ``data.num_workers`` worker processes (0: none, read in the
+training process; more help only when decoding outruns the threads of one process).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+# Sample counters run over [start, start + _SPAN): far more samples than any run draws.
+_SPAN = 1 << 48
+
+
+class DataError(Exception):
+    """A data source that is missing, empty, unreadable or needs an uninstalled package."""
 
 
 def hide_accelerators_from_tf() -> None:
-    """Keeps TF on the CPU so it neither grabs GPU memory nor competes with JAX for it."""
-    try:
-        tf.config.set_visible_devices([], "GPU")
-        tf.config.set_visible_devices([], "TPU")
-    except (RuntimeError, ValueError):
-        pass  # Devices were already initialised, or no such device type: nothing to hide.
+    """Kept for callers of the tf.data pipeline: TF is no longer used, so nothing to hide."""
 
 
 def resolve_path(path: str) -> pathlib.Path:
@@ -69,10 +73,10 @@ def list_image_files(root: str | os.PathLike) -> list[str]:
     """All JPEG/PNG files under `root` (recursive), sorted so every process sees one order."""
     root = pathlib.Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} does not exist")
+        raise DataError(f"image folder {root} does not exist")
     files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise FileNotFoundError(f"no JPEG/PNG images under {root}")
+        raise DataError(f"no JPEG/PNG images under {root}")
     return files
 
 
@@ -87,7 +91,7 @@ def scan_files(files: Sequence[str], crop_size: int, full: bool = False) -> list
     Returns:
       The readable files, in their original order.
     """
-    from PIL import Image  # pylint: disable=g-import-not-at-top
+    from PIL import Image
 
     good, small = [], []
     for path in files:
@@ -96,7 +100,7 @@ def scan_files(files: Sequence[str], crop_size: int, full: bool = False) -> list
                 if full:
                     im.load()
                 width, height = im.size
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:  # noqa: BLE001
             logging.warning("Skipping unreadable image %s: %s", path, e)
             continue
         good.append(path)
@@ -112,110 +116,233 @@ def scan_files(files: Sequence[str], crop_size: int, full: bool = False) -> list
             " ..." if len(small) > 5 else "",
         )
     if not good:
-        raise FileNotFoundError("no readable training images")
+        raise DataError("no readable training images")
     return good
 
 
-def _sample_seed(seed: int, process_index: int, k: tf.Tensor) -> tf.Tensor:
-    """Stateless seed [2] of sample `k` of process `process_index`."""
-    base = tf.constant([seed, process_index], tf.int64)
-    return tf.random.experimental.stateless_fold_in(base, k)
+def default_num_threads() -> int:
+    """One reader thread per CPU core available to this process, at most 16."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(16, cores))
 
 
-def _random_crop_flip(image: tf.Tensor, seed: tf.Tensor, crop_size: int) -> tf.Tensor:
-    """uint8 [H, W, 3] -> float32 [crop, crop, 3] in [0, 1], upscaling images that are too small."""
-    image = tf.ensure_shape(image, [None, None, 3])
-    shape = tf.shape(image)
-    short = tf.minimum(shape[0], shape[1])
-
-    def upscale():
-        scale = tf.cast(crop_size, tf.float32) / tf.cast(short, tf.float32)
-        size = tf.cast(tf.math.ceil(tf.cast(shape[:2], tf.float32) * scale), tf.int32)
-        size = tf.maximum(size, crop_size)
-        out = tf.image.resize(image, size, method="bilinear", antialias=True)
-        return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
-
-    image = tf.cond(short < crop_size, upscale, lambda: image)
-    seeds = tf.random.experimental.stateless_split(seed, 2)
-    image = tf.image.stateless_random_crop(image, [crop_size, crop_size, 3], seed=seeds[0])
-    image = tf.image.stateless_random_flip_left_right(image, seed=seeds[1])
-    return tf.cast(image, tf.float32) / 255.0
+# ---------------------------------------------------------------------------------------------
+# Decoding and augmentation (numpy + Pillow).
 
 
-def _decode(encoded: tf.Tensor) -> tf.Tensor:
-    return tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+def decode_image(data: Any) -> np.ndarray:
+    """Encoded bytes (JPEG/PNG/...) or an image array -> uint8 [H, W, 3]."""
+    if isinstance(data, np.ndarray):
+        img = data
+    else:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(bytes(data))) as im:
+            img = np.asarray(im.convert("RGB"))
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    if img.ndim != 3 or img.shape[-1] < 3:
+        raise ValueError(f"not an RGB image: shape {img.shape}")
+    return np.ascontiguousarray(img[..., :3], dtype=np.uint8)
 
 
-def _folder_samples(files: Sequence[str], seed: int, process_index: int, start: int) -> tf.data.Dataset:
-    """(k, encoded image bytes) for k = start, start+1, ... over a per-epoch permutation."""
-    n = len(files)
-    paths = tf.constant(list(files))
+def upscale_to(img: np.ndarray, crop: int) -> np.ndarray:
+    """Upscales `img` (bilinear) so that its short side is `crop`; larger images are unchanged."""
+    h, w = img.shape[:2]
+    short = min(h, w)
+    if short >= crop:
+        return img
+    from PIL import Image
 
-    def pick(k):
-        epoch, pos = k // n, k % n
-        perm_seed = tf.stack([tf.constant(seed * 1_000_003 + process_index, tf.int64), epoch])
-        idx = tf.random.experimental.index_shuffle(pos, seed=perm_seed, max_index=n - 1)
-        return k, tf.io.read_file(tf.gather(paths, idx))
-
-    ds = tf.data.Dataset.range(start, np.iinfo(np.int64).max)
-    return ds.map(pick, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    scale = crop / short
+    size = (max(crop, int(np.ceil(w * scale))), max(crop, int(np.ceil(h * scale))))
+    return np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
 
 
-def _tfds_image_key(builder, key: str | None) -> str:
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+def random_crop_flip(img: np.ndarray, rng: np.random.Generator, crop: int) -> np.ndarray:
+    """uint8 [H, W, 3] -> uint8 [crop, crop, 3]: a uniformly placed crop, flipped with p = 1/2."""
+    img = upscale_to(img, crop)
+    h, w = img.shape[:2]
+    top = int(rng.integers(0, h - crop + 1))
+    left = int(rng.integers(0, w - crop + 1))
+    out = img[top : top + crop, left : left + crop]
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    return np.ascontiguousarray(out)
 
-    features = builder.info.features
+
+# ---------------------------------------------------------------------------------------------
+# Sources: random-access sequences of records (encoded bytes or arrays).
+
+
+class FileSource:
+    """Random access to the bytes of image files."""
+
+    def __init__(self, files: Sequence[str]):
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> bytes:
+        return pathlib.Path(self.files[i]).read_bytes()
+
+    def name(self, i: int) -> str:
+        return self.files[i]
+
+
+class ShardSource:
+    """Records `index, index + count, ...` of a random-access source (one process's shard)."""
+
+    def __init__(self, source, index: int, count: int, getter: Callable[[Any], Any] = lambda r: r):
+        self.source, self.index, self.count, self.getter = source, index, count, getter
+        self._len = max(0, (len(source) - index + count - 1) // count)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i: int):
+        return self.getter(self.source[self.index + i * self.count])
+
+    def name(self, i: int) -> str:
+        return f"record {self.index + i * self.count}"
+
+
+def _tfds_image_key(example: Any, key: str | None) -> str:
     if key:
         return key
+    if not isinstance(example, dict):
+        raise DataError(
+            f"TFDS records are {type(example).__name__}, not feature dicts; set data.tfds_image_key"
+        )
     for candidate in ("image", "hr"):
-        if candidate in features and isinstance(features[candidate], tfds.features.Image):
+        if candidate in example:
             return candidate
-    for name, feature in features.items():
-        if isinstance(feature, tfds.features.Image):
+    for name, value in example.items():
+        if isinstance(value, bytes) or (isinstance(value, np.ndarray) and value.ndim == 3):
             return name
-    raise ValueError(f"dataset {builder.name} has no image feature: {features}")
+    raise DataError(f"no image feature among {sorted(example)}; set data.tfds_image_key")
 
 
-def _tfds_samples(
-    name: str,
-    split: str,
-    image_key: str | None,
-    data_dir: str | None,
-    seed: int,
-    process_index: int,
-    process_count: int,
-    start: int,
-    shuffle_buffer: int,
-) -> tf.data.Dataset:
-    """(k, encoded image bytes) from a TFDS dataset, deterministic in (seed, k)."""
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+def tfds_source(
+    spec: str, image_key: str | None, data_dir: str | None, process_index: int, process_count: int
+):
+    """This process's shard of `tfds.data_source(NAME, split=SPLIT)` for `spec` = NAME[:SPLIT]."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataError(
+            f"data.source=tfds:{spec} needs tensorflow-datasets: pip install -e '.[tfds]'"
+        ) from None
+    name, _, split = spec.partition(":")
+    split = split or "train"
+    try:
+        source = tfds.data_source(name, split=split, data_dir=data_dir)
+    except Exception as e:  # noqa: BLE001
+        raise DataError(
+            f"cannot open TFDS {name}:{split} with tfds.data_source: {e}".splitlines()[0]
+        ) from None
+    if len(source) == 0:
+        raise DataError(f"TFDS {name}:{split} is empty")
+    key = _tfds_image_key(source[0], image_key)
+    logging.info("TFDS %s:%s (%d records), image feature %r", name, split, len(source), key)
+    return ShardSource(source, process_index, process_count, getter=lambda ex: ex[key])
 
-    builder = tfds.builder(name, data_dir=data_dir)
-    key = _tfds_image_key(builder, image_key)
+
+# ---------------------------------------------------------------------------------------------
+# Samples and batches.
+
+
+class Sampler:
+    """Sample counter k -> uint8 crop [crop, crop, 3]; a pure function of (seed, process, k)."""
+
+    def __init__(self, source, seed: int, process_index: int, crop: int):
+        self.source, self.seed, self.process_index, self.crop = source, int(seed), int(process_index), crop
+        self.n = len(source)
+        self._bad: set[int] = set()
+        self._perms: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self):  # picklable for grain's worker processes
+        state = dict(self.__dict__)
+        state.update(_perms={}, _lock=None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        """The order of this shard's records in `epoch` (a few recent epochs are cached)."""
+        perm = self._perms.get(epoch)
+        if perm is None:
+            perm = np.random.default_rng([self.seed, self.process_index, 0x5EED, epoch]).permutation(self.n)
+            with self._lock:
+                if len(self._perms) >= 4:
+                    self._perms.pop(min(self._perms))
+                self._perms[epoch] = perm
+        return perm
+
+    def _load(self, idx: int) -> np.ndarray | None:
+        if idx in self._bad:
+            return None
+        try:
+            return decode_image(self.source[idx])
+        except Exception as e:  # noqa: BLE001
+            with self._lock:
+                new = idx not in self._bad
+                self._bad.add(idx)
+            if new:
+                name = self.source.name(idx) if hasattr(self.source, "name") else f"record {idx}"
+                logging.warning("Skipping unreadable image %s: %s", name, e)
+            return None
+
+    def __call__(self, k: int) -> np.ndarray:
+        k = int(k)
+        epoch, pos = divmod(k, self.n)
+        perm = self.permutation(epoch)
+        for j in range(self.n):  # an unreadable record is replaced by the next one of the epoch
+            img = self._load(int(perm[(pos + j) % self.n]))
+            if img is not None:
+                break
+        else:
+            raise DataError("no readable training images")
+        rng = np.random.default_rng([self.seed, self.process_index, k])
+        return random_crop_flip(img, rng, self.crop)
+
+
+def _to_float(batch: np.ndarray) -> np.ndarray:
+    return batch.astype(np.float32) * np.float32(1 / 255)
+
+
+def make_source(data_config, process_index: int, process_count: int):
+    """This process's records: files of a folder or a TFDS shard."""
+    source = data_config.source
+    if source.startswith("tfds:"):
+        shard = tfds_source(
+            source[len("tfds:") :],
+            data_config.get("tfds_image_key"),
+            data_config.get("tfds_data_dir"),
+            process_index,
+            process_count,
+        )
+        if len(shard) == 0:
+            raise DataError(f"process {process_index} of {process_count} got no records from {source}")
+        return shard
+    root = resolve_path(source)
+    files = list_image_files(root)[process_index::process_count]
+    if not files:
+        raise DataError(f"process {process_index} of {process_count} got no files from {root}")
+    if data_config.get("scan", "header") != "none":
+        files = scan_files(files, int(data_config.crop_size), full=data_config.scan == "full")
     logging.info(
-        "TFDS %s:%s, image feature %r, process %d of %d; images smaller than the "
-        "crop are upscaled (tf.print reports each).",
-        name,
-        split,
-        key,
-        process_index,
-        process_count,
+        "Process %d of %d: %d training images from %s", process_index, process_count, len(files), root
     )
-    split = tfds.split_for_jax_process(split, process_index=process_index, process_count=process_count)
-    ds = tfds.load(
-        name,
-        split=split,
-        data_dir=data_dir,
-        shuffle_files=False,
-        decoders={key: tfds.decode.SkipDecoding()},
-        read_config=tfds.ReadConfig(shuffle_seed=seed, interleave_cycle_length=1),
-    )
-    ds = ds.map(lambda ex: ex[key])
-    ds = ds.shuffle(
-        shuffle_buffer, seed=seed * 1_000_003 + process_index, reshuffle_each_iteration=True
-    ).repeat()
-    # Skipping before decoding keeps a resume at step s cheap-ish (no image decoding).
-    return ds.enumerate().skip(start)
+    return FileSource(files)
 
 
 def create_train_dataset(
@@ -226,8 +353,8 @@ def create_train_dataset(
     start_step: int = 0,
     process_index: int | None = None,
     process_count: int | None = None,
-) -> tf.data.Dataset:
-    """The training dataset of one process.
+):
+    """The training dataset of one process, a `grain.IterDataset`.
 
     Args:
       data_config: `config.data` (`source`, `crop_size`, ...; see `train/configs/common.py`).
@@ -238,64 +365,37 @@ def create_train_dataset(
       process_count: number of processes; defaults to `jax.process_count()`.
 
     Returns:
-      A dataset of float32 batches `[local_batch_size, crop, crop, 3]` in [0, 1].
+      An iterable dataset of float32 batches `[local_batch_size, crop, crop, 3]` in [0, 1].
     """
-    import jax  # pylint: disable=g-import-not-at-top
+    import grain
 
-    hide_accelerators_from_tf()
-    if process_index is None:
-        process_index = jax.process_index()
-    if process_count is None:
-        process_count = jax.process_count()
+    if process_index is None or process_count is None:
+        import jax
+
+        process_index = jax.process_index() if process_index is None else process_index
+        process_count = jax.process_count() if process_count is None else process_count
     crop = int(data_config.crop_size)
+    sampler = Sampler(make_source(data_config, process_index, process_count), seed, process_index, crop)
     start = int(start_step) * int(local_batch_size)
-    source = data_config.source
+    threads = int(data_config.get("num_threads") or 0) or default_num_threads()
+    prefetch = max(1, int(data_config.get("prefetch") or 2))
+    workers = int(data_config.get("num_workers") or 0)
 
-    if source.startswith("tfds:"):
-        spec = source[len("tfds:") :]
-        name, _, split = spec.partition(":")
-        samples = _tfds_samples(
-            name,
-            split or "train",
-            data_config.get("tfds_image_key"),
-            data_config.get("tfds_data_dir"),
-            seed,
-            process_index,
-            process_count,
-            start,
-            int(data_config.shuffle_buffer),
-        )
-    else:
-        root = resolve_path(source)
-        files = list_image_files(root)[process_index::process_count]
-        if not files:
-            raise ValueError(f"process {process_index} of {process_count} got no files from {root}")
-        if data_config.scan != "none":
-            files = scan_files(files, crop, full=data_config.scan == "full")
-        logging.info(
-            "Process %d of %d: %d training images from %s", process_index, process_count, len(files), root
-        )
-        samples = _folder_samples(files, seed, process_index, start)
-
-    def load(k, encoded):
-        return _random_crop_flip(_decode(encoded), _sample_seed(seed, process_index, k), crop)
-
-    ds = samples.map(
-        load, num_parallel_calls=data_config.get("num_parallel_calls") or tf.data.AUTOTUNE, deterministic=True
+    ds = grain.MapDataset.range(start, start + _SPAN).map(sampler)
+    ds = ds.to_iter_dataset(
+        grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(threads, prefetch * local_batch_size))
     )
-    # A file that passed the scan but cannot be decoded is dropped with a warning, not fatal.
-    ds = ds.ignore_errors(log_warning=True)
-    ds = ds.batch(local_batch_size, drop_remainder=True)
-    options = tf.data.Options()
-    options.deterministic = True
-    options.threading.private_threadpool_size = int(data_config.get("num_threads") or 0)
-    ds = ds.with_options(options)
-    return ds.prefetch(int(data_config.get("prefetch") or tf.data.AUTOTUNE))
+    ds = ds.batch(local_batch_size, drop_remainder=True).map(_to_float)
+    if workers > 0:
+        ds = ds.mp_prefetch(
+            grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch)
+        )
+    return ds
 
 
 def create_train_iterator(data_config, **kwargs) -> Iterator[np.ndarray]:
     """Numpy batches of `create_train_dataset` (same arguments)."""
-    return create_train_dataset(data_config, **kwargs).as_numpy_iterator()
+    return iter(create_train_dataset(data_config, **kwargs))
 
 
 def load_eval_images(data_config) -> list[np.ndarray]:
@@ -304,14 +404,14 @@ def load_eval_images(data_config) -> list[np.ndarray]:
     Images are center-cropped to `data.eval_crop` (if set) and to a multiple of 64 so every
     model's down-sampling divides them. Returns [] (with a log line) if the folder is missing.
     """
-    from PIL import Image  # pylint: disable=g-import-not-at-top
+    from PIL import Image
 
     if not data_config.get("eval_dir") or not data_config.get("num_eval_images"):
         return []
     root = resolve_path(data_config.eval_dir)
     try:
         files = list_image_files(root)[: int(data_config.num_eval_images)]
-    except FileNotFoundError as e:
+    except DataError as e:
         logging.warning("Validation skipped: %s", e)
         return []
     images = []
@@ -319,7 +419,7 @@ def load_eval_images(data_config) -> list[np.ndarray]:
         try:
             with Image.open(path) as im:
                 img = np.asarray(im.convert("RGB"), np.float32) / 255.0
-        except Exception as e:  # pylint: disable=broad-except
+        except Exception as e:  # noqa: BLE001
             logging.warning("Skipping unreadable validation image %s: %s", path, e)
             continue
         h, w = img.shape[:2]

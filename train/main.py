@@ -12,10 +12,13 @@ Multi-host: add `--config.distributed` (and `--config.coordinator_address=HOST:P
 command on every host with a shared workdir.
 """
 
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from train import trainer
+from jaxlic.errors import JaxlicError
+from train import input_pipeline, trainer
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and exports.")
 config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
@@ -27,12 +30,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = flags.FLAGS.config
     trainer.initialize_distributed(config)
-    # Keep TF (used only for tf.data) off the accelerators before anything touches them.
-    from train import input_pipeline  # pylint: disable=g-import-not-at-top
-
-    input_pipeline.hide_accelerators_from_tf()
     logging.info("Config:\n%s", config)
-    trainer.train_and_evaluate(config, _WORKDIR.value)
+    try:
+        trainer.train_and_evaluate(config, _WORKDIR.value)
+    except (input_pipeline.DataError, JaxlicError) as e:
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

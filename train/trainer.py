@@ -37,12 +37,11 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from absl import logging
-from clu import metric_writers, periodic_actions
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlic.losses import rd_loss
-from train import input_pipeline
+from train import input_pipeline, metric_writers
 
 PyTree = Any
 
@@ -534,6 +533,30 @@ def _mean_metrics(history: list[dict]) -> dict[str, float]:
     return out
 
 
+class WallClock:
+    """`config.max_wall_s`: a wall-clock budget for one invocation of the trainer (0: none).
+
+    Counted from the start of `train_and_evaluate` (compilation and a restore included). With
+    several processes, process 0's clock decides, at log steps only (one broadcast each), so
+    that all processes stop after the same step.
+    """
+
+    def __init__(self, max_wall_s: float, t_begin: float, multi_process: bool):
+        self.max_wall_s, self.t_begin, self.multi_process = float(max_wall_s or 0), t_begin, multi_process
+
+    def expired(self, step: int, every_steps: int) -> bool:
+        if self.max_wall_s <= 0:
+            return False
+        over = time.time() - self.t_begin >= self.max_wall_s
+        if not self.multi_process:
+            return over
+        if step % every_steps:
+            return False
+        from jax.experimental import multihost_utils
+
+        return bool(multihost_utils.broadcast_one_to_all(np.int32(over)))
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains `config.model` in `workdir`, resuming from its latest checkpoint if any.
 
@@ -548,6 +571,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
       NonFiniteLossError: `config.max_nonfinite_steps` consecutive non-finite steps; the
         checkpoints on disk hold the last good parameters.
     """
+    t_begin = time.time()
     workdir = pathlib.Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     is_main = jax.process_index() == 0
@@ -602,15 +626,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     eval_images = input_pipeline.load_eval_images(config.data)
     real_bpp = _RealBpp(spec, config.real_bpp)
 
-    report_progress = periodic_actions.ReportProgress(
+    report_progress = metric_writers.ReportProgress(
         num_train_steps=config.num_steps, writer=writer, every_steps=config.log_every_steps
     )
     hooks = [report_progress] if is_main else []
 
     history: list[dict] = []
     last_eval: dict[str, float] = {}
+    last_train: dict[str, float] = {}
     prev_nonfinite = None
     t_log, step_log = time.time(), start_step
+    wall_clock = WallClock(config.get("max_wall_s", 0), t_begin, multi_process=jax.process_count() > 1)
+    stopped_early = False
     with metric_writers.ensure_flushes(writer):
         for step in range(start_step + 1, config.num_steps + 1):
             local = next(train_iter)
@@ -618,6 +645,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             with jax.profiler.StepTraceAnnotation("train", step_num=step):
                 state, metrics = p_train_step(state, batch, step_key)
             history.append(metrics)
+            # The last step of the run, or of the wall-clock budget: log, validate, checkpoint.
+            stopped_early = step < config.num_steps and wall_clock.expired(step, config.log_every_steps)
+            final = step == config.num_steps or stopped_early
+            if stopped_early:
+                logging.info(
+                    "Stopping after step %d: wall-clock budget config.max_wall_s=%gs reached",
+                    step,
+                    config.max_wall_s,
+                )
 
             # Read the previous step's counter: a one-step lag keeps dispatch asynchronous.
             if prev_nonfinite is not None:
@@ -637,7 +673,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
             for hook in hooks:
                 hook(step)
-            if step % config.log_every_steps == 0 or step == config.num_steps:
+            if step % config.log_every_steps == 0 or final:
                 summary = _mean_metrics(history)
                 history = []
                 now = time.time()
@@ -645,6 +681,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 summary.update(steps_per_sec=steps_per_sec, images_per_sec=steps_per_sec * config.batch_size)
                 t_log, step_log = now, step
                 writer.write_scalars(step, {f"train/{k}": v for k, v in summary.items()})
+                last_train = summary
                 logging.info(
                     "step %d: loss %.4f psnr %.2f bpp %.4f | %.2f steps/s, %.1f images/s",
                     step,
@@ -656,7 +693,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 )
 
             eval_metrics = None
-            if eval_images and (step % config.eval_every_steps == 0 or step == config.num_steps):
+            if eval_images and (step % config.eval_every_steps == 0 or final):
                 with report_progress.timed("eval"):
                     eval_metrics = evaluate(state.params, eval_images, p_eval_step, replicated, real_bpp)
                 writer.write_scalars(step, {f"val/{k}": v for k, v in eval_metrics.items()})
@@ -665,7 +702,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     logging.warning("step %d: %s", step, warning)
                 last_eval = eval_metrics
 
-            if step % config.checkpoint_every_steps == 0 or step == config.num_steps:
+            if step % config.checkpoint_every_steps == 0 or final:
                 with report_progress.timed("checkpoint"):
                     ckpt.save(
                         step,
@@ -676,6 +713,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             if config.halt_after_steps and step >= config.halt_after_steps:
                 logging.info("Halting after step %d (config.halt_after_steps)", step)
                 break
+            if stopped_early:
+                break
 
     if prev_nonfinite is not None and int(prev_nonfinite) >= config.max_nonfinite_steps:
         ckpt.wait_until_finished()
@@ -683,6 +722,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         raise NonFiniteLossError(f"the last {int(prev_nonfinite)} steps were non-finite")
     ckpt.wait_until_finished()
     ckpt.close()
-    if config.export and int(state.step) == config.num_steps and is_main:
-        export_weights(config, spec, state.params, last_eval, workdir)
+    done = int(state.step) == config.num_steps or stopped_early
+    if config.export and done and is_main:
+        metrics = dict(last_eval, step=int(state.step), wall_s=time.time() - t_begin)
+        if last_train:
+            metrics.update({f"train_{k}": v for k, v in last_train.items()})
+        export_weights(config, spec, state.params, metrics, workdir)
+    writer.close()
     return state

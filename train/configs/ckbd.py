@@ -8,6 +8,9 @@ Variants via the model name or overrides:
       --config.model=ckbd-gmm --config.quality=6 --config.lmbda=0.0483
 Smoke test (tiny widths, 64 px crops, 4 steps):
   python -m train.main --config train/configs/ckbd.py:smoke --workdir /tmp/smoke
+One accelerator (a single GPU; `tools/gpu_run.sh` runs it under a wall-clock budget):
+  python -m train.main --config train/configs/ckbd.py:gpu --workdir runs/ckbd-full-gpu \
+      --config.max_wall_s=3600
 Args after ':' pick a model too, e.g. `ckbd.py:ckbd-attn` or `ckbd.py:smoke,ckbd-pp`.
 The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
 variant, about 8 h on a 2-core CPU: 3000 steps, resumes with longer schedules up to 8400
@@ -46,10 +49,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             common.smoke(c)
         elif part == "cpu":
             cpu(c)
+        elif part == "gpu":
+            gpu(c)
         elif part in MODELS:
             c.model = part
         else:
-            raise ValueError(f"unknown config arg {part!r}; expected 'smoke', 'cpu' or one of {MODELS}")
+            raise ValueError(f"unknown config arg {part!r}; expected 'smoke', 'cpu', 'gpu' or one of {MODELS}")
     return c
 
 
@@ -66,4 +71,26 @@ def cpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.eval_every_steps = 1000
     c.checkpoint_every_steps = 250
     c.data.num_eval_images = 2
+    return c
+
+
+def gpu(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """ckbd-full at N=M=128 (quality 3), batch 16 of 256 px crops, for one GPU.
+
+    Meant to run under a wall-clock budget (`config.max_wall_s`): the schedule spans
+    `num_steps`, the run stops cleanly when the budget is spent and exports what it has.
+    """
+    c.model = "ckbd-full"
+    c.quality = 3
+    c.N = 128
+    c.data.crop_size = 256
+    c.batch_size = 16
+    c.num_steps = 100_000
+    c.optim.learning_rate = 1e-4
+    c.optim.warmup_steps = 500
+    c.log_every_steps = 100
+    c.eval_every_steps = 2000
+    c.checkpoint_every_steps = 1000
+    c.data.num_eval_images = 4
+    c.data.eval_crop = 512
     return c

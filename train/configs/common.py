@@ -28,15 +28,15 @@ def get_config() -> ml_collections.ConfigDict:
 
     # Data (train/input_pipeline.py).
     c.data = ml_collections.ConfigDict()
-    c.data.source = "../shared/data/train"  # folder (relative to the repo) or "tfds:NAME[:SPLIT]"
+    # Folder (relative to the repo) or "tfds:NAME[:SPLIT]" (tfds.data_source; needs the tfds extra).
+    c.data.source = "../shared/data/train"
     c.data.crop_size = 256
     c.data.scan = "header"  # "none" | "header" | "full": up-front check of local files
-    c.data.shuffle_buffer = 1024  # tfds only
     c.data.tfds_image_key = ml_collections.FieldReference(None, field_type=str)
     c.data.tfds_data_dir = ml_collections.FieldReference(None, field_type=str)
-    c.data.num_parallel_calls = 0  # 0: tf.data.AUTOTUNE
-    c.data.num_threads = 0  # 0: TF default
-    c.data.prefetch = 2
+    c.data.num_threads = 0  # grain reader threads; 0: one per CPU core (at most 16)
+    c.data.num_workers = 0  # grain worker processes; 0: read in the training process
+    c.data.prefetch = 2  # batches read ahead
     c.data.eval_dir = "../shared/data/kodak"
     c.data.num_eval_images = 4
     c.data.eval_crop = 0  # 0: full image (cropped to a multiple of 64)
@@ -68,6 +68,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.async_checkpointing = True
     c.real_bpp = True  # validation also range-codes through jaxlic.models.codec when available
     c.export = True  # write export/{model}-q{quality}.msgpack at the end
+    # Wall-clock budget of one invocation in seconds (0: none): stop cleanly after the step that
+    # crosses it, validate, checkpoint and export as at the end of a run.
+    c.max_wall_s = 0.0
     c.halt_after_steps = 0  # debugging/tests: stop after this step as if killed (0: off)
 
     # XLA options for every jit, e.g. {"xla_backend_optimization_level": 0} for fast compiles.
