@@ -22,7 +22,7 @@ Sample ``k`` is record ``perm_e[k mod n]`` of this process's shard, where ``perm
 pseudo-random permutation seeded by ``(seed, process, e)`` for epoch ``e = k // n``: every
 epoch visits every record once in a fresh order. Crop offsets and flips of sample ``k`` come
 from a numpy generator seeded by ``(seed, process, k)``. Grain reads samples by index
-(``grain.MapDataset.range(start, ...)``), so starting at step ``s`` is O(1) and a run resumed
+(``grain.MapDataset.range(start_step, ...)``, one element per batch), so starting at step ``s`` is O(1) and a run resumed
 at step ``s`` sees exactly the batches an uninterrupted run sees, whatever the number of
 threads or worker processes.
 
@@ -51,7 +51,7 @@ from absl import logging
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-# Sample counters run over [start, start + _SPAN): far more samples than any run draws.
+# Steps run over [start_step, start_step + _SPAN): far more than any run takes.
 _SPAN = 1 << 48
 
 
@@ -315,8 +315,16 @@ class Sampler:
         return random_crop_flip(img, rng, self.crop)
 
 
-def _to_float(batch: np.ndarray) -> np.ndarray:
-    return batch.astype(np.float32) * np.float32(1 / 255)
+class BatchSampler:
+    """Step -> float32 batch [local_batch, crop, crop, 3] in [0, 1] of samples step * local_batch + i."""
+
+    def __init__(self, sampler: Sampler, local_batch_size: int):
+        self.sampler, self.local_batch_size = sampler, int(local_batch_size)
+
+    def __call__(self, step: int) -> np.ndarray:
+        k0 = int(step) * self.local_batch_size
+        batch = np.stack([self.sampler(k0 + i) for i in range(self.local_batch_size)])
+        return batch.astype(np.float32) / np.float32(255)
 
 
 def make_source(data_config, process_index: int, process_count: int):
@@ -376,17 +384,23 @@ def create_train_dataset(
         process_count = jax.process_count() if process_count is None else process_count
     crop = int(data_config.crop_size)
     sampler = Sampler(make_source(data_config, process_index, process_count), seed, process_index, crop)
-    start = int(start_step) * int(local_batch_size)
     threads = int(data_config.get("num_threads") or 0) or default_num_threads()
     prefetch = max(1, int(data_config.get("prefetch") or 2))
     workers = int(data_config.get("num_workers") or 0)
 
-    ds = grain.MapDataset.range(start, start + _SPAN).map(sampler)
-    ds = ds.to_iter_dataset(
-        grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(threads, prefetch * local_batch_size))
+    # One element per step: threads (and worker processes) each build whole batches, and
+    # grain hands them back in step order, so the batches never depend on the parallelism.
+    ds = grain.MapDataset.range(int(start_step), int(start_step) + _SPAN).map(
+        BatchSampler(sampler, local_batch_size)
     )
-    ds = ds.batch(local_batch_size, drop_remainder=True).map(_to_float)
+    ds = ds.to_iter_dataset(
+        grain.ReadOptions(num_threads=threads, prefetch_buffer_size=max(threads, prefetch))
+    )
     if workers > 0:
+        from absl import flags
+
+        if not flags.FLAGS.is_parsed():  # grain's workers read absl flags (unparsed outside app.run)
+            flags.FLAGS.mark_as_parsed()
         ds = ds.mp_prefetch(
             grain.MultiprocessingOptions(num_workers=workers, per_worker_buffer_size=prefetch)
         )
