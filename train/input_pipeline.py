@@ -287,11 +287,28 @@ class Sampler:
                 self._perms[epoch] = perm
         return perm
 
-    def _load(self, idx: int) -> np.ndarray | None:
+    def _crop(self, idx: int, k: int) -> np.ndarray | None:
+        """Crop of record `idx` for sample `k`, or None (logged once) if the record is unreadable."""
         if idx in self._bad:
             return None
+        rng = np.random.default_rng([self.seed, self.process_index, k])
         try:
-            return decode_image(self.source[idx])
+            data = self.source[idx]
+            if isinstance(data, np.ndarray):
+                return random_crop_flip(decode_image(data), rng, self.crop)
+            from PIL import Image
+
+            with Image.open(io.BytesIO(bytes(data))) as im:
+                w, h = im.size
+                if min(w, h) < self.crop:
+                    return random_crop_flip(decode_image(data), rng, self.crop)
+                # Same draws as random_crop_flip, but only the crop is converted to RGB and copied.
+                top = int(rng.integers(0, h - self.crop + 1))
+                left = int(rng.integers(0, w - self.crop + 1))
+                out = np.asarray(im.crop((left, top, left + self.crop, top + self.crop)).convert("RGB"))
+            if rng.random() < 0.5:
+                out = out[:, ::-1]
+            return np.ascontiguousarray(out)
         except Exception as e:  # noqa: BLE001
             with self._lock:
                 new = idx not in self._bad
@@ -306,13 +323,10 @@ class Sampler:
         epoch, pos = divmod(k, self.n)
         perm = self.permutation(epoch)
         for j in range(self.n):  # an unreadable record is replaced by the next one of the epoch
-            img = self._load(int(perm[(pos + j) % self.n]))
-            if img is not None:
-                break
-        else:
-            raise DataError("no readable training images")
-        rng = np.random.default_rng([self.seed, self.process_index, k])
-        return random_crop_flip(img, rng, self.crop)
+            out = self._crop(int(perm[(pos + j) % self.n]), k)
+            if out is not None:
+                return out
+        raise DataError("no readable training images")
 
 
 class BatchSampler:

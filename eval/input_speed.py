@@ -1,0 +1,141 @@
+"""Images/s of the grain input pipeline against the old tf.data one, same crops and batches.
+
+    python -m eval.input_speed [--data ../shared/data/train] [--crop 256] [--batch 16] \\
+        [--batches 20] [--repeats 3] [--threads 0] [--json OUT]
+
+The old pipeline is `train/input_pipeline.py` at git commit 08eb705 (the last tf.data version),
+read with `git show` into a temporary module; it runs only where TensorFlow is installed (the
+`tfds` extra), else only grain is timed. Each repeat builds a fresh iterator, draws one warm-up
+batch (not timed: file scan, thread start-up) and then times `--batches` batches; the median
+images/s over the repeats is reported, with the ratio grain / tf.data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+TF_PIPELINE_COMMIT = "08eb705"
+
+
+def data_config(args):
+    from train import input_pipeline
+    from train.configs import common
+
+    c = common.get_config().data
+    c.source = str(input_pipeline.resolve_path(args.data))  # absolute: the old module lives in /tmp
+    c.crop_size = args.crop
+    c.num_threads = args.threads
+    c.num_workers = args.workers
+    c.prefetch = 2
+    return c
+
+
+def load_tf_pipeline():
+    """The tf.data pipeline module of TF_PIPELINE_COMMIT, or None without TensorFlow."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return None
+    src = subprocess.run(
+        ["git", "show", f"{TF_PIPELINE_COMMIT}:train/input_pipeline.py"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = pathlib.Path(tempfile.mkdtemp()) / "tf_input_pipeline.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("tf_input_pipeline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.hide_accelerators_from_tf()
+    return module
+
+
+def time_pipeline(make_iter, args) -> list[float]:
+    rates = []
+    for r in range(args.repeats):
+        it = make_iter(seed=r)
+        batch = next(it)  # warm-up
+        assert batch.shape == (args.batch, args.crop, args.crop, 3), batch.shape
+        t0 = time.perf_counter()
+        for _ in range(args.batches):
+            next(it)
+        rates.append(args.batches * args.batch / (time.perf_counter() - t0))
+        del it
+    return rates
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="../shared/data/train", help="image folder (relative to the repo)")
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batches", type=int, default=20, help="timed batches per repeat")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument(
+        "--threads", type=int, default=0, help="grain threads / tf.data private pool (0: default)"
+    )
+    ap.add_argument("--workers", type=int, default=0, help="grain worker processes")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+
+    from train import input_pipeline
+
+    cfg = data_config(args)
+    results = {
+        "crop": args.crop,
+        "batch": args.batch,
+        "batches": args.batches,
+        "repeats": args.repeats,
+        "cpus": len(os.sched_getaffinity(0)),
+        "grain_threads": args.threads or input_pipeline.default_num_threads(),
+        "grain_workers": args.workers,
+    }
+    rates = time_pipeline(
+        lambda seed: input_pipeline.create_train_iterator(
+            cfg, local_batch_size=args.batch, seed=seed, process_index=0, process_count=1
+        ),
+        args,
+    )
+    results["grain_images_per_s"] = statistics.median(rates)
+    results["grain_runs"] = rates
+    print(
+        f"grain:   {results['grain_images_per_s']:.1f} images/s (runs: {', '.join(f'{r:.1f}' for r in rates)})"
+    )
+
+    tf_pipeline = load_tf_pipeline()
+    if tf_pipeline is None:
+        print("tf.data: TensorFlow is not installed; timed grain only")
+    else:
+        tf_cfg = data_config(args)
+        tf_cfg.shuffle_buffer = 1024
+        tf_cfg.num_parallel_calls = 0
+        rates = time_pipeline(
+            lambda seed: tf_pipeline.create_train_iterator(
+                tf_cfg, local_batch_size=args.batch, seed=seed, process_index=0, process_count=1
+            ),
+            args,
+        )
+        results["tf_images_per_s"] = statistics.median(rates)
+        results["tf_runs"] = rates
+        results["ratio_grain_over_tf"] = results["grain_images_per_s"] / results["tf_images_per_s"]
+        print(
+            f"tf.data: {results['tf_images_per_s']:.1f} images/s (runs: {', '.join(f'{r:.1f}' for r in rates)})"
+        )
+        print(f"ratio grain / tf.data: {results['ratio_grain_over_tf']:.2f}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)
