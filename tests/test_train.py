@@ -154,6 +154,19 @@ def test_resumed_run_is_bit_identical_and_exports_weights(data_dir, tmp_path):
     assert info["train_config"]["num_steps"] == 4
 
 
+def test_wall_clock_budget_stops_cleanly_with_a_checkpoint_and_an_export(data_dir, tmp_path):
+    config = tiny_config(data_dir, num_steps=50, checkpoint_every_steps=50, max_wall_s=1e-3)
+    state = trainer.train_and_evaluate(config, tmp_path)
+    assert int(state.step) == 1  # the budget is spent before the first step ends
+    assert (tmp_path / "checkpoints" / "1").is_dir()
+    info = json.loads((tmp_path / "export" / f"{MODEL}-q3.json").read_text())
+    assert info["metrics"]["step"] == 1 and "loss" in info["metrics"] and "train_loss" in info["metrics"]
+    assert list(tmp_path.glob("events.out.tfevents.*"))  # TensorBoard events without TensorFlow
+    # Resuming without a budget continues from the checkpoint.
+    resumed = trainer.train_and_evaluate(tiny_config(data_dir, num_steps=2, max_wall_s=0.0), tmp_path)
+    assert int(resumed.step) == 2
+
+
 def test_consecutive_nonfinite_steps_stop_the_run_keeping_the_last_good_checkpoint(data_dir, tmp_path):
     good = trainer.train_and_evaluate(
         tiny_config(data_dir, num_steps=2, **{"data.num_eval_images": 0}), tmp_path
