@@ -25,6 +25,7 @@ import os
 import sys
 import time
 
+from jaxlic import compile_cache
 from jaxlic.errors import JaxlicError
 
 PROG = "jaxlic"
@@ -72,6 +73,7 @@ def _check_output(path: str, force: bool) -> None:
 
 def cmd_compress(args) -> int:
     """``jaxlic compress``: image file -> .jlic file."""
+    compile_cache.enable()
     from jaxlic.image_io import read_image, write_bytes_atomic
 
     _check_output(args.output, args.force)
@@ -126,6 +128,7 @@ def _read_stream(path: str) -> bytes:
 
 def cmd_decompress(args) -> int:
     """``jaxlic decompress``: .jlic file -> PNG."""
+    compile_cache.enable()
     from jaxlic.coding.container import unpack
     from jaxlic.image_io import write_png_atomic
 
@@ -167,6 +170,7 @@ def cmd_info(args) -> int:
 
 def cmd_demo(args) -> int:
     """``jaxlic demo``: round trip a bundled sample image and report rate and quality."""
+    compile_cache.enable()
     from jaxlic.image_io import sample_image, write_png_atomic
     from jaxlic.metrics import ms_ssim_or_nan, psnr
 
@@ -211,6 +215,7 @@ def cmd_demo(args) -> int:
 
 def cmd_eval(args) -> int:
     """``jaxlic eval``: rate-distortion evaluation (see ``jaxlic/evaluation/rd.py``)."""
+    compile_cache.enable()
     from jaxlic.evaluation import rd
 
     return rd.main_eval(args)

@@ -1,0 +1,68 @@
+"""JAX's persistent compilation cache for the command line: compile each network once per machine.
+
+Every ``jaxlic compress`` / ``decompress`` is a new process, and without a cache each one traces
+and compiles its networks again (about 1.7 s of a 1-megapixel photo's 5.5 s encode). With the
+cache, XLA executables are written to disk by the first process and read back by the next ones
+that run the same computation (same model, same padded image size, same jax/XLA version and
+flags: JAX puts all of these into the cache key, so a stale or foreign entry is never used).
+
+Where (first that applies):
+  1. ``JAXLIC_NO_COMPILE_CACHE=1`` (or ``true``/``yes``): no cache at all;
+  2. the ``path`` argument of :func:`enable`;
+  3. ``$JAX_COMPILATION_CACHE_DIR`` (JAX's own variable);
+  4. ``$XDG_CACHE_HOME/jaxlic/xla``, else ``~/.cache/jaxlic/xla``.
+
+JAX's default thresholds would skip most of our executables (it caches only those that took
+more than a second to compile), so :func:`enable` lowers them: every executable is cached.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+__all__ = ["enable", "default_dir", "DISABLE_ENV"]
+
+DISABLE_ENV = "JAXLIC_NO_COMPILE_CACHE"
+
+
+def default_dir() -> pathlib.Path:
+    """The cache folder used when no path is given (see the module docstring)."""
+    explicit = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    if explicit:
+        return pathlib.Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "jaxlic" / "xla"
+
+
+def _disabled() -> bool:
+    return os.environ.get(DISABLE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def enable(path: str | os.PathLike | None = None) -> pathlib.Path | None:
+    """Turns on JAX's persistent compilation cache; call before the first compilation.
+
+    Args:
+      path: cache folder; default :func:`default_dir`.
+
+    Returns:
+      The cache folder, or None when the cache is off (``JAXLIC_NO_COMPILE_CACHE`` set, or the
+      folder cannot be created: caching is an optimisation, never a reason to fail).
+    """
+    if _disabled():
+        return None
+    folder = pathlib.Path(path).expanduser() if path is not None else default_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    if not os.access(folder, os.W_OK):
+        return None
+
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return folder
