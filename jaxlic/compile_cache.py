@@ -10,7 +10,10 @@ Where (first that applies):
   1. ``JAXLIC_NO_COMPILE_CACHE=1`` (or ``true``/``yes``): no cache at all;
   2. the ``path`` argument of :func:`enable`;
   3. ``$JAX_COMPILATION_CACHE_DIR`` (JAX's own variable);
-  4. ``$XDG_CACHE_HOME/jaxlic/xla``, else ``~/.cache/jaxlic/xla``.
+  4. ``$XDG_CACHE_HOME/jaxlic/xla/<host>``, else ``~/.cache/jaxlic/xla/<host>``, where ``<host>``
+     is a short hash of the machine type and its CPU's instruction-set flags: XLA:CPU compiles
+     for the host's instruction set and JAX's cache key does not say which, so a home folder
+     shared by different machines must not hand one machine's executables to another.
 
 JAX's default thresholds would skip most of our executables (it caches only those that took
 more than a second to compile), so :func:`enable` lowers them: every executable is cached.
@@ -18,10 +21,12 @@ more than a second to compile), so :func:`enable` lowers them: every executable 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
+import platform
 
-__all__ = ["enable", "default_dir", "DISABLE_ENV"]
+__all__ = ["enable", "default_dir", "host_tag", "DISABLE_ENV"]
 
 DISABLE_ENV = "JAXLIC_NO_COMPILE_CACHE"
 
@@ -32,7 +37,21 @@ def default_dir() -> pathlib.Path:
     if explicit:
         return pathlib.Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "jaxlic" / "xla"
+    return pathlib.Path(base) / "jaxlic" / "xla" / host_tag()
+
+
+def host_tag() -> str:
+    """12 hex digits naming the machine type and CPU features (Linux: the ``flags`` of /proc/cpuinfo)."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    text = (
+        f"{platform.system()} {platform.machine()} {platform.processor()} {' '.join(sorted(flags.split()))}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _disabled() -> bool:

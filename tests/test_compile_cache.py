@@ -25,9 +25,11 @@ def test_default_dir_follows_the_environment(monkeypatch, tmp_path):
     for k in _CACHE_VARS:
         monkeypatch.delenv(k, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert compile_cache.default_dir() == tmp_path / "home" / ".cache" / "jaxlic" / "xla"
+    tag = compile_cache.host_tag()
+    assert len(tag) == 12 and tag == compile_cache.host_tag()
+    assert compile_cache.default_dir() == tmp_path / "home" / ".cache" / "jaxlic" / "xla" / tag
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert compile_cache.default_dir() == tmp_path / "xdg" / "jaxlic" / "xla"
+    assert compile_cache.default_dir() == tmp_path / "xdg" / "jaxlic" / "xla" / tag
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "jax"))
     assert compile_cache.default_dir() == tmp_path / "jax"
 
@@ -44,7 +46,7 @@ def test_enable_sets_jax_options_and_env_turns_it_off(tmp_path):
         text=True,
         check=True,
     ).stdout.split()
-    folder = str(tmp_path / "jaxlic" / "xla")
+    folder = str(tmp_path / "jaxlic" / "xla" / compile_cache.host_tag())
     assert out == [folder, folder, "0.0"]
     out = subprocess.run(
         [sys.executable, "-c", script],
