@@ -54,7 +54,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         elif part in MODELS:
             c.model = part
         else:
-            raise ValueError(f"unknown config arg {part!r}; expected 'smoke', 'cpu', 'gpu' or one of {MODELS}")
+            raise ValueError(
+                f"unknown config arg {part!r}; expected 'smoke', 'cpu', 'gpu' or one of {MODELS}"
+            )
     return c
 
 
