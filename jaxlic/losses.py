@@ -1,4 +1,9 @@
-"""Rate-distortion loss: loss = lambda * 255^2 * MSE + bpp (CompressAI's MSE objective)."""
+"""Rate-distortion loss: loss = lambda * 255^2 * MSE + bpp (CompressAI's MSE objective).
+
+With one lambda per example (variable-rate training, Cui et al. 2021) the loss is the mean over
+the batch of each example's own ``lambda_b * 255^2 * MSE_b + bpp_b``; with one lambda for all it
+is the usual batch loss.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +15,32 @@ def bits(likelihoods) -> jnp.ndarray:
     return -jnp.sum(jnp.log2(likelihoods))
 
 
-def rd_loss(out: dict, x: jnp.ndarray, lmbda: float) -> dict:
+def bits_per_example(likelihoods) -> jnp.ndarray:
+    """Information content of each example of a ``[B, ...]`` likelihood array, ``[B]``."""
+    return -jnp.sum(jnp.log2(likelihoods).reshape(likelihoods.shape[0], -1), axis=1)
+
+
+def rd_loss(out: dict, x: jnp.ndarray, lmbda) -> dict:
     """Rate-distortion terms of a forward pass.
 
     Args:
       out: a model's forward output, `{"x_hat", "likelihoods": {"y", "z"}}`.
       x: the input batch [B, H, W, 3] in [0, 1].
-      lmbda: the rate-distortion trade-off.
+      lmbda: the rate-distortion trade-off: a number, or one per example `[B]`.
     Returns:
-      dict with `loss`, `mse` (on the [0,1] scale), `bpp`, `bpp_y`, `bpp_z`, `psnr`.
+      dict with `loss`, `mse` (on the [0,1] scale), `bpp`, `bpp_y`, `bpp_z`, `psnr`: batch means.
     """
-    num_pixels = x.shape[0] * x.shape[1] * x.shape[2]
-    bpp_y = bits(out["likelihoods"]["y"]) / num_pixels
-    bpp_z = bits(out["likelihoods"]["z"]) / num_pixels
-    mse = jnp.mean(jnp.square(out["x_hat"] - x))
-    bpp = bpp_y + bpp_z
+    pixels = x.shape[1] * x.shape[2]
+    bpp_y = bits_per_example(out["likelihoods"]["y"]) / pixels
+    bpp_z = bits_per_example(out["likelihoods"]["z"]) / pixels
+    mse = jnp.mean(jnp.square(out["x_hat"] - x).reshape(x.shape[0], -1), axis=1)
+    lmbda = jnp.broadcast_to(jnp.asarray(lmbda, jnp.float32), mse.shape)
+    mean_mse = jnp.mean(mse)
     return {
-        "loss": lmbda * 255.0**2 * mse + bpp,
-        "mse": mse,
-        "bpp": bpp,
-        "bpp_y": bpp_y,
-        "bpp_z": bpp_z,
-        "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10)),
+        "loss": jnp.mean(lmbda * 255.0**2 * mse + bpp_y + bpp_z),
+        "mse": mean_mse,
+        "bpp": jnp.mean(bpp_y + bpp_z),
+        "bpp_y": jnp.mean(bpp_y),
+        "bpp_z": jnp.mean(bpp_z),
+        "psnr": -10.0 * jnp.log10(jnp.maximum(mean_mse, 1e-10)),
     }
