@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 from PIL import Image
-from test_input_pipeline import write_images
 
 from eval import conv_grad, train_parity
 
@@ -21,7 +20,7 @@ def test_conv_grad_pieces_match_xla(tmp_path):
         assert row["weight_grad_split_ms"] > 0 and row["ratio_xla_over_split"] > 0
 
 
-def test_train_parity_jaxlic_side(tmp_path):
+def test_train_parity_jaxlic_side(write_images, tmp_path):
     data = tmp_path / "train"
     write_images(data, n=4, size=(80, 96))
     kodak = tmp_path / "kodak"
@@ -62,7 +61,7 @@ def test_train_parity_jaxlic_side(tmp_path):
     assert "compressai" not in result
 
 
-def test_draw_batches_follows_the_training_pipeline(tmp_path):
+def test_draw_batches_follows_the_training_pipeline(write_images, tmp_path):
     write_images(tmp_path, n=4, size=(80, 96))
     ns = argparse.Namespace(data=str(tmp_path), size=32, batch=3, steps=2, seed=0)
     a, b = train_parity.draw_batches(ns), train_parity.draw_batches(ns)

@@ -9,13 +9,12 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from test_input_pipeline import write_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.slow
-def test_gpu_run_script_trains_within_the_budget_and_writes_its_outputs(tmp_path):
+def test_gpu_run_script_trains_within_the_budget_and_writes_its_outputs(write_images, tmp_path):
     data = tmp_path / "data" / "train"
     write_images(data, n=4, size=(80, 96))
     image = tmp_path / "tiny.png"

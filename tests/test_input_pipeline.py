@@ -18,22 +18,6 @@ from train.configs import common
 NUM_FILES = 6
 
 
-def write_images(folder: pathlib.Path, n: int = NUM_FILES, size=(80, 72)) -> list[pathlib.Path]:
-    """Flat-colour images whose red channel (40 * i + 10) identifies the file i."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(n):
-        img = np.zeros(size + (3,), np.uint8)
-        img[..., 0] = 40 * i + 10
-        img[..., 1] = np.arange(size[1], dtype=np.uint8)[None, :] * 3  # makes flips visible
-        sub = folder / ("a" if i % 2 else "b")  # recursive search
-        sub.mkdir(exist_ok=True)
-        path = sub / (f"{i}.png" if i % 3 else f"{i}.jpg")
-        Image.fromarray(img).save(path, quality=100)
-        paths.append(path)
-    return paths
-
-
 def file_ids(batch: np.ndarray) -> list[int]:
     return [int(round((b[..., 0].mean() * 255 - 10) / 40)) for b in batch]
 
@@ -51,7 +35,7 @@ def take(ds_iter, n):
     return [next(ds_iter) for _ in range(n)]
 
 
-def test_batches_are_float_crops_in_unit_range(tmp_path):
+def test_batches_are_float_crops_in_unit_range(write_images, tmp_path):
     write_images(tmp_path)
     it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=3, seed=0)
     batch = next(it)
@@ -59,7 +43,7 @@ def test_batches_are_float_crops_in_unit_range(tmp_path):
     assert 0.0 <= batch.min() and batch.max() <= 1.0
 
 
-def test_each_epoch_visits_every_file_once_in_a_new_order(tmp_path):
+def test_each_epoch_visits_every_file_once_in_a_new_order(write_images, tmp_path):
     write_images(tmp_path)
     it = input_pipeline.create_train_iterator(data_config(tmp_path), local_batch_size=3, seed=0)
     ids = sum((file_ids(b) for b in take(it, 4)), [])
@@ -68,7 +52,7 @@ def test_each_epoch_visits_every_file_once_in_a_new_order(tmp_path):
     assert first != second
 
 
-def test_resume_at_step_reproduces_the_uninterrupted_batches(tmp_path):
+def test_resume_at_step_reproduces_the_uninterrupted_batches(write_images, tmp_path):
     write_images(tmp_path)
     cfg = data_config(tmp_path)
     full = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=7), 5)
@@ -79,7 +63,7 @@ def test_resume_at_step_reproduces_the_uninterrupted_batches(tmp_path):
     assert not np.array_equal(other_seed, full[0])
 
 
-def test_processes_read_disjoint_shards_of_the_files(tmp_path):
+def test_processes_read_disjoint_shards_of_the_files(write_images, tmp_path):
     write_images(tmp_path)
     cfg = data_config(tmp_path)
     seen = []
@@ -92,7 +76,7 @@ def test_processes_read_disjoint_shards_of_the_files(tmp_path):
     assert not seen[0] & seen[1]
 
 
-def test_small_images_are_upscaled_to_the_crop(tmp_path):
+def test_small_images_are_upscaled_to_the_crop(write_images, tmp_path):
     write_images(tmp_path, n=2, size=(20, 24))
     batch = next(
         input_pipeline.create_train_iterator(data_config(tmp_path, crop=64), local_batch_size=2, seed=0)
@@ -118,7 +102,7 @@ def capture_warnings(fn):
         logging.get_absl_logger().removeHandler(handler)
 
 
-def test_corrupt_and_truncated_files_are_skipped_with_a_warning(tmp_path):
+def test_corrupt_and_truncated_files_are_skipped_with_a_warning(write_images, tmp_path):
     paths = write_images(tmp_path)
     (tmp_path / "garbage.jpg").write_bytes(b"this is not an image")
     # A truncated PNG passes the header scan and fails only when it is decoded.
@@ -141,7 +125,7 @@ def test_corrupt_and_truncated_files_are_skipped_with_a_warning(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_order_is_a_pure_function_of_seed_and_step_whatever_the_threads(tmp_path):
+def test_order_is_a_pure_function_of_seed_and_step_whatever_the_threads(write_images, tmp_path):
     write_images(tmp_path)
     ref = None
     for threads, batch in ((1, 2), (4, 2), (2, 2)):
@@ -160,7 +144,7 @@ def test_order_is_a_pure_function_of_seed_and_step_whatever_the_threads(tmp_path
     np.testing.assert_array_equal(ref[1][0], sampler(12).astype(np.float32) / 255)
 
 
-def test_grain_worker_processes_give_the_same_batches(tmp_path):
+def test_grain_worker_processes_give_the_same_batches(write_images, tmp_path):
     write_images(tmp_path)
     cfg = data_config(tmp_path)
     ref = take(input_pipeline.create_train_iterator(cfg, local_batch_size=2, seed=1, start_step=2), 3)
@@ -170,7 +154,7 @@ def test_grain_worker_processes_give_the_same_batches(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_per_host_shards_are_disjoint_and_cover_the_records(tmp_path):
+def test_per_host_shards_are_disjoint_and_cover_the_records(write_images, tmp_path):
     write_images(tmp_path, n=7)
     cfg = data_config(tmp_path)
     shards = [set(input_pipeline.make_source(cfg, p, 3).files) for p in range(3)]
@@ -268,7 +252,7 @@ def test_tfds_mock_data_yields_batches_and_resumes_exactly():
     np.testing.assert_array_equal(resumed, full[2])
 
 
-def test_validation_images_are_cropped_to_multiples_of_64(tmp_path):
+def test_validation_images_are_cropped_to_multiples_of_64(write_images, tmp_path):
     write_images(tmp_path, n=2, size=(150, 140))
     cfg = data_config(tmp_path)
     cfg.eval_dir = str(tmp_path)

@@ -6,7 +6,6 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from test_input_pipeline import write_images
 
 from jaxlic.errors import ModelError
 from train import trainer
@@ -58,7 +57,7 @@ def compilation_cache(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir(write_images, tmp_path_factory):
     d = tmp_path_factory.mktemp("train_images")
     write_images(d, n=4, size=(80, 96))
     return d

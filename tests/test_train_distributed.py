@@ -12,7 +12,6 @@ import sys
 
 import numpy as np
 import pytest
-from test_input_pipeline import write_images
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "multiprocess_train_check.py"
@@ -43,7 +42,7 @@ def _run(cmd, env, timeout=240):
     return proc
 
 
-def test_same_losses_and_params_on_1_and_4_fake_cpu_devices(tmp_path, xla_cache):
+def test_same_losses_and_params_on_1_and_4_fake_cpu_devices(write_images, tmp_path, xla_cache):
     write_images(tmp_path / "data", n=4)
     env = _env(xla_cache, XLA_FLAGS="--xla_force_host_platform_device_count=4")
     env.pop("JAX_PLATFORMS", None)
@@ -72,7 +71,7 @@ def test_same_losses_and_params_on_1_and_4_fake_cpu_devices(tmp_path, xla_cache)
         np.testing.assert_allclose(four[name], one[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
-def test_two_processes_end_identical_and_match_a_single_process(tmp_path, xla_cache):
+def test_two_processes_end_identical_and_match_a_single_process(write_images, tmp_path, xla_cache):
     write_images(tmp_path / "data", n=6)
     proc = _run(
         [
@@ -94,7 +93,7 @@ def test_two_processes_end_identical_and_match_a_single_process(tmp_path, xla_ca
     assert "OK: 2 processes agree" in proc.stdout
 
 
-def test_cli_trains_with_overrides_and_exports(tmp_path, xla_cache):
+def test_cli_trains_with_overrides_and_exports(write_images, tmp_path, xla_cache):
     write_images(tmp_path / "data", n=3)
     workdir = tmp_path / "work"
     _run(

@@ -1,0 +1,30 @@
+"""Fixtures shared by the test modules (test modules never import each other)."""
+
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def write_images_to(folder: pathlib.Path, n: int = 6, size=(80, 72)) -> list[pathlib.Path]:
+    """Flat-colour images whose red channel (40 * i + 10) identifies the file i."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        img = np.zeros(size + (3,), np.uint8)
+        img[..., 0] = 40 * i + 10
+        img[..., 1] = np.arange(size[1], dtype=np.uint8)[None, :] * 3  # makes flips visible
+        sub = folder / ("a" if i % 2 else "b")  # recursive search
+        sub.mkdir(exist_ok=True)
+        path = sub / (f"{i}.png" if i % 3 else f"{i}.jpg")
+        Image.fromarray(img).save(path, quality=100)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="session")
+def write_images():
+    """``write_images(folder, n=6, size=(80, 72))``: flat-colour PNG/JPEG files in two subfolders;
+    the red channel of file i is ``40 * i + 10``."""
+    return write_images_to
