@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # subprocesses that train
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "multiprocess_train_check.py"
 

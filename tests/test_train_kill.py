@@ -18,6 +18,8 @@ from test_input_pipeline import write_images
 
 from jaxlic import weights
 
+pytestmark = pytest.mark.slow  # subprocesses that train
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 STEPS = 40
 
