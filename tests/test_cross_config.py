@@ -1,0 +1,175 @@
+"""Streams written under one XLA CPU configuration decode bit-exactly under others ("Train anywhere").
+
+One subprocess encodes a small image with every registered model family (tiny random weights,
+saved as weight files) and the shipped ckbd-full weights on a Kodak photo, under the default XLA
+configuration (A), and decodes each stream there too. Decoding subprocesses then run, all at once,
+under other configurations (B): the SSE4.2 instruction set only (no AVX/FMA), XLA's fast math, and
+one thread on one core. Each must decode every stream without error to the same latents and the
+same pixels as A.
+
+Families cover the three entropy models (scale-only Gaussian, mean-scale Gaussian, Gaussian
+mixture) and the three context models (none, checkerboard, serial). What makes this work is that
+the entropy-parameter path (hyper-synthesis, context model, entropy parameters, then
+`gaussian.scale_indexes` / `mixture.quantize_params`) gives the decoder the encoder's integers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from jaxlic.models.registry import list_models
+
+pytestmark = pytest.mark.slow
+
+FAMILIES = list_models()
+SHIPPED = "shipped-ckbd-full"
+CASES = FAMILIES + [SHIPPED]
+KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim23.png"
+
+_ONE_THREAD_FLAGS = "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"
+CONFIGS = {
+    "sse4_2": {"XLA_FLAGS": "--xla_cpu_max_isa=SSE4_2"},
+    "fast_math": {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"},
+    "one_thread": {"XLA_FLAGS": _ONE_THREAD_FLAGS, "OMP_NUM_THREADS": "1"},
+}
+
+# The synthesis transform (g_s + post-processing at N = 64, not part of the bitstream's integer
+# path) is plain float32 convolution: under SSE4.2 or fast math XLA picks other kernels, x_hat
+# moves by up to 3.6e-7 and a handful of the 1.2 M pixels round to the next level (10-12 pixels
+# by 1 on kodim23). The latents are still identical (checked by test_same_latents). A fix
+# belongs in jaxlic/models (see the xfail reason); the tiny random models do not show it.
+_SYNTH_REASON = (
+    "shipped ckbd-full: latents identical, but float32 synthesis (g_s + post-processing) differs "
+    "by ~1 ulp under another ISA / fast math, so ~10 of 1.2 M pixels round to the next level; "
+    "needs an ISA-independent synthesis in jaxlic/models (e.g. exact integer-valued convs)"
+)
+XFAIL_PIXELS = {(SHIPPED, "sse4_2"), (SHIPPED, "fast_math")}
+
+_WORKER = r"""
+import json, pathlib, sys, traceback
+import numpy as np
+
+mode, root = sys.argv[1], pathlib.Path(sys.argv[2])
+from jaxlic import models, weights, zoo
+
+cases = json.loads((root / "cases.json").read_text())
+inputs = np.load(root / "inputs.npz")
+errors = {}
+for name in cases:
+    try:
+        if name == "shipped-ckbd-full":
+            codec, img = zoo.load("ckbd-full"), inputs["photo"]
+        elif mode == "encode":
+            over = dict(N=8, M=12) if models.get_config(name).transform == "balle" else dict(N=8)
+            codec, img = zoo.random_codec(name, quality=3, seed=0, **over), inputs["small"]
+            meta = {"model": name, "config": codec.cfg.to_dict(), "quality": 3}
+            weights.save(root / f"{name}.msgpack", codec.variables["params"], meta)
+        else:
+            codec = zoo.load(weights=str(root / f"{name}.msgpack"))
+        if mode == "encode":
+            (root / f"{name}.jlic").write_bytes(codec.compress(img))
+        seen = {}
+        if hasattr(codec, "synthesize"):
+            synthesize = codec.synthesize
+
+            def capture(y_hat, synthesize=synthesize):
+                seen["y_hat"] = np.array(y_hat)
+                return synthesize(y_hat)
+
+            codec.synthesize = capture
+        out = codec.decompress((root / f"{name}.jlic").read_bytes())
+        np.savez(root / f"{name}.{mode}.npz", img=out, **seen)
+    except Exception:
+        errors[name] = traceback.format_exc()
+(root / f"errors.{mode}.json").write_text(json.dumps(errors))
+"""
+
+
+def _env(extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "OMP_NUM_THREADS")}
+    env["JAXLIC_NO_COMPILE_CACHE"] = "1"
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    env.update(extra)
+    return env
+
+
+def _cmd(mode: str, root: pathlib.Path) -> list[str]:
+    cmd = [sys.executable, "-c", _WORKER, mode, str(root)]
+    if mode == "one_thread" and shutil.which("taskset"):
+        cmd = ["taskset", "-c", "0", *cmd]
+    return cmd
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("cross_config")
+    small = np.ascontiguousarray(data.astronaut()[100:164, 200:296])  # 64 x 96 photo crop
+    if KODAK.exists():
+        from jaxlic.image_io import read_image
+
+        photo = read_image(str(KODAK))[0]  # 768 x 512
+    else:
+        photo = data.astronaut()
+    np.savez(root / "inputs.npz", small=small, photo=photo)
+    (root / "cases.json").write_text(json.dumps(CASES))
+    subprocess.run(_cmd("encode", root), env=_env({}), check=True, timeout=1200)
+    return root
+
+
+@pytest.fixture(scope="module")
+def decoded(root):
+    """Runs the decoders of all configurations at once (compilation is mostly single-threaded)."""
+    procs = {
+        name: subprocess.Popen(_cmd(name, root), env=_env(extra), stderr=subprocess.PIPE, text=True)
+        for name, extra in CONFIGS.items()
+    }
+    failed = {}
+    for name, p in procs.items():
+        _, err = p.communicate(timeout=1200)
+        if p.returncode:
+            failed[name] = err[-3000:]
+    assert not failed, failed
+    return root
+
+
+def _load(root, name, mode):
+    errors = json.loads((root / f"errors.{mode}.json").read_text())
+    assert name not in errors, f"{name} under {mode}:\n{errors[name]}"
+    return np.load(root / f"{name}.{mode}.npz")
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("name", CASES)
+def test_same_latents(decoded, name, config):
+    ref, out = _load(decoded, name, "encode"), _load(decoded, name, config)
+    if "y_hat" not in ref.files:
+        pytest.skip("the codec has no synthesize() to observe the latents")
+    # A wrong symbol moves y_hat by at least 1; means (mean-scale models) add float values.
+    np.testing.assert_allclose(out["y_hat"], ref["y_hat"], rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "config,name",
+    [
+        pytest.param(c, n, marks=pytest.mark.xfail(strict=True, reason=_SYNTH_REASON))
+        if (n, c) in XFAIL_PIXELS
+        else (c, n)
+        for n in CASES
+        for c in CONFIGS
+    ],
+)
+def test_same_pixels(decoded, name, config):
+    ref, out = _load(decoded, name, "encode"), _load(decoded, name, config)
+    assert out["img"].shape == ref["img"].shape
+    diff = int(np.count_nonzero(out["img"] != ref["img"]))
+    assert diff == 0, f"{diff} of {ref['img'].size} pixel values differ"
