@@ -36,8 +36,16 @@ def checkerboard_mask(k: int) -> np.ndarray:
     return ((ii + jj) % 2 == 1).astype(np.float32)
 
 
+#: Mask of each `MaskedConv.mask_type`: kernel size -> [k, k] mask.
+MASKS = {"serial": serial_mask, "checkerboard": checkerboard_mask}
+
+
 def anchor_mask(h: int, w: int, dtype=jnp.float32) -> jnp.ndarray:
-    """[1, h, w, 1] with ones at anchor positions ((i + j) even)."""
+    """[1, h, w, 1] with ones at anchor positions ((i + j) even).
+
+    The one definition of the checkerboard's anchors: the model's passes and the host coder
+    (`jaxlic.latent.schedules.Checkerboard`) both derive their positions from it.
+    """
     ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
     return jnp.asarray(((ii + jj) % 2 == 0)[None, :, :, None], dtype)
 
@@ -50,11 +58,9 @@ class MaskedConv(nn.Module):
     mask_type: str = "serial"
 
     def mask(self) -> np.ndarray:
-        if self.mask_type == "serial":
-            return serial_mask(self.kernel_size)
-        if self.mask_type == "checkerboard":
-            return checkerboard_mask(self.kernel_size)
-        raise ValueError(f"unknown mask_type {self.mask_type!r}")
+        if self.mask_type not in MASKS:
+            raise ValueError(f"unknown mask_type {self.mask_type!r}; expected one of {tuple(MASKS)}")
+        return MASKS[self.mask_type](self.kernel_size)
 
     @nn.compact
     def __call__(self, x):

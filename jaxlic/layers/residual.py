@@ -14,6 +14,7 @@ from jaxlic.layers.subpixel import SubpelConv, conv
 
 
 def leaky_relu(x):
+    """Leaky ReLU with CompressAI's slope 0.01 (the one definition; the models import it)."""
     return nn.leaky_relu(x, 0.01)
 
 

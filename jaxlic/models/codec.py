@@ -1,11 +1,12 @@
 """Host-side compress/decompress: real range-coded bitstreams from a model and its weights.
 
-The network runs in jitted pieces of `Compressor` (analysis, hyper-synthesis, entropy parameters,
-synthesis); the range coder runs on the host (numpy + constriction). Encoder and decoder call the
-*same* jitted functions on the *same* inputs, and derive the symbols and the decoded latents with
-the same numpy float32 operations, so decoding is bit-exact in a fresh process.
+`Codec` pads the image, runs the jitted analysis and synthesis of the `Compressor`, and hands the
+latents to one `jaxlic.latent.host.HostCoder` call, which range codes z and then y in the order of
+the model's latent codec; the sections go into a `jaxlic.coding.container`. Encoder and decoder
+call the *same* jitted functions on the *same* inputs, and derive the symbols and the decoded
+latents with the same numpy float32 operations, so decoding is bit-exact in a fresh process.
 
-Stream layout (inside the `jaxlic.coding.container`): section 0 = z (factorized prior), then
+Stream layout (inside the container): section 0 = z (factorized prior), then the schedule's:
   * no context: section 1 = y;
   * checkerboard: section 1 = anchors, section 2 = non-anchors (He et al. 2021's two passes);
   * serial: section 1 = y, coded position by position in raster order (Minnen et al. 2018).
@@ -20,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlic.coding import container, rangecoder
-from jaxlic.entropy import factorized, gaussian, mixture
-from jaxlic.errors import BitstreamError, ImageError, ModelError
+from jaxlic.coding import container
+from jaxlic.errors import ImageError, ModelError
+from jaxlic.latent.host import HostCoder
 from jaxlic.models.compressor import Compressor
 
 PAD = 64  # g_a and h_a down-sample by 2^6 in all
@@ -58,11 +59,6 @@ def _bpp(out: dict, size: tuple[int, int]) -> float:
     return float(bits / (size[0] * size[1]))
 
 
-def _anchor_bool(h: int, w: int) -> np.ndarray:
-    ii, jj = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    return (ii + jj) % 2 == 0
-
-
 class Codec:
     """A model with its weights, able to turn images into `.jlic` bytes and back.
 
@@ -95,9 +91,7 @@ class Codec:
         self.max_pixels = max_pixels
         self.tile, self.tile_margin = tile, tile_margin
         self.variables = {"params": variables["params"]} if "params" in variables else {"params": variables}
-        eb = _np(self.variables["params"]["entropy_bottleneck"])
-        self._z_tables = factorized.build_tables(eb)
-        self._z_medians = np.asarray(factorized.medians(eb), np.float32)
+        self._coder = HostCoder(model, self.variables)
         self.last_timings: dict[str, float] = {}
         self.last_refine: dict | None = None
         self._refine_steps = {}  # per method, built on its first refinement (see `refine`)
@@ -106,14 +100,9 @@ class Codec:
             return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
 
         self._analysis = jit(Compressor.analysis)
-        self._hyper = jit(Compressor.hyper_synthesis)
         self._synthesis = jit(Compressor.synthesis)
         self._forward_eval = jit(Compressor.forward_eval)
         self._eval_latents = jit(Compressor.eval_latents)
-        self._params_plain = jit(lambda m, hyper: m.coding_params(m.entropy_params(hyper)))
-        self._params_anchor = jit(lambda m, hyper: m.coding_params(m.anchor_params(hyper)))
-        self._params_nonanchor = jit(lambda m, hyper, ya: m.coding_params(m.nonanchor_params(hyper, ya)))
-        self._params_step = jit(lambda m, patch, hp: m.coding_params(m.serial_step_params(patch, hp)))
 
     # ------------------------------------------------------------------ public API
     def compress(
@@ -147,7 +136,7 @@ class Codec:
             )
             y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
-        sections = self._code_latents(y=y, z=z, timings=t)
+        sections = self._coder.encode(y, z, t)
         data = container.pack(container.Header(self.name, self.quality, h, w), sections)
         self.last_timings = t
         return data
@@ -201,8 +190,8 @@ class Codec:
             )
         t = {"network_s": 0.0, "coding_s": 0.0}
         hp, wp = padded_size(header.height, header.width)
-        y_hat = self._code_latents(
-            sections=sections,
+        y_hat = self._coder.decode(
+            sections,
             y_shape=(1, hp // 16, wp // 16, self.cfg.M),
             z_shape=(1, hp // 64, wp // 64, self.cfg.N),
             timings=t,
@@ -250,145 +239,3 @@ class Codec:
         """Model estimate of the bits per pixel of given latents (e.g. refined ones) of an image
         of `size` (H, W)."""
         return _bpp(_np(self._eval_latents(self.variables, jnp.asarray(y), jnp.asarray(z))), size)
-
-    # ------------------------------------------------------------------ latent coding
-    def _code_latents(self, *, timings, y=None, z=None, sections=None, y_shape=None, z_shape=None):
-        """Encodes (y, z given) -> sections, or decodes (sections given) -> y_hat.
-
-        One function for both directions keeps the encoder's and the decoder's order of
-        operations the same by construction.
-        """
-        encoding = sections is None
-        c = self.cfg
-        expected = {"none": 2, "serial": 2, "checkerboard": 3}[c.context]
-        if not encoding and len(sections) != expected:
-            raise BitstreamError(f"expected {expected} sections for {self.name}, found {len(sections)}")
-        out_sections: list[bytes] = []
-
-        def coded(fn, *args):
-            t0 = time.perf_counter()
-            r = fn(*args)
-            timings["coding_s"] += time.perf_counter() - t0
-            return r
-
-        def net(fn, *args):
-            t0 = time.perf_counter()
-            r = _np(fn(self.variables, *args))
-            timings["network_s"] += time.perf_counter() - t0
-            return r
-
-        # z: factorized prior, symbols relative to the per-channel medians.
-        if encoding:
-            z_shape = z.shape
-        med = self._z_medians
-        ch = np.broadcast_to(np.arange(z_shape[-1]), z_shape)
-        if encoding:
-            z_sym = np.round(z - med).astype(np.int32)
-            out_sections.append(coded(rangecoder.encode_indexed, z_sym, ch, self._z_tables))
-        else:
-            z_sym = coded(rangecoder.decode_indexed, sections[0], ch, self._z_tables).reshape(z_shape)
-        z_hat = z_sym.astype(np.float32) + med
-        hyper = net(self._hyper, jnp.asarray(z_hat))
-        if encoding:
-            y_shape = y.shape
-
-        if c.context == "none":
-            p = net(self._params_plain, hyper)
-            sel = np.ones(y_shape[1:3], bool)
-            if encoding:
-                out_sections.append(coded(self._encode_y, y[0][sel], self._select(p, sel)))
-                return out_sections
-            y_hat = np.zeros(y_shape, np.float32)
-            y_hat[0][sel] = coded(self._decode_y, sections[1], self._select(p, sel))
-            return y_hat
-
-        if c.context == "checkerboard":
-            amask = _anchor_bool(*y_shape[1:3])
-            y_hat = np.zeros(y_shape, np.float32)
-            for step, sel in enumerate((amask, ~amask)):
-                p = (
-                    net(self._params_anchor, hyper)
-                    if step == 0
-                    else net(self._params_nonanchor, hyper, jnp.asarray(y_hat))
-                )
-                ps = self._select(p, sel)
-                if encoding:
-                    data, values = coded(self._encode_y, y[0][sel], ps, True)
-                    out_sections.append(data)
-                else:
-                    values = coded(self._decode_y, sections[1 + step], ps)
-                y_hat[0][sel] = values
-            return out_sections if encoding else y_hat
-
-        return self._code_serial(y, hyper, y_shape, sections, out_sections, timings)
-
-    @staticmethod
-    def _select(p: dict, sel: np.ndarray) -> dict:
-        """Parameters at the positions `sel` [h, w] -> arrays [n, M] (or [n, M, K])."""
-        return {k: v[0][sel] for k, v in p.items()}
-
-    def _encode_y(self, y_sel, p, return_values=False):
-        """Codes latents `y_sel` [n, M] under params `p`; optionally returns the decoded values."""
-        e = self.cfg.entropy
-        if e == "gmm":
-            sym = np.round(y_sel).astype(np.int32)
-            data = mixture.encode_mixture(sym.reshape(-1), *self._mix_args(p))
-            values = sym.astype(np.float32)
-        else:
-            means = p["means"] if e == "gaussian" else np.zeros_like(y_sel)
-            sym = np.round(y_sel - means).astype(np.int32)
-            data = gaussian.encode_gaussian(sym, p["scales"])
-            values = sym.astype(np.float32) + means
-        return (data, values) if return_values else data
-
-    def _decode_y(self, data, p):
-        e = self.cfg.entropy
-        if e == "gmm":
-            sym = mixture.decode_mixture(data, *self._mix_args(p))
-            return sym.reshape(p["means"].shape[:-1]).astype(np.float32)
-        sym = gaussian.decode_gaussian(data, p["scales"])
-        values = sym.astype(np.float32)
-        return values + p["means"] if e == "gaussian" else values
-
-    def _mix_args(self, p):
-        k = self.cfg.K
-        return (p["weights"].reshape(-1, k), p["means"].reshape(-1, k), p["scales"].reshape(-1, k))
-
-    # ------------------------------------------------------------------ serial context
-    def _code_serial(self, y, hyper, y_shape, sections, out_sections, timings):
-        """Serial (raster-order) coding: one jitted parameter step per latent position."""
-        encoding = sections is None
-        if self.cfg.entropy != "gaussian":
-            raise ModelError("serial context coding supports the mean-scale Gaussian only")
-        _, h, w, m = y_shape
-        tables = gaussian.build_tables()
-        y_pad = np.zeros((h + 4, w + 4, m), np.float32)
-        if encoding:
-            stream = rangecoder.StreamEncoder()
-        else:
-            stream = rangecoder.StreamDecoder(sections[1])
-        net_s = coding_s = 0.0
-        for i in range(h):
-            for j in range(w):
-                t0 = time.perf_counter()
-                p = self._params_step(
-                    self.variables, y_pad[None, i : i + 5, j : j + 5], hyper[:, i : i + 1, j : j + 1]
-                )
-                means = np.asarray(p["means"]).reshape(m)
-                idx = gaussian.scale_indexes(np.asarray(p["scales"]).reshape(m))
-                t1 = time.perf_counter()
-                if encoding:
-                    sym = np.round(y[0, i, j] - means).astype(np.int32)
-                    stream.encode_indexed(sym, idx, tables)
-                else:
-                    sym = stream.decode_indexed(idx, tables)
-                y_pad[i + 2, j + 2] = sym.astype(np.float32) + means
-                t2 = time.perf_counter()
-                net_s += t1 - t0
-                coding_s += t2 - t1
-        timings["network_s"] += net_s
-        timings["coding_s"] += coding_s
-        if encoding:
-            out_sections.append(stream.to_bytes())
-            return out_sections
-        return y_pad[None, 2 : h + 2, 2 : w + 2]

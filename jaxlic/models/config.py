@@ -1,17 +1,21 @@
 """Model configuration: one frozen dataclass describes every architecture jaxlic builds.
 
 The CompressAI baselines and the seed checkerboard family differ only in these fields, so a single
-Flax module (`jaxlic.models.compressor.Compressor`) implements them all.
+Flax module (`jaxlic.models.compressor.Compressor`) implements them all. `context` and `entropy`
+name a schedule and a family of the latent-codec registry (`jaxlic.latent.registry`), which also
+decides which pairs are compatible; this module imports no JAX.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
+from jaxlic.latent import registry as latent_registry
+
 TRANSFORMS = ("balle", "cheng")
 HYPERS = ("balle-scale", "balle-mean", "cheng")
-CONTEXTS = ("none", "serial", "checkerboard")
-ENTROPIES = ("scale", "gaussian", "gmm")
+CONTEXTS = tuple(latent_registry.SCHEDULES)  # as registered when this module was imported
+ENTROPIES = tuple(latent_registry.FAMILIES)
 ATTENTIONS = ("none", "cheng", "fdram")
 TRAIN_QUANT = ("noise", "mixed")
 
@@ -26,9 +30,11 @@ class ModelConfig:
       M: channels of the latent y (Cheng-style models use M = N).
       transform: "balle" (GDN convs, Ballé 2018) or "cheng" (residual blocks, Cheng 2020).
       hyper: "balle-scale" (scale-only hyperprior), "balle-mean" (mean-scale, Minnen 2018) or "cheng".
-      context: "none", "serial" (5x5 masked conv) or "checkerboard" (He et al. 2021).
-      entropy: "scale" (zero-mean Gaussian), "gaussian" (mean-scale) or "gmm" (K-mixture).
-      K: mixture components when entropy == "gmm".
+      context: a context schedule of `jaxlic.latent.registry.SCHEDULES`: "none", "serial"
+        (5x5 masked conv, Minnen et al. 2018) or "checkerboard" (He et al. 2021).
+      entropy: an entropy family of `jaxlic.latent.registry.FAMILIES`: "scale" (zero-mean
+        Gaussian), "gaussian" (mean-scale) or "gmm" (K-component mixture, Cheng et al. 2020).
+      K: mixture components of the "gmm" family.
       attention: "none", "cheng" (Cheng 2020 attention block) or "fdram".
       postprocess: add the decoder-side enhancement network after g_s.
       pp_features: width of the post-processing network.
@@ -53,20 +59,17 @@ class ModelConfig:
         for field, allowed in (
             ("transform", TRANSFORMS),
             ("hyper", HYPERS),
-            ("context", CONTEXTS),
-            ("entropy", ENTROPIES),
             ("attention", ATTENTIONS),
             ("train_quant", TRAIN_QUANT),
         ):
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}={getattr(self, field)!r}; expected one of {allowed}")
-        if self.context != "none" and self.entropy == "scale":
-            raise ValueError("context models need mean-scale or mixture entropy parameters")
+        latent_registry.check(self.context, self.entropy)
 
     @property
     def params_per_channel(self) -> int:
-        """Entropy parameters predicted per latent channel."""
-        return {"scale": 1, "gaussian": 2, "gmm": 3 * self.K}[self.entropy]
+        """Entropy parameters predicted per latent channel (the entropy family's)."""
+        return latent_registry.family(self.entropy, self.K).params_per_channel
 
     def replace(self, **kw) -> ModelConfig:
         return dataclasses.replace(self, **kw)

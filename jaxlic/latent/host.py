@@ -1,0 +1,109 @@
+"""Host-side range coding of a hyperprior model's latents (z, then y), with its weights.
+
+z is coded under the factorized prior (Ballé et al. 2018), as symbols round(z - median); y is coded
+by the model's `LatentCodec` (its family, in its schedule's order) with parameters from jitted
+pieces of the model. Encoder and decoder call the *same* jitted functions on the *same* inputs and
+derive the symbols and decoded values with the same numpy float32 operations, so decoding is
+bit-exact in a fresh process.
+
+Stream sections: 0 = z, then the schedule's y sections.
+"""
+
+from __future__ import annotations
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxlic.coding import rangecoder
+from jaxlic.entropy import factorized
+from jaxlic.errors import BitstreamError
+
+__all__ = ["HostCoder"]
+
+
+def to_numpy(tree):
+    return jax.tree_util.tree_map(np.asarray, tree)
+
+
+class _Run:
+    """What a schedule's host loop needs: jitted parameter functions and timers.
+
+    Accumulates seconds in the network (`network_s`) and in the range coder (`coding_s`).
+    """
+
+    def __init__(self, coder: HostCoder, timings: dict):
+        self.coder, self.timings = coder, timings
+
+    def net(self, fn, *args):
+        t0 = time.perf_counter()
+        r = to_numpy(fn(self.coder.variables, *(jnp.asarray(a) for a in args)))
+        self.timings["network_s"] += time.perf_counter() - t0
+        return r
+
+    def params(self, i: int, *args) -> dict:
+        """Coding parameters from the latent codec's i-th parameter function (numpy)."""
+        return self.net(self.coder.param_fns[i], *args)
+
+    def coded(self, fn, *args):
+        t0 = time.perf_counter()
+        r = fn(*args)
+        self.timings["coding_s"] += time.perf_counter() - t0
+        return r
+
+
+class HostCoder:
+    """Range codes the latents of a `Compressor` with given variables.
+
+    Args:
+      model: the `Compressor` (its `latent` is the `LatentCodec`; `hyper_synthesis` is jitted).
+      variables: `{"params": ...}`.
+    """
+
+    def __init__(self, model, variables):
+        self.model = model
+        self.latent = model.latent
+        self.variables = variables
+        eb = to_numpy(variables["params"]["entropy_bottleneck"])
+        self.z_tables = factorized.build_tables(eb)
+        self.z_medians = np.asarray(factorized.medians(eb), np.float32)
+
+        def jit(method):
+            return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
+
+        self.hyper_fn = jit("hyper_synthesis")
+        self.param_fns = tuple(jit(f) for f in self.latent.param_functions())
+
+    @property
+    def num_sections(self) -> int:
+        return 1 + self.latent.num_sections
+
+    def _z(self, run: _Run, z_sym: np.ndarray) -> np.ndarray:
+        z_hat = z_sym.astype(np.float32) + self.z_medians
+        return run.net(self.hyper_fn, z_hat)
+
+    def _z_channels(self, z_shape):
+        return np.broadcast_to(np.arange(z_shape[-1]), z_shape)
+
+    def encode(self, y: np.ndarray, z: np.ndarray, timings: dict) -> list[bytes]:
+        """Latents y [1, h, w, M], z [1, h/4, w/4, N] -> the stream sections."""
+        run = _Run(self, timings)
+        z_sym = np.round(z - self.z_medians).astype(np.int32)
+        sections = [run.coded(rangecoder.encode_indexed, z_sym, self._z_channels(z.shape), self.z_tables)]
+        hyper = self._z(run, z_sym)
+        return sections + self.latent.encode(run, hyper, y)
+
+    def decode(self, sections, y_shape, z_shape, timings: dict) -> np.ndarray:
+        """The stream sections -> y_hat [1, h, w, M] (float32).
+
+        Raises:
+          BitstreamError: on a wrong number of sections or a malformed section.
+        """
+        if len(sections) != self.num_sections:
+            raise BitstreamError(f"expected {self.num_sections} sections, found {len(sections)}")
+        run = _Run(self, timings)
+        z_sym = run.coded(rangecoder.decode_indexed, sections[0], self._z_channels(z_shape), self.z_tables)
+        hyper = self._z(run, z_sym.reshape(z_shape))
+        return self.latent.decode(run, hyper, sections[1:], y_shape)

@@ -1,0 +1,107 @@
+"""Registry of entropy families and context schedules: config values -> latent-codec classes.
+
+`ModelConfig.entropy` names a family and `ModelConfig.context` a schedule. Entries name their class
+as "module:Class" and are imported on first use, so that checking a configuration (and importing
+`jaxlic.models.config`, e.g. from the command line's error paths) does not import JAX.
+
+New variants register here (`register_family`, `register_schedule`) instead of adding branches to
+the model or the codec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+
+__all__ = [
+    "FAMILIES",
+    "SCHEDULES",
+    "register_family",
+    "register_schedule",
+    "check",
+    "family",
+    "schedule",
+    "build_latent_codec",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A registered class.
+
+    Attributes:
+      target: "package.module:Class" (imported on first use) or the class itself.
+      context: for a schedule, whether it has a context network (its class's `mask_type` is not
+        None); for a family, whether a context schedule may feed it (the scale-only family has
+        no means to condition, so context models need mean-scale or mixture parameters). Kept
+        here so that `check` needs no import.
+    """
+
+    target: str | type
+    context: bool = True
+
+    def load(self) -> type:
+        if not isinstance(self.target, str):
+            return self.target
+        module, name = self.target.split(":")
+        return getattr(importlib.import_module(module), name)
+
+
+FAMILIES: dict[str, Entry] = {
+    "scale": Entry("jaxlic.latent.families:ScaleGaussian", context=False),
+    "gaussian": Entry("jaxlic.latent.families:MeanScaleGaussian"),
+    "gmm": Entry("jaxlic.latent.families:GaussianMixture"),
+}
+SCHEDULES: dict[str, Entry] = {
+    "none": Entry("jaxlic.latent.schedules:NoContext", context=False),
+    "serial": Entry("jaxlic.latent.schedules:Serial"),
+    "checkerboard": Entry("jaxlic.latent.schedules:Checkerboard"),
+}
+
+
+def register_family(name: str, target: str | type, *, context: bool = True) -> None:
+    """Registers an `EntropyFamily` subclass under the config value `name`.
+
+    Its constructor is called as `cls()` or, if it has a field `K`, `cls(K=cfg.K)`.
+    """
+    FAMILIES[name] = Entry(target, context)
+    build_latent_codec.cache_clear()
+
+
+def register_schedule(name: str, target: str | type, *, context: bool = True) -> None:
+    """Registers a `ContextSchedule` subclass under the config value `name` (`context`: whether
+    it has a context network)."""
+    SCHEDULES[name] = Entry(target, context)
+    build_latent_codec.cache_clear()
+
+
+def check(context: str, entropy: str) -> None:
+    """Raises ValueError unless `context` and `entropy` are registered and compatible."""
+    if context not in SCHEDULES:
+        raise ValueError(f"context={context!r}; expected one of {tuple(SCHEDULES)}")
+    if entropy not in FAMILIES:
+        raise ValueError(f"entropy={entropy!r}; expected one of {tuple(FAMILIES)}")
+    if SCHEDULES[context].context and not FAMILIES[entropy].context:
+        raise ValueError("context models need mean-scale or mixture entropy parameters")
+
+
+def family(entropy: str, K: int = 3):
+    """The `EntropyFamily` instance of a config's `entropy` (and `K`)."""
+    cls = FAMILIES[entropy].load()
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return cls(K=K) if "K" in fields else cls()
+
+
+def schedule(context: str):
+    """The `ContextSchedule` instance of a config's `context`."""
+    return SCHEDULES[context].load()()
+
+
+@functools.lru_cache(maxsize=64)
+def build_latent_codec(context: str, entropy: str, K: int = 3):
+    """The `LatentCodec` of a configuration's (context, entropy, K)."""
+    from jaxlic.latent.codec import LatentCodec
+
+    check(context, entropy)
+    return LatentCodec(family(entropy, K), schedule(context))
