@@ -279,13 +279,22 @@ def provenance(command: str | None = None) -> dict:
 
     return {
         "command": command if command is not None else " ".join(["jaxlic", *sys.argv[1:]]),
-        "machine": f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} CPUs".replace(
-            "  ", " "
-        ),
+        "machine": f"{_cpu_name() or platform.machine()}, {os.cpu_count()} CPUs",
         "jax_backend": jax.default_backend(),
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
     }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def write_summary(path: str, comparison: dict, command: str | None = None) -> dict:
