@@ -30,8 +30,10 @@ def latent_usage(codec, images) -> dict:
       `z_channels`, `y_channels`, `z_bits_per_channel` and `y_bits_per_channel` (mean bits per
       element, per channel) and, for checkerboard models, `bpp_anchors` and `bpp_nonanchors`.
     """
+    from jaxlic.latent.schedules import Checkerboard
     from jaxlic.layers.context import anchor_mask  # pylint: disable=g-import-not-at-top
 
+    checkerboard = isinstance(codec.model.latent.schedule, Checkerboard)
     sums = {"y": 0.0, "z": 0.0, "anchors": 0.0, "nonanchors": 0.0}
     per_channel = {"y": [], "z": []}
     live = {"y": [], "z": []}
@@ -44,7 +46,7 @@ def latent_usage(codec, images) -> dict:
             per_channel[k].append(bits.reshape(-1, bits.shape[-1]).mean(0))
             values = np.asarray(out[f"{k}_hat"])[0].reshape(-1, bits.shape[-1])
             live[k].append(int(np.sum(values.max(0) > values.min(0))))
-            if k == "y" and codec.cfg.context == "checkerboard":
+            if k == "y" and checkerboard:
                 a = np.asarray(anchor_mask(bits.shape[0], bits.shape[1], bool))[0, :, :, 0]
                 sums["anchors"] += bits[a].sum() / pixels
                 sums["nonanchors"] += bits[~a].sum() / pixels
@@ -58,7 +60,7 @@ def latent_usage(codec, images) -> dict:
         result[f"{k}_channels"] = int(mean.size)
         result[f"{k}_live_channels"] = float(np.mean(live[k]))
         result[f"{k}_bits_per_channel"] = [round(float(v), 5) for v in mean]
-    if codec.cfg.context == "checkerboard":
+    if checkerboard:
         result["bpp_anchors"] = sums["anchors"] / n
         result["bpp_nonanchors"] = sums["nonanchors"] / n
     return result

@@ -179,8 +179,10 @@ def main(argv=None) -> int:
             flush=True,
         )
 
-    serial = [n for n, c in codecs.items() if c.cfg.context == "serial"]
-    ckbd = [n for n, c in codecs.items() if c.cfg.context == "checkerboard"]
+    from jaxlic.latent.schedules import Checkerboard, Serial
+
+    serial = [n for n, c in codecs.items() if isinstance(c.model.latent.schedule, Serial)]
+    ckbd = [n for n, c in codecs.items() if isinstance(c.model.latent.schedule, Checkerboard)]
     if serial and ckbd:
         ratio = results["decode_s"][serial[0]] / results["decode_s"][ckbd[0]]
         results["ratio_serial_over_ckbd_decode"] = ratio

@@ -513,19 +513,19 @@ def convert_state_dict(
       ModelError: listing unknown keys, missing parameters, shape mismatches or constants that
         differ from jaxlic's.
     """
-    from jaxlic.layers.context import checkerboard_mask, serial_mask
+    from jaxlic.latent.schedules import Checkerboard
+    from jaxlic.layers.context import MASKS
     from jaxlic.layers.deconv import deconv_kernel_to_subpixel
 
     name = resolve_model_name(model_name)
     n0, m0 = infer_widths(state_dict, name)
     N, M = N or n0, M or m0
     model, expected = _expected_params(name, N, M)
-    context = model.cfg.context
+    schedule = model.latent.schedule
 
     def mask_for(key):
         k = int(np.shape(state_dict_n[key])[-1])
-        m = serial_mask(k) if context == "serial" else checkerboard_mask(k)
-        return np.broadcast_to(m, np.shape(state_dict_n[key]))
+        return np.broadcast_to(MASKS[schedule.mask_type](k), np.shape(state_dict_n[key]))
 
     state_dict_n: dict[str, np.ndarray] = {}
     for k, v in state_dict.items():
@@ -540,7 +540,7 @@ def convert_state_dict(
         if key.endswith(_CDF_BUFFERS):
             continue
         if key.endswith(_CONSTANT_SUFFIXES):
-            if key.endswith(".mask") and context == "none":
+            if key.endswith(".mask") and not model.latent.uses_context:
                 unknown.append(key)
                 continue
             err = _constant_buffer(key, value, mask_for)
@@ -559,7 +559,7 @@ def convert_state_dict(
                 bad.append(f"{key}: expected a 4-D conv weight, got shape {value.shape}")
                 continue
             out, path = value.transpose(2, 3, 1, 0), path + ["kernel"]
-            if path == ["entropy_parameters_0", "kernel"] and context == "checkerboard":
+            if path == ["entropy_parameters_0", "kernel"] and isinstance(schedule, Checkerboard):
                 half = out.shape[2] // 2  # CompressAI: [ctx, hyper] -> jaxlic: [hyper, ctx]
                 out = np.concatenate([out[:, :, half:], out[:, :, :half]], axis=2)
         elif leaf == "weight" and "conv" in node and "bias" in node:  # ConvTranspose2d (deconv)
