@@ -27,9 +27,9 @@ import time
 
 from jaxlic import compile_cache
 from jaxlic.errors import JaxlicError
+from jaxlic.models.registry import DEFAULT_MODEL  # jax-free: the CLI starts without importing jax
 
 PROG = "jaxlic"
-DEFAULT_MODEL = "ckbd-full"
 
 
 class _UsageError(Exception):
