@@ -10,34 +10,26 @@ from jaxlic.evaluation import matched
 RATES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 
 
+def _row(i, bpp, offset_db, name, quality):
+    """Image i at `bpp`: PSNR 30 + 4 log2(bpp) + i + offset, MS-SSIM 10 + log2(bpp) + offset dB."""
+    return {
+        "image": f"im{i}",
+        "name": name,
+        "quality": quality,
+        "bpp": bpp,
+        "psnr": 30 + 4 * math.log2(bpp) + i + offset_db,
+        "ms_ssim": 1 - 10 ** (-(10 + math.log2(bpp) + offset_db) / 10),
+    }
+
+
 def _codec(images, offset_db=0.0, rates=RATES, name="codec"):
-    """A codec whose PSNR on image i is 30 + 4 log2(bpp) + i + offset, at the given rates."""
-    return [
-        {
-            "image": f"im{i}",
-            "name": name,
-            "quality": q,
-            "bpp": b,
-            "psnr": 30 + 4 * math.log2(b) + i + offset_db,
-            "ms_ssim": 1 - 10 ** (-(10 + math.log2(b) + offset_db) / 10),
-        }
-        for i in images
-        for q, b in enumerate(rates)
-    ]
+    """A codec measured at `rates` on every image."""
+    return [_row(i, b, offset_db, name, q) for i in images for q, b in enumerate(rates)]
 
 
 def _model(images, bpps, offset_db=0.0, name="model", quality=1):
-    return [
-        {
-            "image": f"im{i}",
-            "name": name,
-            "quality": quality,
-            "bpp": b,
-            "psnr": 30 + 4 * math.log2(b) + i + offset_db,
-            "ms_ssim": 1 - 10 ** (-(10 + math.log2(b) + offset_db) / 10),
-        }
-        for i, b in zip(images, bpps)
-    ]
+    """A model point per image, on the same family of curves shifted by `offset_db`."""
+    return [_row(i, b, offset_db, name, quality) for i, b in zip(images, bpps)]
 
 
 @pytest.mark.parametrize("offset", [1.0, -1.0, 0.37])

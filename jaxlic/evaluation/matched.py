@@ -34,7 +34,11 @@ from jaxlic.errors import JaxlicError
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
-_NUMERIC = (
+#: Columns of a per-image record (``per_image_*.csv``), and those that hold numbers.
+FIELDS = (
+    "image",
+    "kind",
+    "name",
     "quality",
     "height",
     "width",
@@ -46,6 +50,7 @@ _NUMERIC = (
     "encoding_time",
     "decoding_time",
 )
+_NUMERIC = FIELDS[3:]
 
 
 class ComparisonError(JaxlicError):

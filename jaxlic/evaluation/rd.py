@@ -32,21 +32,7 @@ from jaxlic.evaluation import codecs as classical
 from jaxlic.image_io import list_images, read_image
 from jaxlic.metrics import ms_ssim_or_nan, psnr
 
-CSV_FIELDS = (
-    "image",
-    "kind",
-    "name",
-    "quality",
-    "height",
-    "width",
-    "size_bytes",
-    "bpp",
-    "bpp_estimated",
-    "psnr",
-    "ms_ssim",
-    "encoding_time",
-    "decoding_time",
-)
+CSV_FIELDS = matched.FIELDS
 
 
 def measure_model(codec, img: np.ndarray) -> dict:
