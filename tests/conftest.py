@@ -1,10 +1,16 @@
 """Fixtures shared by the test modules (test modules never import each other)."""
 
+import os
 import pathlib
 
 import numpy as np
 import pytest
 from PIL import Image
+
+# The CLI turns on JAX's persistent compilation cache under ~/.cache (jaxlic.compile_cache). Tests
+# run the CLI in-process and in subprocesses and must not write there; tests/test_compile_cache.py
+# turns the cache on in its own subprocesses, with a temporary folder.
+os.environ.setdefault("JAXLIC_NO_COMPILE_CACHE", "1")
 
 
 def write_images_to(folder: pathlib.Path, n: int = 6, size=(80, 72)) -> list[pathlib.Path]:
