@@ -16,7 +16,13 @@ from jaxlic import weights as weights_io
 from jaxlic.errors import ModelError
 from jaxlic.models.codec import Codec
 from jaxlic.models.config import ModelConfig
-from jaxlic.models.registry import DEFAULT_MODEL, get_config, get_model, list_models
+from jaxlic.models.registry import (  # is_variable_rate: re-exported for the evaluation
+    DEFAULT_MODEL,
+    get_config,
+    get_model,
+    is_variable_rate,  # noqa: F401
+    list_models,
+)
 
 PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
 
@@ -26,7 +32,7 @@ def available() -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for f in sorted(PRETRAINED_DIR.glob("*-q*.msgpack")):
         name, _, q = f.stem.rpartition("-q")
-        if name in list_models() and q.isdigit():
+        if name in list_models(variable_rate=True) and q.isdigit():
             out.setdefault(name, []).append(int(q))
     return out
 
@@ -47,6 +53,8 @@ def init_variables(model, seed: int = 0, size: int = 64):
     """Randomly initialised variables of a model (for tests and benchmarks)."""
     x = jnp.zeros((1, size, size, 3), jnp.float32)
     rngs = {"params": jax.random.key(seed), "noise": jax.random.key(seed + 1)}
+    if model.cfg.num_rates > 0:
+        return model.init(rngs, x, 0.0, method="forward_train")
     return model.init(rngs, x, method="forward_train")
 
 
@@ -79,7 +87,9 @@ def load(name: str | None = None, quality: int | None = None, weights=None) -> C
     Args:
       name: registry name. Without `weights` it defaults to the project's default model
         ("ckbd-full"); with `weights` None accepts whatever model the file holds.
-      quality: quality index; None picks a shipped one (the middle of those available).
+      quality: quality index; None picks a shipped one (the middle of those available). A
+        variable-rate model (`<name>-vr`) has one weights file (quality 0) for all its rates:
+        pass its rate parameter to `Codec.compress(img, quality=q)` instead.
       weights: path of a weights file; overrides the shipped weights.
     Raises:
       ModelError: unknown model/quality, missing weights, or weights that do not fit the model.

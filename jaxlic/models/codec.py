@@ -10,6 +10,12 @@ Stream layout (inside the container): section 0 = z (factorized prior), then the
   * no context: section 1 = y;
   * checkerboard: section 1 = anchors, section 2 = non-anchors (He et al. 2021's two passes);
   * serial: section 1 = y, coded position by position in raster order (Minnen et al. 2018).
+
+Variable-rate models (gain units, Cui et al. 2021, "Asymmetric Gained Deep Image Compression With
+Continuous Rate Adaptation") code at a continuous rate parameter q; the header keeps it exactly,
+as the bits of its float32 value in `Header.extra["rate"]` (a signed 32-bit integer; no change of
+the container format), and the decoder runs the inverse gains at that same float32 value.
+Fixed-rate streams carry no extra field and are byte-identical to those before variable rates.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlic.coding import container
-from jaxlic.errors import ImageError, ModelError
+from jaxlic.errors import BitstreamError, ImageError, ModelError
 from jaxlic.latent.host import HostCoder
 from jaxlic.models.compressor import Compressor
 
@@ -54,6 +60,33 @@ def _np(tree):
     return jax.tree_util.tree_map(np.asarray, tree)
 
 
+#: Header extra key holding a variable-rate stream's rate parameter (float32 bits as int32).
+RATE_KEY = "rate"
+
+
+def rate_to_extra(q: float) -> int:
+    """The header value of rate parameter q: the bits of float32(q) as a signed 32-bit integer."""
+    return int(np.array(q, np.float32).view(np.int32))
+
+
+def rate_from_extra(value: int) -> np.float32:
+    """The float32 rate parameter stored as `value` by `rate_to_extra`.
+
+    Raises:
+      BitstreamError: the value is not a 32-bit pattern.
+    """
+    if not -(2**31) <= value < 2**31:
+        raise BitstreamError(f"corrupted stream: rate field {value} is not a 32-bit value")
+    return np.array(value, np.int32).view(np.float32)[()]
+
+
+def header_bytes(name: str, height: int, width: int, *, quality: int = 0, variable_rate: bool = False) -> int:
+    """Size of a stream of this header with empty payload sections (the least a stream takes)."""
+    extra = {RATE_KEY: rate_to_extra(1.0)} if variable_rate else {}
+    sections = [b"", b"", b""]
+    return len(container.pack(container.Header(name, quality, height, width, extra), sections))
+
+
 def _bpp(out: dict, size: tuple[int, int]) -> float:
     bits = sum(-np.sum(np.log2(out["likelihoods"][k].astype(np.float64))) for k in ("y", "z"))
     return float(bits / (size[0] * size[1]))
@@ -70,6 +103,12 @@ class Codec:
       last_timings: seconds spent in the network (`network_s`) and the range coder (`coding_s`)
         by the last `compress` or `decompress` call; decoding also reports `synthesis_s` (g_s and
         post-processing, part of `network_s`), the part that does not depend on the context model.
+      num_rates: trained rate points of a variable-rate model (0: fixed rate).
+      rate_range: `(0.0, num_rates - 1.0)`, the rate parameters a variable-rate model codes at.
+      default_rate: the rate parameter `compress` uses when given none.
+      last_rate: the rate parameter of the last `compress` or `decompress` (None: fixed rate).
+      last_rate_search: the `jaxlic.ratecontrol.RateSearchResult` of the last targeted
+        `compress` (its `note` says when the target was out of reach), else None.
     """
 
     def __init__(
@@ -94,6 +133,13 @@ class Codec:
         self._coder = HostCoder(model, self.variables)
         self.last_timings: dict[str, float] = {}
         self.last_refine: dict | None = None
+        self.num_rates = int(model.cfg.num_rates)
+        self.rate_range = (0.0, float(max(self.num_rates - 1, 0)))
+        from jaxlic.models.registry import VR_DEFAULT_RATE
+
+        self.default_rate = min(max(VR_DEFAULT_RATE, self.rate_range[0]), self.rate_range[1])
+        self.last_rate: float | None = None
+        self.last_rate_search = None
         self._refine_steps = {}  # per method, built on its first refinement (see `refine`)
 
         def jit(method):
@@ -103,12 +149,44 @@ class Codec:
         self._synthesis = jit(Compressor.synthesis)
         self._forward_eval = jit(Compressor.forward_eval)
         self._eval_latents = jit(Compressor.eval_latents)
+        self._eval_latents_rate = jax.jit(
+            lambda v, y, z, r: model.apply(v, y, z, rate=r, method=Compressor.eval_latents)
+        )
 
     # ------------------------------------------------------------------ public API
+    @property
+    def variable_rate(self) -> bool:
+        """Whether this codec codes at a continuous rate parameter."""
+        return self.num_rates > 0
+
+    def check_rate(self, q) -> np.float32:
+        """`q` as the float32 rate parameter of this variable-rate model.
+
+        Raises:
+          ModelError: a fixed-rate model, or q not a finite number in `rate_range`.
+        """
+        if not self.variable_rate:
+            raise ModelError(f"{self.name} is a fixed-rate model: it takes no rate parameter")
+        try:
+            value = float(q)
+        except (TypeError, ValueError):
+            raise ModelError(f"the rate parameter must be a number, got {q!r}") from None
+        lo, hi = self.rate_range
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ModelError(f"rate parameter {q!r} of {self.name} is outside its range [{lo:g}, {hi:g}]")
+        return np.float32(value)
+
+    def _rate_args(self, q) -> tuple:
+        """Extra arguments of the jitted networks: the rate as a float32 array (no recompiles)."""
+        return (jnp.asarray(q, jnp.float32),) if q is not None else ()
+
     def compress(
         self,
         img: np.ndarray,
         *,
+        quality: float | None = None,
+        target_bpp: float | None = None,
+        target_bytes: float | None = None,
         refine_steps: int = 0,
         refine_lr: float | None = None,
         refine_method: str = "sga",
@@ -124,21 +202,67 @@ class Codec:
           refine_lr: Adam's step size of the refinement (default: the method's tuned one).
           refine_method: "sga" (soft rounding, the default) or "ste" (straight-through).
           progress: `progress(step, loss)` after each refinement step (progress bars).
+          quality: a variable-rate model's rate parameter q in `rate_range` (a float; default
+            `default_rate`); stored exactly in the header. Fixed-rate models take none.
+          target_bpp, target_bytes: a variable-rate model searches q for a stream of this size
+            (bits per pixel of the image, or bytes of the whole stream; ± 3%) by real range
+            coding (`jaxlic.ratecontrol.search_quality`); out of reach targets give the nearest
+            reachable stream, and `last_rate_search.note` says why.
         """
+        if sum(v is not None for v in (quality, target_bpp, target_bytes)) > 1:
+            raise ModelError("give at most one of quality, target_bpp and target_bytes")
+        if not self.variable_rate:
+            if quality is not None or target_bpp is not None or target_bytes is not None:
+                raise ModelError(f"{self.name} is a fixed-rate model: it takes no rate parameter or target")
+            return self._compress_at(img, None, refine_steps, refine_lr, refine_method, progress)
+        if target_bpp is not None or target_bytes is not None:
+            if refine_steps > 0:
+                raise ModelError("latent refinement does not combine with a target size")
+            return self._compress_to_target(img, target_bpp, target_bytes)
+        q = self.check_rate(self.default_rate if quality is None else quality)
+        self.last_rate_search = None
+        return self._compress_at(img, q, refine_steps, refine_lr, refine_method, progress)
+
+    def _compress_to_target(self, img, target_bpp, target_bytes) -> bytes:
+        from jaxlic.ratecontrol import search_quality
+
+        h, w = np.asarray(img).shape[:2]
+        if target_bpp is not None:
+            if not (isinstance(target_bpp, int | float) and math.isfinite(target_bpp) and target_bpp > 0):
+                raise ModelError(
+                    f"the target must be a positive number of bits per pixel, got {target_bpp!r}"
+                )
+            target_bytes = target_bpp * h * w / 8
+        x = to_input(img)
+        result = search_quality(
+            lambda q: self._compress_at(img, np.float32(q), x=x), target_bytes, *self.rate_range
+        )
+        self.last_rate_search = result
+        self.last_rate = float(np.float32(result.quality))
+        return result.data
+
+    def _compress_at(
+        self, img, q, refine_steps=0, refine_lr=None, refine_method="sga", progress=None, x=None
+    ):
+        """One stream of `img` at rate parameter q (float32, None for fixed-rate models)."""
         h, w = np.asarray(img).shape[:2]
         t = {"network_s": 0.0, "coding_s": 0.0}
-        x = to_input(img)
+        x = to_input(img) if x is None else x
         t0 = time.perf_counter()
-        y, z = _np(self._analysis(self.variables, x))
+        y, z = _np(self._analysis(self.variables, x, *self._rate_args(q)))
         if refine_steps > 0:
+            if q is not None:
+                raise ModelError("latent refinement of variable-rate models is not supported yet")
             r = self.refine(
                 x, y, z, (h, w), steps=refine_steps, lr=refine_lr, method=refine_method, progress=progress
             )
             y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
         sections = self._coder.encode(y, z, t)
-        data = container.pack(container.Header(self.name, self.quality, h, w), sections)
+        extra = {} if q is None else {RATE_KEY: rate_to_extra(q)}
+        data = container.pack(container.Header(self.name, self.quality, h, w, extra), sections)
         self.last_timings = t
+        self.last_rate = None if q is None else float(np.float32(q))
         return data
 
     def refine(
@@ -188,6 +312,7 @@ class Codec:
             raise ModelError(
                 f"stream was made at quality {header.quality}, these weights are quality {self.quality}"
             )
+        q = self.rate_of(header)
         t = {"network_s": 0.0, "coding_s": 0.0}
         hp, wp = padded_size(header.height, header.width)
         y_hat = self._coder.decode(
@@ -197,13 +322,39 @@ class Codec:
             timings=t,
         )
         t0 = time.perf_counter()
-        x_hat = self.synthesize(y_hat)
+        x_hat = self.synthesize(y_hat, q)
         t["synthesis_s"] = time.perf_counter() - t0
         t["network_s"] += t["synthesis_s"]
         self.last_timings = t
+        self.last_rate = None if q is None else float(q)
         return x_hat, (header.height, header.width)
 
-    def synthesize(self, y_hat: np.ndarray) -> np.ndarray:
+    def rate_of(self, header: container.Header) -> np.float32 | None:
+        """The rate parameter a stream's header carries (None for a fixed-rate model's stream).
+
+        Raises:
+          BitstreamError: a variable-rate model's stream without a valid rate, or a fixed-rate
+            model's stream with one.
+        """
+        if not self.variable_rate:
+            if RATE_KEY in header.extra:
+                raise BitstreamError(
+                    f"stream carries a rate parameter, but {self.name} is a fixed-rate model"
+                )
+            return None
+        if RATE_KEY not in header.extra:
+            raise BitstreamError(f"stream of variable-rate model {self.name} carries no rate parameter")
+        q = rate_from_extra(header.extra[RATE_KEY])
+        lo, hi = self.rate_range
+        if not (math.isfinite(q) and lo <= q <= hi):
+            raise BitstreamError(f"corrupted stream: rate parameter {q} outside [{lo:g}, {hi:g}]")
+        return q
+
+    def at_rate(self, q: float) -> RateView:
+        """This variable-rate codec fixed at rate parameter `q` (one RD point for evaluation)."""
+        return RateView(self, float(self.check_rate(q)))
+
+    def synthesize(self, y_hat: np.ndarray, q=None) -> np.ndarray:
         """y_hat [1,h,w,M] -> x_hat [1,16h,16w,3]; by overlapping tiles when the image is large.
 
         Large images are synthesised in latent tiles of `tile` x `tile` with `tile_margin`
@@ -214,28 +365,65 @@ class Codec:
         _, h, w, _ = y_hat.shape
         t, m = self.tile, self.tile_margin
         if not t or (h <= t and w <= t):
-            return np.asarray(self._synthesis(self.variables, jnp.asarray(y_hat)))
+            return np.asarray(self._synthesis(self.variables, jnp.asarray(y_hat), *self._rate_args(q)))
         out = np.empty((1, 16 * h, 16 * w, 3), np.float32)
         for i0 in range(0, h, t):
             for j0 in range(0, w, t):
                 i1, j1 = min(i0 + t, h), min(j0 + t, w)
                 a0, b0 = max(i0 - m, 0), max(j0 - m, 0)
                 a1, b1 = min(i1 + m, h), min(j1 + m, w)
-                x = np.asarray(self._synthesis(self.variables, jnp.asarray(y_hat[:, a0:a1, b0:b1])))
+                x = np.asarray(
+                    self._synthesis(self.variables, jnp.asarray(y_hat[:, a0:a1, b0:b1]), *self._rate_args(q))
+                )
                 out[:, 16 * i0 : 16 * i1, 16 * j0 : 16 * j1] = x[
                     :, 16 * (i0 - a0) : 16 * (i1 - a0), 16 * (j0 - b0) : 16 * (j1 - b0)
                 ]
         return out
 
-    def forward_eval(self, img: np.ndarray) -> dict:
-        """Evaluation-mode forward pass on an image (padded as in `compress`); numpy outputs."""
-        return _np(self._forward_eval(self.variables, to_input(img)))
+    def _rate_or_default(self, quality):
+        if not self.variable_rate:
+            return None
+        return self.check_rate(self.default_rate if quality is None else quality)
 
-    def estimate_bpp(self, img: np.ndarray) -> float:
+    def forward_eval(self, img: np.ndarray, quality: float | None = None) -> dict:
+        """Evaluation-mode forward pass on an image (padded as in `compress`); numpy outputs.
+
+        `quality`: a variable-rate model's rate parameter (default `default_rate`).
+        """
+        q = self._rate_or_default(quality)
+        return _np(self._forward_eval(self.variables, to_input(img), *self._rate_args(q)))
+
+    def estimate_bpp(self, img: np.ndarray, quality: float | None = None) -> float:
         """Model estimate of the bits per pixel (no range coding, no header)."""
-        return _bpp(self.forward_eval(img), np.asarray(img).shape[:2])
+        return _bpp(self.forward_eval(img, quality), np.asarray(img).shape[:2])
 
     def estimate_bpp_of_latents(self, y, z, size: tuple[int, int]) -> float:
         """Model estimate of the bits per pixel of given latents (e.g. refined ones) of an image
         of `size` (H, W)."""
-        return _bpp(_np(self._eval_latents(self.variables, jnp.asarray(y), jnp.asarray(z))), size)
+        y, z = jnp.asarray(y), jnp.asarray(z)
+        if self.variable_rate:  # the rate only enters the synthesis, not the likelihoods
+            out = self._eval_latents_rate(self.variables, y, z, jnp.float32(self.default_rate))
+        else:
+            out = self._eval_latents(self.variables, y, z)
+        return _bpp(_np(out), size)
+
+
+class RateView:
+    """A variable-rate `Codec` at one rate parameter: `name`, `quality` (= q), `compress`,
+    `decompress` and `estimate_bpp`, as `jaxlic.evaluation.rd` expects of one RD point."""
+
+    def __init__(self, codec: Codec, q: float):
+        self.codec, self.quality, self.name = codec, q, codec.name
+
+    def compress(self, img: np.ndarray) -> bytes:
+        return self.codec.compress(img, quality=self.quality)
+
+    def decompress(self, data: bytes) -> np.ndarray:
+        return self.codec.decompress(data)
+
+    def estimate_bpp(self, img: np.ndarray) -> float:
+        return self.codec.estimate_bpp(img, self.quality)
+
+    @property
+    def last_timings(self) -> dict:
+        return self.codec.last_timings

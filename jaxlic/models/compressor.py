@@ -25,6 +25,14 @@ Quantisation of y is the entropy family's (`jaxlic.latent.families`), identical 
 and in the codec: scale-only: round(y); mean-scale: round(y - mu) + mu; mixture: round(y).
 Serial context models follow CompressAI: `forward_eval` uses round(y) as context (parallel), while
 real serial decoding uses round(y - mu) + mu, position by position.
+
+Variable-rate models (`cfg.num_rates > 0`) follow Cui et al. 2021 ("Asymmetric Gained Deep Image
+Compression With Continuous Rate Adaptation"): a gain unit scales y = g_a(x) per channel at the
+rate parameter `rate` (before the hyper analysis sees it), and a separate inverse gain unit
+rescales y_hat before g_s. The latent codec and the entropy-parameter path never see the gains,
+so the decoder's integers depend only on the stream, never on the rate. Such a model needs
+`rate` (a scalar or one per example, `[B]`) in `analysis`, `synthesis`, `forward_train`,
+`forward_eval` and `eval_latents`; fixed-rate models ignore it and keep their parameter trees.
 """
 
 from __future__ import annotations
@@ -150,6 +158,17 @@ class Compressor(nn.Module):
             from jaxlic.layers.postprocess import PostProcess
 
             self.post = PostProcess(features=c.pp_features)
+        if c.num_rates > 0:
+            from jaxlic.layers.gain import GainUnit
+
+            self.gain = GainUnit(c.num_rates, M)
+            self.inv_gain = GainUnit(c.num_rates, M)
+
+    def _check_rate(self, rate):
+        if self.cfg.num_rates > 0 and rate is None:
+            raise ValueError(
+                f"{self.cfg.name} is a variable-rate model: pass rate in [0, {self.cfg.num_rates - 1}]"
+            )
 
     # ----------------------------------------------------------------- pieces (jitted by the codec)
     @staticmethod
@@ -158,9 +177,15 @@ class Compressor(nn.Module):
             x = layer(x)
         return x
 
-    def analysis(self, x):
-        """x [B,H,W,3] in [0,1] -> (y [B,H/16,W/16,M], z [B,H/64,W/64,N])."""
+    def analysis(self, x, rate=None):
+        """x [B,H,W,3] in [0,1] -> (y [B,H/16,W/16,M], z [B,H/64,W/64,N]).
+
+        A variable-rate model scales y by its gains at `rate` (scalar or [B]) before z.
+        """
         y = self._run(self.g_a, x)
+        if self.cfg.num_rates > 0:
+            self._check_rate(rate)
+            y = self.gain(y, rate)
         z = self._run(self.h_a, jnp.abs(y) if self._abs_hyper_input else y)
         return y, z
 
@@ -199,8 +224,14 @@ class Compressor(nn.Module):
         """The context network's output at the centre of `patch` [B, k, k, M] -> [B, 2M]."""
         return self.context_prediction.at_patch(patch)
 
-    def synthesis(self, y_hat):
-        """y_hat -> x_hat [B,16h,16w,3] (post-processed when configured); not clipped."""
+    def synthesis(self, y_hat, rate=None):
+        """y_hat -> x_hat [B,16h,16w,3] (post-processed when configured); not clipped.
+
+        A variable-rate model first rescales y_hat by its inverse gains at `rate`.
+        """
+        if self.cfg.num_rates > 0:
+            self._check_rate(rate)
+            y_hat = self.inv_gain(y_hat, rate)
         x = self._run(self.g_s, y_hat)
         if self.cfg.postprocess:
             x = self.post(x)
@@ -211,28 +242,32 @@ class Compressor(nn.Module):
         return self.latent.family.likelihood(y_q, p, coded=coded)
 
     # ----------------------------------------------------------------- training / evaluation
-    def forward_train(self, x):
-        """Training pass with additive uniform noise; needs rngs={"noise": key}."""
-        y, z = self.analysis(x)
+    def forward_train(self, x, rate=None):
+        """Training pass with additive uniform noise; needs rngs={"noise": key}.
+
+        `rate`: the rate parameter of a variable-rate model (scalar or one per example).
+        """
+        y, z = self.analysis(x, rate)
         z_hat, z_lik = self.entropy_bottleneck(z, training=True)
         hyper = self.hyper_synthesis(z_hat)
         mixed = self.cfg.train_quant == "mixed"
         y_dec, y_lik = self.latent.train(self, hyper, y, self.make_rng("noise"), mixed=mixed)
-        return {"x_hat": self.synthesis(y_dec), "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "z": z}
+        return {"x_hat": self.synthesis(y_dec, rate), "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "z": z}
 
-    def forward_eval(self, x):
+    def forward_eval(self, x, rate=None):
         """Deterministic pass with rounding, as the range coder quantises (see module doc)."""
-        y, z = self.analysis(x)
-        return self.eval_latents(y, z)
+        y, z = self.analysis(x, rate)
+        return self.eval_latents(y, z, rate=rate)
 
-    def eval_latents(self, y, z, rounding="round"):
+    def eval_latents(self, y, z, rounding="round", rate=None):
         """The rounding pass of `forward_eval` from given latents (y, z) instead of an image.
 
         `rounding` is how each latent is rounded, at the same places as the coder rounds:
         "round" (the coder's values), "ste" (the same values with the identity's gradient: the
         coder's own loss, differentiable in (y, z)) or a function `r(v)` of the offset-free
         values (e.g. the soft rounding of `jaxlic.models.refine`). Encoder-side latent refinement
-        descends the last two.
+        descends the last two. `rate` is a variable-rate model's rate parameter (for the
+        synthesis only: y and z are already gained).
         """
         med = jax.lax.stop_gradient(self.entropy_bottleneck.medians())
         if callable(rounding):
@@ -243,7 +278,7 @@ class Compressor(nn.Module):
         hyper = self.hyper_synthesis(z_hat)
         y_hat, y_lik = self.latent.evaluate(self, hyper, y, rounding)
         return {
-            "x_hat": self.synthesis(y_hat),
+            "x_hat": self.synthesis(y_hat, rate),
             "likelihoods": {"y": y_lik, "z": z_lik},
             "y": y,
             "z": z,
@@ -274,5 +309,5 @@ class Compressor(nn.Module):
     def aux_loss(self):
         return self.entropy_bottleneck.loss()
 
-    def __call__(self, x, training: bool = False):
-        return self.forward_train(x) if training else self.forward_eval(x)
+    def __call__(self, x, training: bool = False, rate=None):
+        return self.forward_train(x, rate) if training else self.forward_eval(x, rate)

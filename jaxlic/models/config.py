@@ -40,6 +40,9 @@ class ModelConfig:
       pp_features: width of the post-processing network.
       train_quant: "noise" (additive uniform noise everywhere, CompressAI's training) or "mixed"
         (noise for the rate term, straight-through rounding for the decoder and context inputs).
+      num_rates: 0 for a fixed-rate model; > 0 for a variable-rate model with this many trained
+        rate points (gain units of Cui et al. 2021, "Asymmetric Gained Deep Image Compression
+        With Continuous Rate Adaptation"), coding at any rate parameter q in [0, num_rates - 1].
     """
 
     name: str
@@ -54,6 +57,7 @@ class ModelConfig:
     postprocess: bool = False
     pp_features: int = 48
     train_quant: str = "mixed"
+    num_rates: int = 0
 
     def __post_init__(self):
         for field, allowed in (
@@ -65,6 +69,13 @@ class ModelConfig:
             if getattr(self, field) not in allowed:
                 raise ValueError(f"{field}={getattr(self, field)!r}; expected one of {allowed}")
         latent_registry.check(self.context, self.entropy)
+        if not isinstance(self.num_rates, int) or isinstance(self.num_rates, bool) or self.num_rates < 0:
+            raise ValueError(f"num_rates={self.num_rates!r}; expected an integer >= 0")
+
+    @property
+    def variable_rate(self) -> bool:
+        """Whether the model codes at a continuous rate parameter (``num_rates > 0``)."""
+        return self.num_rates > 0
 
     @property
     def params_per_channel(self) -> int:
@@ -75,4 +86,9 @@ class ModelConfig:
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a dict; ``num_rates`` only for variable-rate models, so the metadata of
+        fixed-rate weights files stays as it was before variable rates existed."""
+        d = dataclasses.asdict(self)
+        if not self.num_rates:
+            del d["num_rates"]
+        return d

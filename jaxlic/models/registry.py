@@ -2,6 +2,16 @@
 
 Qualities follow CompressAI's MSE ladder: quality q is trained with lambda LAMBDAS[q] and
 loss = lambda * 255^2 * MSE + bpp. Widths follow CompressAI's choices per architecture.
+
+Variable-rate variants (``<name>-vr``, gain units of Cui et al. 2021, "Asymmetric Gained Deep
+Image Compression With Continuous Rate Adaptation") are separate names: one model is trained on
+all of :data:`VR_LAMBDAS` (rate point ``i`` at ``VR_LAMBDAS[i]``) and codes at any continuous
+rate parameter ``q`` in ``[0, len(VR_LAMBDAS) - 1]``. Separate names (rather than a ``num_rates``
+override of the fixed-rate names) keep the stream header self-describing: the model name alone
+tells a decoder which weights to load and that the header carries a rate parameter, and results
+and weight files of the two kinds never share a name. :func:`list_models` lists the fixed-rate
+names only (what every existing fixed-rate test and tool iterates);
+``list_models(variable_rate=True)`` adds the variable-rate ones.
 """
 
 from __future__ import annotations
@@ -28,15 +38,40 @@ _ARCHS: dict[str, dict] = {
     "ckbd-full": dict(_CKBD, attention="fdram", entropy="gmm", postprocess=True),
 }
 
+#: Lambdas of the rate points of variable-rate models: CompressAI's q1..q6 (about 0.08 to
+#: 0.5 bpp on Kodak for the checkerboard family); rate parameter q = i is trained point i.
+VR_LAMBDAS = tuple(LAMBDAS[q] for q in range(1, 7))
+#: Default rate parameter of variable-rate models: the point of lambda 0.0035 (CompressAI's q2),
+#: nearest the shipped fixed-rate default (ckbd-full-q2).
+VR_DEFAULT_RATE = 1.0
+#: Variable-rate variants of the checkerboard family.
+_VR_ARCHS: dict[str, dict] = {
+    f"{name}-vr": dict(_ARCHS[name], num_rates=len(VR_LAMBDAS))
+    for name in ("ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
+}
+
 DEFAULT_MODEL = "ckbd-full"
 
 
-def list_models() -> list[str]:
-    return list(_ARCHS)
+def list_models(variable_rate: bool = False) -> list[str]:
+    """Registered fixed-rate model names; with ``variable_rate`` the ``-vr`` variants too."""
+    return list(_ARCHS) + (list(_VR_ARCHS) if variable_rate else [])
+
+
+def is_variable_rate(name: str) -> bool:
+    """Whether a registered name is a variable-rate model (raises ModelError if unknown)."""
+    _check(name)
+    return name in _VR_ARCHS
+
+
+def _arch(name: str) -> dict:
+    return _ARCHS[name] if name in _ARCHS else _VR_ARCHS[name]
 
 
 def default_widths(name: str, quality: int) -> tuple[int, int]:
     """(N, M) that CompressAI uses for this architecture and quality."""
+    if name in _VR_ARCHS:
+        return 192, 192  # wide enough for the highest rate point
     if _ARCHS[name]["transform"] == "balle":
         if name == "bmshj2018-hyperprior":
             return (128, 192) if quality <= 5 else (192, 320)
@@ -48,14 +83,16 @@ def default_widths(name: str, quality: int) -> tuple[int, int]:
 
 
 def qualities(name: str) -> dict[int, tuple[float, int, int]]:
-    """{quality: (lambda, N, M)} for a model name."""
+    """{quality: (lambda, N, M)} for a fixed-rate model name (see `VR_LAMBDAS` for the others)."""
     _check(name)
+    if name in _VR_ARCHS:
+        raise ModelError(f"{name} is a variable-rate model: its rate points are VR_LAMBDAS, not qualities")
     return {q: (lam, *default_widths(name, q)) for q, lam in LAMBDAS.items()}
 
 
 def _check(name: str):
-    if name not in _ARCHS:
-        raise ModelError(f"unknown model {name!r}; available: {', '.join(_ARCHS)}")
+    if name not in _ARCHS and name not in _VR_ARCHS:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models(True))}")
 
 
 def get_config(name: str, quality: int | None = None, **overrides) -> ModelConfig:
@@ -64,7 +101,7 @@ def get_config(name: str, quality: int | None = None, **overrides) -> ModelConfi
     if quality is not None and quality not in LAMBDAS:
         raise ModelError(f"unknown quality {quality}; available: {sorted(LAMBDAS)}")
     n, m = default_widths(name, quality or 3)
-    kw = dict(_ARCHS[name], N=n, M=m)
+    kw = dict(_arch(name), N=n, M=m)
     if kw["transform"] == "cheng" and "N" in overrides and "M" not in overrides:
         overrides = dict(overrides, M=overrides["N"])
     kw.update(overrides)

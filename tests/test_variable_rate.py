@@ -1,0 +1,182 @@
+"""Variable-rate models (gain units, Cui et al. 2021): one model, a continuum of rates, real streams."""
+
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxlic import zoo
+from jaxlic.coding import container
+from jaxlic.errors import BitstreamError, ModelError
+from jaxlic.models import registry
+from jaxlic.models.codec import Codec, rate_from_extra
+
+Q = 1.37  # an interpolated rate parameter (between trained points 1 and 2)
+
+
+def vr_codec(name="ckbd-vr", seed=0):
+    """A tiny random variable-rate codec whose gains grow with the rate parameter.
+
+    Random-init transforms make latents that round to zero; gains from 1 to e^6 (distinct per
+    channel and per point, inverse gains their reciprocals) make them non-trivial and make the
+    rate grow with q.
+    """
+    model = registry.get_model(name, 3, N=8)  # not through jaxlic.zoo: test_cli replaces it
+    x = jnp.zeros((1, 64, 64, 3), jnp.float32)
+    rngs = {"params": jax.random.key(seed), "noise": jax.random.key(seed + 1)}
+    codec = Codec(model, model.init(rngs, x, 0.0, method="forward_train"), quality=3)
+    R, M = codec.num_rates, codec.cfg.M
+    log_gain = np.linspace(0.0, 6.0, R)[:, None] + np.linspace(0.0, 0.5, M)[None, :]
+    params = dict(
+        codec.variables["params"],
+        gain={"log_gain": jnp.asarray(log_gain, jnp.float32)},
+        inv_gain={"log_gain": jnp.asarray(-0.9 * log_gain, jnp.float32)},
+    )
+    return Codec(codec.model, {"params": params}, quality=3)
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return vr_codec()
+
+
+@pytest.fixture(scope="module")
+def image():
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100:164, 200:296])  # 64 x 96 real photo crop
+
+
+def test_registry_variants():
+    vr = [n for n in registry.list_models(variable_rate=True) if n.endswith("-vr")]
+    assert vr == ["ckbd-vr", "ckbd-attn-vr", "ckbd-gmm-vr", "ckbd-pp-vr", "ckbd-full-vr"]
+    assert not any(n.endswith("-vr") for n in registry.list_models())
+    assert registry.is_variable_rate("ckbd-full-vr") and not registry.is_variable_rate("ckbd-full")
+    cfg = registry.get_config("ckbd-full-vr")
+    assert cfg.num_rates == len(registry.VR_LAMBDAS) == 6
+    assert cfg.to_dict()["num_rates"] == 6
+    assert registry.VR_LAMBDAS[0] == 0.0018 and registry.VR_LAMBDAS[-1] == 0.0483
+
+
+def test_fixed_rate_models_unchanged():
+    cfg = registry.get_config("ckbd-full")
+    assert cfg.num_rates == 0 and "num_rates" not in cfg.to_dict()
+    model = registry.get_model("ckbd", N=8)
+    params = jax.eval_shape(lambda: zoo.init_variables(model))["params"]
+    assert "gain" not in params and "inv_gain" not in params
+
+
+def test_shipped_stream_unchanged():
+    from skimage import data
+
+    codec = zoo.load("ckbd-full")
+    digest = hashlib.sha256(codec.compress(data.astronaut())).hexdigest()
+    assert digest == "6dfc96f5931b142c49eb229532aa6d45cd29b04e78fe275cbc53dd204766f5a5"
+
+
+def test_model_needs_rate_and_takes_one_per_example():
+    model = registry.get_model("ckbd-vr", N=8)
+    v = zoo.init_variables(model)
+    assert v["params"]["gain"]["log_gain"].shape == (6, 8)
+    x = jnp.zeros((2, 64, 64, 3))
+    with pytest.raises(ValueError, match="variable-rate"):
+        model.apply(v, x, method="forward_eval")
+    out = model.apply(v, x, jnp.array([0, 5]), method="forward_train", rngs={"noise": jax.random.key(0)})
+    assert out["x_hat"].shape == x.shape
+
+
+def test_rate_grows_with_q(codec, image):
+    sizes = [len(codec.compress(image, quality=q)) for q in (0.0, 1.0, Q, 2.0, 3.0, 4.0, 5.0)]
+    assert sizes == sorted(sizes) and sizes[-1] > 2 * sizes[0], sizes
+
+
+def test_header_round_trip_of_q(codec, image):
+    data = codec.compress(image, quality=Q)
+    header, _ = container.unpack(data)
+    assert rate_from_extra(header.extra["rate"]) == np.float32(Q)
+    assert codec.last_rate == float(np.float32(Q))
+    codec.decompress(data)
+    assert codec.last_rate == float(np.float32(Q))
+    default = codec.compress(image)  # the default rate parameter: point 1 (lambda 0.0035)
+    assert rate_from_extra(container.unpack(default)[0].extra["rate"]) == np.float32(registry.VR_DEFAULT_RATE)
+
+
+def test_fresh_process_decode_bit_exact(codec, image, tmp_path):
+    data = codec.compress(image, quality=Q)
+    expected = codec.decompress(data)
+    assert expected.std() > 0
+    (tmp_path / "s.jlic").write_bytes(data)
+    script = f"""
+import sys
+import numpy as np
+sys.path.insert(0, {json.dumps(str(pathlib.Path(__file__).parent))})
+from test_variable_rate import vr_codec
+tmp = {json.dumps(str(tmp_path))}
+np.save(f"{{tmp}}/out.npy", vr_codec().decompress(open(f"{{tmp}}/s.jlic", "rb").read()))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=600)
+    assert np.load(tmp_path / "out.npy").tobytes() == expected.tobytes()
+
+
+def test_target_size_search(codec, image):
+    lo, hi = len(codec.compress(image, quality=0.0)), len(codec.compress(image, quality=5.0))
+    target = (lo * hi) ** 0.5
+    data = codec.compress(image, target_bytes=target)
+    assert abs(len(data) - target) <= 0.03 * target
+    assert codec.last_rate_search.within_tolerance and not codec.last_rate_search.note
+    assert codec.decompress(data).shape == image.shape
+    bpp = 8 * target / (image.shape[0] * image.shape[1])
+    assert abs(len(codec.compress(image, target_bpp=bpp)) - target) <= 0.03 * target
+    small = codec.compress(image, target_bytes=lo / 2)  # out of reach: the smallest stream
+    assert len(small) == lo and "smallest" in codec.last_rate_search.note
+    big = codec.compress(image, target_bytes=hi * 10)
+    assert len(big) == hi and "largest" in codec.last_rate_search.note
+
+
+@pytest.mark.parametrize("q", [float("nan"), -0.5, 5.01, "x", float("inf")])
+def test_bad_rate_refused(codec, image, q):
+    with pytest.raises(ModelError):
+        codec.compress(image, quality=q)
+
+
+def test_bad_arguments_refused(codec, image):
+    with pytest.raises(ModelError, match="at most one"):
+        codec.compress(image, quality=1.0, target_bytes=100)
+    with pytest.raises(ModelError, match="positive"):
+        codec.compress(image, target_bpp=-1.0)
+    fixed = zoo.random_codec("ckbd", quality=3, N=8)
+    with pytest.raises(ModelError, match="fixed-rate"):
+        fixed.compress(image, quality=1.0)
+
+
+def test_streams_without_or_with_foreign_rate_refused(codec, image):
+    data = codec.compress(image, quality=Q)
+    header, sections = container.unpack(data)
+    bare = container.pack(
+        container.Header(header.model, header.quality, header.height, header.width), sections
+    )
+    with pytest.raises(BitstreamError, match="no rate"):
+        codec.decompress(bare)
+    wild = container.pack(
+        container.Header(header.model, header.quality, header.height, header.width, {"rate": 2**40}), sections
+    )
+    with pytest.raises(BitstreamError):
+        codec.decompress(wild)
+    fixed = zoo.random_codec("ckbd", quality=3, N=8)
+    foreign = container.pack(container.Header("ckbd", 3, header.height, header.width, header.extra), sections)
+    with pytest.raises(BitstreamError, match="fixed-rate"):
+        fixed.decompress(foreign)
+
+
+def test_rate_view(codec, image):
+    view = codec.at_rate(2.5)
+    assert view.quality == 2.5 and view.name == "ckbd-vr"
+    data = view.compress(image)
+    assert rate_from_extra(container.unpack(data)[0].extra["rate"]) == np.float32(2.5)
+    assert view.estimate_bpp(image) > 0
