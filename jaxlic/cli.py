@@ -3,12 +3,18 @@
 Subcommands::
 
     jaxlic demo [--sample astronaut] [--model ckbd-full] [--quality Q]
-    jaxlic compress IN.png OUT.jlic [--model ckbd-full] [--quality Q] [--weights FILE] [--force]
+    jaxlic compress IN.png OUT.jlic [--model ckbd-full] [--quality Q | --target-bpp B | --target-size BYTES]
+                                    [--weights FILE] [--force]
     jaxlic decompress IN.jlic OUT.png [--weights FILE] [--force]
     jaxlic info FILE.jlic
     jaxlic eval DIR [--models ...] [--qualities ...] [--codecs jpeg,webp,...] --out results/NAME
     jaxlic bdrate ANCHOR.json TEST.json [--bpp 0.15]
     jaxlic convert-compressai ...
+
+``--quality`` is an integer quality index for fixed-rate models and a continuous rate parameter
+for variable-rate models (``<name>-vr``, gain units of Cui et al. 2021), which also take a target
+size (``--target-bpp`` / ``--target-size``, found by searching the rate parameter with the real
+range coder; an unreachable target gives the nearest reachable stream and a note on stderr).
 
 A mistake the user can make (missing file, not an image, corrupted stream, unknown model,
 existing output) is reported as one line ``jaxlic: error: ...`` on stderr with exit status 1;
@@ -56,6 +62,75 @@ def _load_codec(name, quality, weights):
     return zoo.load(name=name, quality=quality, weights=weights)
 
 
+def _usage(command: str, message: str) -> _UsageError:
+    return _UsageError(f"{PROG} {command}: error: {message}")
+
+
+def _is_variable_rate(name) -> bool:
+    """Whether a model name is a registered variable-rate model (jax-free; False if unknown)."""
+    from jaxlic.models import registry
+
+    try:
+        return registry.is_variable_rate(name)
+    except JaxlicError:
+        return False
+
+
+def _load_for_coding(args, command: str, size: tuple[int, int] | None = None):
+    """The codec of `--model`/`--weights`, and the rate parameter or target to code at.
+
+    Returns:
+      `(codec, kwargs of Codec.compress)`.
+    Raises:
+      _UsageError: a quality or target the model cannot take (before any output is written).
+    """
+    targets = {k: getattr(args, k, None) for k in ("target_bpp", "target_size")}
+    given = [k for k, v in {"quality": args.quality, **targets}.items() if v is not None]
+    if len(given) > 1:
+        raise _usage(command, f"{' and '.join('--' + k.replace('_', '-') for k in given)} exclude each other")
+    if not _is_variable_rate(args.model):
+        if any(v is not None for v in targets.values()):
+            raise _usage(command, f"--target-bpp/--target-size need a variable-rate model, not {args.model}")
+        quality = args.quality
+        if quality is not None:
+            if not float(quality).is_integer():
+                raise _usage(
+                    command, f"{args.model} is a fixed-rate model: --quality must be an integer index"
+                )
+            quality = int(quality)
+        return _load_codec(args.model, quality, args.weights), {}
+    if size is not None:
+        from jaxlic.models.codec import header_bytes
+
+        least = header_bytes(args.model, *size, variable_rate=True)
+        if targets["target_size"] is not None and targets["target_size"] < least:
+            raise _usage(
+                command, f"--target-size {targets['target_size']:g} is below the {least}-byte header"
+            )
+        if targets["target_bpp"] is not None and targets["target_bpp"] * size[0] * size[1] / 8 < least:
+            raise _usage(command, f"--target-bpp {targets['target_bpp']:g} is below the {least}-byte header")
+    codec = _load_codec(args.model, None, args.weights)
+    lo, hi = codec.rate_range
+    if args.quality is not None and not lo <= args.quality <= hi:
+        raise _usage(
+            command, f"--quality {args.quality:g} is outside the range [{lo:g}, {hi:g}] of {codec.name}"
+        )
+    if targets["target_bpp"] is not None:
+        return codec, {"target_bpp": targets["target_bpp"]}
+    if targets["target_size"] is not None:
+        return codec, {"target_bytes": targets["target_size"]}
+    return codec, {"quality": args.quality}
+
+
+def _describe(codec) -> str:
+    """`quality Q` of a fixed-rate codec, `rate parameter q` of a variable-rate one."""
+    if getattr(codec, "variable_rate", False) and getattr(codec, "last_rate", None) is not None:
+        return (
+            f"rate parameter {codec.last_rate:.6g} (range {codec.rate_range[0]:g}..{codec.rate_range[1]:g})"
+        )
+    return f"quality {codec.quality}"
+
+
 def _check_output(path: str, force: bool) -> None:
     """Fails before any expensive work when the output cannot be written."""
     if os.path.isdir(path):
@@ -79,17 +154,20 @@ def cmd_compress(args) -> int:
     _check_output(args.output, args.force)
     img, notes = read_image(args.input)
     _print_notes(notes)
-    codec = _load_codec(args.model, args.quality, args.weights)
+    codec, rate_kw = _load_for_coding(args, "compress", img.shape[:2])
     t0 = time.perf_counter()
     if args.refine:
-        data = _compress_refined(codec, img, args.refine, args.refine_method)
+        data = _compress_refined(codec, img, args.refine, args.refine_method, rate_kw)
     else:
-        data = codec.compress(img)
+        data = codec.compress(img, **rate_kw)
     t_enc = time.perf_counter() - t0
+    search = getattr(codec, "last_rate_search", None) if rate_kw.keys() - {"quality"} else None
     write_bytes_atomic(args.output, data, force=args.force)
+    if search is not None and search.note:
+        print(f"{PROG}: note: {_one_line(search.note)}", file=sys.stderr)
     h, w = img.shape[:2]
     print(f"{args.input} -> {args.output}")
-    print(f"  model {codec.name} quality {codec.quality}, image {w}x{h}")
+    print(f"  model {codec.name} {_describe(codec)}, image {w}x{h}")
     print(
         f"  {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp "
         f"(input file {_fmt_bytes(os.path.getsize(args.input))})"
@@ -104,7 +182,7 @@ def cmd_compress(args) -> int:
     return 0
 
 
-def _compress_refined(codec, img, steps: int, method: str) -> bytes:
+def _compress_refined(codec, img, steps: int, method: str, rate_kw: dict | None = None) -> bytes:
     """`codec.compress` with latent refinement and a progress bar."""
     from tqdm import tqdm
 
@@ -116,7 +194,9 @@ def _compress_refined(codec, img, steps: int, method: str) -> bytes:
             bar.set_postfix(loss=f"{loss:.4f}")
             bar.update()
 
-        return codec.compress(img, refine_steps=steps, refine_method=method, progress=progress)
+        return codec.compress(
+            img, refine_steps=steps, refine_method=method, progress=progress, **(rate_kw or {})
+        )
 
 
 def _read_stream(path: str) -> bytes:
@@ -145,7 +225,7 @@ def cmd_decompress(args) -> int:
         raise JaxlicError(f"decoder returned a {img.shape} image, header says {header.height}x{header.width}")
     write_png_atomic(args.output, img, force=args.force)
     print(f"{args.input} -> {args.output}")
-    print(f"  model {header.model} quality {header.quality}, image {header.width}x{header.height}")
+    print(f"  model {header.model} {_describe(codec)}, image {header.width}x{header.height}")
     print(f"  {len(data)} bytes = {8 * len(data) / (header.height * header.width):.4f} bpp")
     print(f"  decode {t_dec:.3f} s")
     return 0
@@ -160,8 +240,14 @@ def cmd_info(args) -> int:
     print(f"file:     {args.input}")
     print(f"model:    {header.model}")
     print(f"quality:  {header.quality}")
+    extra = dict(header.extra)
+    if "rate" in extra and -(2**31) <= extra["rate"] < 2**31:
+        import struct
+
+        q = struct.unpack("<f", struct.pack("<i", extra.pop("rate")))[0]
+        print(f"rate:     {q!r} (rate parameter of a variable-rate model)")
     print(f"size:     {header.width}x{header.height}")
-    for key, value in sorted(header.extra.items()):
+    for key, value in sorted(extra.items()):
         print(f"extra:    {key} = {value}")
     print(f"sections: {len(sections)} ({', '.join(str(len(s)) for s in sections) or 'none'} bytes)")
     print(f"total:    {len(data)} bytes = {8 * len(data) / header.pixels:.4f} bpp")
@@ -180,18 +266,18 @@ def cmd_demo(args) -> int:
         _check_output(args.out, args.force)
     print(f"sample image {args.sample!r}: {w}x{h}, {h * w * 3} bytes uncompressed")
     t0 = time.perf_counter()
-    codec = _load_codec(args.model, args.quality, args.weights)
+    codec, rate_kw = _load_for_coding(args, "demo")
     t_load = time.perf_counter() - t0
-    print(f"model {codec.name} quality {codec.quality} (loaded in {t_load:.2f} s)")
     # The first call compiles the networks; time a second call for a steady-state figure.
     t0 = time.perf_counter()
-    data = codec.compress(img)
+    data = codec.compress(img, **rate_kw)
     t_enc_first = time.perf_counter() - t0
+    print(f"model {codec.name} {_describe(codec)} (loaded in {t_load:.2f} s)")
     t0 = time.perf_counter()
     recon = codec.decompress(data)
     t_dec_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    data2 = codec.compress(img)
+    data2 = codec.compress(img, **rate_kw)
     t_enc = time.perf_counter() - t0
     t0 = time.perf_counter()
     recon = codec.decompress(data2)
@@ -271,6 +357,38 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
 
 
+def _quality(text: str) -> float:
+    """A quality index or rate parameter: a finite non-negative number."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _quality_list(text: str) -> list:
+    """Qualities (integers) or rate parameters (floats of variable-rate models)."""
+    try:
+        values = [_quality(t) for t in text.replace(",", " ").split()]
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected non-negative numbers separated by commas, got {text!r}"
+        ) from None
+    return [int(v) if v.is_integer() else v for v in values]
+
+
 def _num_list(text: str) -> list[float]:
     try:
         values = [float(v) for v in text.split(",") if v.strip()]
@@ -317,7 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p, with_model=True):
         if with_model:
             p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
-            p.add_argument("--quality", type=int, default=None, help="quality index (default: a shipped one)")
+            p.add_argument(
+                "--quality",
+                type=_quality,
+                default=None,
+                help="quality index (default: a shipped one); for a variable-rate model (-vr) its "
+                "continuous rate parameter (default 1: the point of lambda 0.0035)",
+            )
         p.add_argument(
             "--weights", default=None, help="weights file (.msgpack) instead of the shipped weights"
         )
@@ -341,6 +465,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="search for better latents of this image for STEPS gradient steps before coding "
         "(slower encoding, same decoder; 40 is a good start; default 0: off)",
+    )
+    p.add_argument(
+        "--target-bpp",
+        type=_positive,
+        default=None,
+        metavar="B",
+        help="variable-rate models: the rate parameter whose stream is B bits per pixel (± 3%%)",
+    )
+    p.add_argument(
+        "--target-size",
+        type=_positive,
+        default=None,
+        metavar="BYTES",
+        help="variable-rate models: the rate parameter whose stream is BYTES long (± 3%%)",
     )
     refine_method_arg(p)
     p.set_defaults(func=cmd_compress)
@@ -366,7 +504,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="rate-distortion evaluation of models and classical codecs on a folder")
     p.add_argument("images", help="folder of images (e.g. Kodak)")
     p.add_argument("--models", type=_str_list, default=[], help="models, comma separated (default: none)")
-    p.add_argument("--qualities", type=_int_list, default=None, help="model qualities (default: all shipped)")
+    p.add_argument(
+        "--qualities",
+        type=_quality_list,
+        default=None,
+        help="model qualities (default: all shipped); rate parameters (floats) for variable-rate "
+        "models (default: 8 evenly over their range)",
+    )
     p.add_argument("--weights", nargs="*", default=[], help="weight files to evaluate (each is one RD point)")
     p.add_argument(
         "--codecs",
@@ -453,6 +597,9 @@ def main(argv=None) -> int:
         return int(e.code or 0)
     try:
         return int(args.func(args) or 0)
+    except _UsageError as e:
+        sys.stderr.write(f"{_one_line(e)}\n")
+        return 2
     except JaxlicError as e:
         print(f"{PROG}: error: {_one_line(e)}", file=sys.stderr)
         return 1

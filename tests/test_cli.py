@@ -517,3 +517,75 @@ def test_eval_and_compare_bad_inputs_are_one_line_errors(tmp_path, capsys):
     code, _, err = run(capsys, "compare", tmp_path / "codecs.csv")
     assert code == 1
     _assert_one_line_error(err, "at least one model and one codec")
+
+
+# ------------------------------------------------------------------------------------ variable rate
+
+_VR = {}
+
+
+@pytest.fixture
+def vr_zoo(fake_zoo):
+    """The fake zoo, plus a tiny real variable-rate model under the name `ckbd-vr`."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_variable_rate import vr_codec
+
+    def load(name="ckbd-full", quality=None, weights=None):
+        if name == "ckbd-vr":
+            if "codec" not in _VR:
+                _VR["codec"] = vr_codec()
+            return _VR["codec"]
+        return _fake_load(name, quality, weights)
+
+    fake_zoo.load = load
+    return fake_zoo
+
+
+def test_variable_rate_quality_is_a_float_kept_in_the_header(tmp_path, png, capsys, vr_zoo):
+    code, out, err = run(
+        capsys, "compress", png, tmp_path / "a.jlic", "--model", "ckbd-vr", "--quality", "1.37"
+    )
+    assert code == 0 and "rate parameter 1.37" in out, err
+    code, out, _ = run(capsys, "info", tmp_path / "a.jlic")
+    assert code == 0 and "rate:     1.37" in out and "extra:" not in out
+    code, out, _ = run(capsys, "decompress", tmp_path / "a.jlic", tmp_path / "b.png")
+    assert code == 0 and "rate parameter 1.37" in out
+    assert read_image(tmp_path / "b.png")[0].shape == IMG.shape
+
+
+def test_variable_rate_target_size(tmp_path, png, capsys, vr_zoo):
+    codec = vr_zoo.load("ckbd-vr")
+    lo, hi = len(codec.compress(IMG, quality=0.0)), len(codec.compress(IMG, quality=5.0))
+    target = round((lo * hi) ** 0.5)
+    code, out, err = run(
+        capsys, "compress", png, tmp_path / "a.jlic", "--model", "ckbd-vr", "--target-size", target
+    )
+    assert code == 0 and not err
+    assert abs(os.path.getsize(tmp_path / "a.jlic") - target) <= 0.03 * target
+    # Out of reach: the nearest reachable stream, a one-line note on stderr, exit 0.
+    code, out, err = run(
+        capsys, "compress", png, tmp_path / "b.jlic", "--model", "ckbd-vr", "--target-bpp", 50
+    )
+    assert code == 0 and err.startswith("jaxlic: note: ") and err.count("\n") == 1
+    assert os.path.getsize(tmp_path / "b.jlic") == hi
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--model", "ckbd-vr", "--quality", "nan"),
+        ("--model", "ckbd-vr", "--quality", "-1"),
+        ("--model", "ckbd-vr", "--quality", "5.5"),
+        ("--model", "ckbd-vr", "--target-size", "20"),
+        ("--model", "ckbd-vr", "--target-size", "0"),
+        ("--model", "ckbd-vr", "--target-bpp", "inf"),
+        ("--model", "ckbd-vr", "--quality", "1", "--target-bpp", "0.5"),
+        ("--model", "ckbd-vr", "--target-size", "900", "--target-bpp", "0.5"),
+        ("--model", "ckbd-full", "--target-bpp", "0.5"),
+        ("--model", "ckbd-full", "--quality", "1.5"),
+    ],
+)
+def test_variable_rate_bad_values_exit_2(tmp_path, png, capsys, vr_zoo, args):
+    code, _, err = run(capsys, "compress", png, tmp_path / "a.jlic", *args)
+    assert code == 2 and err.strip().splitlines()[-1].startswith("jaxlic compress: error: "), err
+    assert not os.path.exists(tmp_path / "a.jlic")
