@@ -247,3 +247,25 @@ def test_resume_does_not_reread_the_init_from_file(data_dir, tmp_path):
     assert int(resumed.step) == 4
     with pytest.raises(ModelError, match="not found"):  # a fresh run still needs it
         trainer.train_and_evaluate(tiny_config(data_dir, **overrides), tmp_path / "fresh")
+
+
+def test_variable_rate_smoke_run_trains_and_exports(data_dir, tmp_path):
+    from jaxlic import zoo  # pylint: disable=g-import-not-at-top
+    from jaxlic.models import registry  # pylint: disable=g-import-not-at-top
+
+    config = ckbd.get_config("smoke,vr")
+    assert config.model == "ckbd-full-vr"
+    config = tiny_config(data_dir, model="ckbd-vr", num_steps=2, checkpoint_every_steps=2, eval_every_steps=2)
+    spec = trainer.build_model(config)
+    assert spec.lambdas == registry.VR_LAMBDAS and spec.quality == 0
+    state = trainer.train_and_evaluate(config, tmp_path)
+    assert int(state.step) == 2
+    path = tmp_path / "export" / "ckbd-vr-q0.msgpack"
+    info = json.loads(path.with_suffix(".json").read_text())
+    assert info["lambdas"] == list(registry.VR_LAMBDAS) and info["config"]["num_rates"] == 6
+    for key in ("loss", "loss_q0", "loss_q2", "loss_q5", "bpp_q5"):
+        assert np.isfinite(info["metrics"][key]), key
+    codec = zoo.load(weights=path)
+    assert codec.variable_rate and codec.rate_range == (0.0, 5.0)
+    img = (np.random.default_rng(0).uniform(size=(32, 48, 3)) * 255).astype(np.uint8)
+    assert codec.decompress(codec.compress(img, quality=2.5)).shape == img.shape

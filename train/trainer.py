@@ -73,6 +73,12 @@ class ModelSpec:
     lmbda: float
     N: int
     M: int
+    #: A variable-rate model's lambda per rate point (Cui et al. 2021 gain units); () when fixed.
+    lambdas: tuple[float, ...] = ()
+
+    @property
+    def variable_rate(self) -> bool:
+        return bool(self.lambdas)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,9 +119,19 @@ def build_model(config: ml_collections.ConfigDict) -> ModelSpec:
             raise ValueError(f"custom model {name} needs config.lmbda, config.N and config.M")
         lmbda, n, m = config.lmbda, config.N, config.M
     else:
-        from jaxlic.models import get_model, qualities  # pylint: disable=g-import-not-at-top
+        from jaxlic.models import get_model, qualities, registry  # pylint: disable=g-import-not-at-top
 
         factory = functools.partial(get_model, name)
+        if registry.is_variable_rate(name):
+            # One model for every rate: point i trains at lambdas[i]; exported as quality 0.
+            lambdas = tuple(float(v) for v in (config.get("lambdas") or registry.VR_LAMBDAS))
+            n, m = registry.default_widths(name, 0)
+            n = n if config.N is None else config.N
+            m = m if config.M is None else config.M
+            kwargs = dict(config.get("model_kwargs", {}), num_rates=len(lambdas))
+            module = factory(N=n, M=m, **kwargs)
+            mid = lambdas[int(registry.VR_DEFAULT_RATE)] if len(lambdas) > 1 else lambdas[0]
+            return ModelSpec(module, name, 0, float(mid), int(n), int(m), lambdas)
         lmbda, n, m = qualities(name)[config.quality]
         lmbda = lmbda if config.lmbda is None else config.lmbda
         n = n if config.N is None else config.N
@@ -157,6 +173,8 @@ def param_labels(params: PyTree) -> PyTree:
 
 #: Below this share of the rate in z, the hyperprior is "collapsed" (see hyperprior_collapse_warning).
 HYPERPRIOR_COLLAPSE_SHARE = 0.01
+#: Folded into a step's noise key for the rate points a variable-rate batch draws.
+RATE_KEY_SALT = 0x52415445
 
 
 def hyperprior_collapse_warning(metrics: dict) -> str | None:
@@ -252,7 +270,8 @@ def create_train_state(
     def init(rng, params):
         k_params, k_noise = jax.random.split(rng)
         x = jnp.zeros((1, 64, 64, 3), jnp.float32)  # parameters do not depend on image size
-        variables = spec.module.init({"params": k_params, "noise": k_noise}, x, method="forward_train")
+        rate = (0.0,) if spec.variable_rate else ()
+        variables = spec.module.init({"params": k_params, "noise": k_noise}, x, *rate, method="forward_train")
         extra = set(variables) - {"params"}
         if extra:
             raise ValueError(f"model has non-parameter collections {extra}; trainer handles params only")
@@ -308,10 +327,19 @@ def train_step(
 ) -> tuple[TrainState, dict]:
     """One RD + aux update on a global batch [B, H, W, 3]; skipped if anything is non-finite."""
     noise_key = jax.random.fold_in(key, state.step)
+    rate, lmbda = (), spec.lmbda
+    if spec.variable_rate:
+        # Each example draws a rate point, from a key of (seed, step) only (exact resumes).
+        index = jax.random.randint(
+            jax.random.fold_in(noise_key, RATE_KEY_SALT), (batch.shape[0],), 0, len(spec.lambdas)
+        )
+        rate, lmbda = (index.astype(jnp.float32),), jnp.asarray(spec.lambdas, jnp.float32)[index]
 
     def rd_fn(params):
-        out = spec.module.apply({"params": params}, batch, method="forward_train", rngs={"noise": noise_key})
-        terms = rd_loss(out, batch, spec.lmbda)
+        out = spec.module.apply(
+            {"params": params}, batch, *rate, method="forward_train", rngs={"noise": noise_key}
+        )
+        terms = rd_loss(out, batch, lmbda)
         return terms["loss"], terms
 
     def aux_fn(params):
@@ -410,9 +438,27 @@ def setup_train_step(config: ml_collections.ConfigDict, devices=None):
 
 
 def eval_step(params: PyTree, image: jax.Array, *, spec: ModelSpec) -> dict:
-    """Estimated RD terms of one batch with rounding (`forward_eval`)."""
-    out = spec.module.apply({"params": params}, image, method="forward_eval")
-    return rd_loss(out, image, spec.lmbda)
+    """Estimated RD terms of one batch with rounding (`forward_eval`).
+
+    A variable-rate model is evaluated at its lowest, middle and highest rate points: the terms
+    of point i as `<term>_q<i>`, and their means under the plain names (`loss` picks the best
+    checkpoint).
+    """
+    if not spec.variable_rate:
+        out = spec.module.apply({"params": params}, image, method="forward_eval")
+        return rd_loss(out, image, spec.lmbda)
+    metrics, points = {}, validation_points(len(spec.lambdas))
+    for i in points:
+        out = spec.module.apply({"params": params}, image, float(i), method="forward_eval")
+        for k, v in rd_loss(out, image, spec.lambdas[i]).items():
+            metrics[f"{k}_q{i}"] = v
+            metrics[k] = metrics.get(k, 0.0) + v / len(points)
+    return metrics
+
+
+def validation_points(num_rates: int) -> list[int]:
+    """The rate points a variable-rate model is validated at: lowest, middle, highest."""
+    return sorted({0, (num_rates - 1) // 2, num_rates - 1})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -494,16 +540,20 @@ def export_weights(
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
 
     stem = f"{spec.name.replace(':', '.')}-q{spec.quality}"
+    model_kwargs = dict(config.get("model_kwargs", {}))
+    if spec.variable_rate:
+        model_kwargs["num_rates"] = len(spec.lambdas)
     path = workdir / "export" / f"{stem}.msgpack"
     model_config = None
     if ":" not in spec.name:
         from jaxlic.models import get_config  # pylint: disable=g-import-not-at-top
 
-        model_config = get_config(spec.name, N=spec.N, M=spec.M, **config.get("model_kwargs", {})).to_dict()
+        model_config = get_config(spec.name, N=spec.N, M=spec.M, **model_kwargs).to_dict()
     meta = dict(
         model=spec.name,
         quality=spec.quality,
         lmbda=spec.lmbda,
+        **({"lambdas": list(spec.lambdas)} if spec.variable_rate else {}),
         N=spec.N,
         M=spec.M,
         config=model_config,

@@ -12,6 +12,11 @@ One accelerator (a single GPU; `tools/gpu_run.sh` runs it under a wall-clock bud
   python -m train.main --config train/configs/ckbd.py:gpu --workdir runs/ckbd-full-gpu \
       --config.max_wall_s=3600
 Args after ':' pick a model too, e.g. `ckbd.py:ckbd-attn` or `ckbd.py:smoke,ckbd-pp`.
+Variable-rate (one model for every rate, gain units of Cui et al. 2021, "Asymmetric Gained Deep
+Image Compression With Continuous Rate Adaptation"): `vr` trains the `-vr` variant of the chosen
+model on all rate points of `jaxlic.models.registry.VR_LAMBDAS` (each example draws one), e.g.
+  python -m train.main --config train/configs/ckbd.py:cpu,vr --workdir runs/ckbd-full-vr
+  python -m train.main --config train/configs/ckbd.py:smoke,vr --workdir /tmp/smoke-vr
 The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
 variant, about 8 h on a 2-core CPU: 3000 steps, resumes with longer schedules up to 8400
 steps, then a fine-tune on 256 px crops to 11000 (the exact commands are in
@@ -44,6 +49,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = common.get_config()
     c.model = "ckbd-full"
     c.optim.learning_rate = 1e-4
+    variable_rate = False
     for part in filter(None, (arg or "").split(",")):
         if part == "smoke":
             common.smoke(c)
@@ -51,12 +57,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             cpu(c)
         elif part == "gpu":
             gpu(c)
+        elif part == "vr":
+            variable_rate = True
         elif part in MODELS:
             c.model = part
         else:
             raise ValueError(
-                f"unknown config arg {part!r}; expected 'smoke', 'cpu', 'gpu' or one of {MODELS}"
+                f"unknown config arg {part!r}; expected 'smoke', 'cpu', 'gpu', 'vr' or one of {MODELS}"
             )
+    if variable_rate:
+        c.model = f"{c.model}-vr"
     return c
 
 
