@@ -328,13 +328,27 @@ def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str
     return "\n".join(lines)
 
 
+#: Rate points of a variable-rate model's curve when `--qualities` is not given.
+VR_EVAL_POINTS = 8
+
+
 def _load_model_codecs(args) -> list:
     if not args.models and not args.weights:
         return []
     from jaxlic import zoo
 
+    def rate_points(codec) -> list:
+        """A variable-rate model (Cui et al. 2021 gain units) at `--qualities` (rate parameters)
+        or 8 points evenly over its range: a whole curve from one model."""
+        lo, hi = codec.rate_range
+        qs = args.qualities if args.qualities is not None else np.linspace(lo, hi, VR_EVAL_POINTS)
+        return [codec.at_rate(round(float(q), 6)) for q in qs]
+
     codecs_ = []
     for name in args.models:
+        if getattr(zoo, "is_variable_rate", lambda n: False)(name):
+            codecs_ += rate_points(zoo.load(name=name))
+            continue
         qualities = args.qualities
         if qualities is None:
             available = getattr(zoo, "available", lambda: {})()
@@ -342,9 +356,12 @@ def _load_model_codecs(args) -> list:
             if not qualities:
                 raise JaxlicError(f"no shipped qualities known for model {name!r}; pass --qualities")
         for q in qualities:
-            codecs_.append(zoo.load(name=name, quality=q))
+            if not float(q).is_integer():
+                raise JaxlicError(f"{name} is a fixed-rate model: its qualities are integers, not {q}")
+            codecs_.append(zoo.load(name=name, quality=int(q)))
     for path in args.weights:
-        codecs_.append(zoo.load(weights=path))
+        codec = zoo.load(weights=path)
+        codecs_ += rate_points(codec) if getattr(codec, "variable_rate", False) else [codec]
     if getattr(args, "refine", 0):
         method = getattr(args, "refine_method", "sga")
         codecs_ += [RefinedCodec(c, args.refine, method) for c in codecs_]
