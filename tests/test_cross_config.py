@@ -27,7 +27,8 @@ import pytest
 
 from jaxlic.models.registry import list_models
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module, so the encoder and decoder subprocesses run once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cross_config")]
 
 FAMILIES = list_models()
 SHIPPED = "shipped-ckbd-full"
@@ -36,6 +37,7 @@ KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak
 
 _ONE_THREAD_FLAGS = "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"
 CONFIGS = {
+    "default": {},  # a fresh process under the encoder's own configuration: bit-exact throughout
     "sse4_2": {"XLA_FLAGS": "--xla_cpu_max_isa=SSE4_2"},
     "fast_math": {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"},
     "one_thread": {"XLA_FLAGS": _ONE_THREAD_FLAGS, "OMP_NUM_THREADS": "1"},

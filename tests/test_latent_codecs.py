@@ -9,14 +9,23 @@ import sys
 import numpy as np
 import pytest
 
-from jaxlic import models
+from jaxlic import models, zoo
 from jaxlic.coding import container
 from jaxlic.latent import registry
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from test_models import small_codec  # noqa: E402
-
 H, W = 64, 96  # padded to 64 x 128: y 4 x 8, z 1 x 2
+
+# Tiny random codecs; the fresh process below defines and builds the same ones (same seed).
+SMALL_CODEC = """
+def small_codec(name):
+    over = dict(N=8) if models.get_config(name).transform == "cheng" else dict(N=8, M=12)
+    return zoo.random_codec(name, quality=3, seed=0, **over)
+"""
+
+
+def small_codec(name):
+    over = dict(N=8) if models.get_config(name).transform == "cheng" else dict(N=8, M=12)
+    return zoo.random_codec(name, quality=3, seed=0, **over)
 
 
 def _stream(name):
@@ -46,10 +55,9 @@ def fresh_decodes(tmp_path_factory):
         data, expected[name] = _stream(name)
         (tmp / f"{name}.jlic").write_bytes(data)
     script = f"""
-import sys
 import numpy as np
-sys.path.insert(0, {json.dumps(str(pathlib.Path(__file__).parent))})
-from test_models import small_codec
+from jaxlic import models, zoo
+{SMALL_CODEC}
 tmp = {json.dumps(str(tmp))}
 for name in {models.list_models()!r}:
     codec = small_codec(name)
@@ -61,6 +69,8 @@ for name in {models.list_models()!r}:
     return {name: (expected[name], np.load(tmp / f"{name}.npz")) for name in models.list_models()}
 
 
+@pytest.mark.slow
+@pytest.mark.xdist_group("latent_fresh")  # one worker: the fixture's subprocess runs once
 @pytest.mark.parametrize("name", models.list_models())
 def test_every_model_decodes_bit_exactly_in_a_fresh_process(name, fresh_decodes):
     expected, fresh = fresh_decodes[name]

@@ -14,7 +14,6 @@ import time
 
 import numpy as np
 import pytest
-from test_input_pipeline import write_images
 
 from jaxlic import weights
 
@@ -58,7 +57,7 @@ def exported(workdir):
     return params
 
 
-def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, env):
+def test_sigkill_then_resume_matches_an_uninterrupted_run(write_images, tmp_path, env):
     data_dir = tmp_path / "data"
     write_images(data_dir, n=4, size=(80, 96))
     ref = subprocess.run(

@@ -180,7 +180,7 @@ def evaluate(
                 bar.set_description(f"{base['image']} {codec.name} q{codec.quality}")
                 _warm_up(codec, img, seen)
                 m = measure_model(codec, img)
-                rows.append({**base, "kind": "model", "name": codec.name, "quality": int(codec.quality), **m})
+                rows.append({**base, "kind": "model", "name": codec.name, "quality": codec.quality, **m})
                 bar.update()
             for name, qualities in codec_sweeps.items():
                 for q in qualities:
