@@ -180,3 +180,26 @@ def test_rate_view(codec, image):
     data = view.compress(image)
     assert rate_from_extra(container.unpack(data)[0].extra["rate"]) == np.float32(2.5)
     assert view.estimate_bpp(image) > 0
+
+
+def test_eval_draws_a_whole_curve_from_one_variable_rate_model(codec, tmp_path, capsys):
+    from PIL import Image
+
+    from jaxlic import cli, weights
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    from skimage import data
+
+    Image.fromarray(data.astronaut()[100:164, 200:296]).save(images / "a.png")
+    path = tmp_path / "vr.msgpack"
+    weights.save(
+        path, codec.variables["params"], {"model": "ckbd-vr", "config": codec.cfg.to_dict(), "quality": 3}
+    )
+    code = cli.main(["eval", str(images), "--weights", str(path), "--out", str(tmp_path / "out")])
+    assert code == 0, capsys.readouterr().err
+    rows = (tmp_path / "out" / "per_image_ckbd-vr.csv").read_text().strip().splitlines()[1:]
+    qualities = [float(r.split(",")[3]) for r in rows]
+    assert len(qualities) == 8 and qualities == sorted(qualities) and len(set(qualities)) == 8
+    bpps = [float(r.split(",")[7]) for r in rows]
+    assert bpps == sorted(bpps)  # the rate grows along the curve
