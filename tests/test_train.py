@@ -146,6 +146,8 @@ def test_resumed_run_is_bit_identical_and_exports_weights(data_dir, tmp_path):
     params, meta = weights.load(tmp_path / "full" / "export" / f"{MODEL}-q3.msgpack")
     assert (meta["model"], meta["quality"], meta["N"], meta["M"]) == (MODEL, 3, 8, 8)
     assert meta["lmbda"] == pytest.approx(0.01) and "loss" in meta["metrics"]
+    # z health is a validation metric: its share of the rate and its live channels.
+    assert 0.0 < meta["metrics"]["z_share"] < 1.0 and 0 <= meta["metrics"]["live_z_channels"] <= 8
     final = leaves(full.params)
     for k, v in leaves(params).items():
         np.testing.assert_array_equal(v, final[k], err_msg=k)
@@ -269,3 +271,11 @@ def test_variable_rate_smoke_run_trains_and_exports(data_dir, tmp_path):
     assert codec.variable_rate and codec.rate_range == (0.0, 5.0)
     img = (np.random.default_rng(0).uniform(size=(32, 48, 3)) * 255).astype(np.uint8)
     assert codec.decompress(codec.compress(img, quality=2.5)).shape == img.shape
+
+
+def test_z_health_counts_the_channels_of_z_hat_that_vary():
+    z_hat = np.zeros((1, 2, 3, 4), np.float32)
+    z_hat[0, 1, 2, 0] = 1.0  # channel 0 varies over the image
+    z_hat[0, :, :, 2] = 5.0  # channel 2 is constant (not live)
+    z_hat[0, 0, 0, 3] = -2.0  # channel 3 varies
+    assert float(trainer.z_health({"z_hat": z_hat})["live_z_channels"]) == 2.0

@@ -446,14 +446,22 @@ def eval_step(params: PyTree, image: jax.Array, *, spec: ModelSpec) -> dict:
     """
     if not spec.variable_rate:
         out = spec.module.apply({"params": params}, image, method="forward_eval")
-        return rd_loss(out, image, spec.lmbda)
+        return {**rd_loss(out, image, spec.lmbda), **z_health(out)}
     metrics, points = {}, validation_points(len(spec.lambdas))
     for i in points:
         out = spec.module.apply({"params": params}, image, float(i), method="forward_eval")
-        for k, v in rd_loss(out, image, spec.lambdas[i]).items():
+        for k, v in {**rd_loss(out, image, spec.lambdas[i]), **z_health(out)}.items():
             metrics[f"{k}_q{i}"] = v
             metrics[k] = metrics.get(k, 0.0) + v / len(points)
     return metrics
+
+
+def z_health(out: dict) -> dict:
+    """How much the hyperprior is used: `live_z_channels`, the number of channels of z_hat that
+    vary over the image (a collapsed hyperprior has a few; `evaluate` adds z's share of the rate)."""
+    z_hat = out["z_hat"]
+    live = z_hat.max(axis=(0, 1, 2)) > z_hat.min(axis=(0, 1, 2))
+    return {"live_z_channels": jnp.sum(live.astype(jnp.float32))}
 
 
 def validation_points(num_rates: int) -> list[int]:
@@ -503,6 +511,8 @@ def evaluate(
         for k, v in to_host(eval_fn(params, x)).items():
             sums[k] = sums.get(k, 0.0) + float(v)
     metrics = {k: v / len(images) for k, v in sums.items()}
+    if metrics.get("bpp"):
+        metrics["z_share"] = metrics["bpp_z"] / metrics["bpp"]
     if jax.process_index() == 0:
         bpp = real_bpp(params, images)
         if bpp is not None:
@@ -747,7 +757,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 with report_progress.timed("eval"):
                     eval_metrics = evaluate(state.params, eval_images, p_eval_step, replicated, real_bpp)
                 writer.write_scalars(step, {f"val/{k}": v for k, v in eval_metrics.items()})
-                logging.info("step %d validation: %s", step, eval_metrics)
+                logging.info(
+                    "step %d validation: loss %.4f psnr %.2f bpp %.4f | z share %.2f%%, %d live z channels | %s",
+                    step,
+                    eval_metrics["loss"],
+                    eval_metrics["psnr"],
+                    eval_metrics["bpp"],
+                    100 * eval_metrics.get("z_share", 0.0),
+                    round(eval_metrics.get("live_z_channels", 0)),
+                    eval_metrics,
+                )
                 if warning := hyperprior_collapse_warning(eval_metrics):
                     logging.warning("step %d: %s", step, warning)
                 last_eval = eval_metrics
