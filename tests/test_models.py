@@ -1,6 +1,5 @@
 """Behaviour of every registered model at tiny widths with random weights."""
 
-
 import jax
 import numpy as np
 import pytest
