@@ -68,30 +68,25 @@ def search_quality(
     def off(data: bytes) -> float:
         return abs(len(data) - target_bytes) / target_bytes
 
+    def at_end(q: float, data: bytes, which: str, side: str) -> RateSearchResult:
+        """The result at one end of the range: within tolerance, or the nearest with a note."""
+        ok = off(data) <= tolerance
+        note = (
+            ""
+            if ok
+            else (
+                f"the {which} stream this model makes of this image is {len(data)} bytes "
+                f"(rate parameter {q:g}), {side} the target of {target_bytes:.0f} bytes"
+            )
+        )
+        return RateSearchResult(float(q), data, ok, note)
+
     low_data = compress_at(lo)
     if len(low_data) >= target_bytes * (1 - tolerance):
-        ok = off(low_data) <= tolerance
-        note = (
-            ""
-            if ok
-            else (
-                f"the smallest stream this model makes of this image is {len(low_data)} bytes "
-                f"(rate parameter {lo:g}), above the target of {target_bytes:.0f} bytes"
-            )
-        )
-        return RateSearchResult(float(lo), low_data, ok, note)
+        return at_end(lo, low_data, "smallest", "above")
     high_data = compress_at(hi)
     if len(high_data) <= target_bytes * (1 + tolerance):
-        ok = off(high_data) <= tolerance
-        note = (
-            ""
-            if ok
-            else (
-                f"the largest stream this model makes of this image is {len(high_data)} bytes "
-                f"(rate parameter {hi:g}), below the target of {target_bytes:.0f} bytes"
-            )
-        )
-        return RateSearchResult(float(hi), high_data, ok, note)
+        return at_end(hi, high_data, "largest", "below")
 
     best_q, best = float(lo), low_data  # the largest stream not above the target so far
     a, b = (lo, len(low_data)), (hi, len(high_data))
