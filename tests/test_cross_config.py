@@ -82,9 +82,9 @@ for name in cases:
         if hasattr(codec, "synthesize"):
             synthesize = codec.synthesize
 
-            def capture(y_hat, synthesize=synthesize):
+            def capture(y_hat, *args, synthesize=synthesize, **kwargs):
                 seen["y_hat"] = np.array(y_hat)
-                return synthesize(y_hat)
+                return synthesize(y_hat, *args, **kwargs)
 
             codec.synthesize = capture
         out = codec.decompress((root / f"{name}.jlic").read_bytes())
