@@ -32,7 +32,7 @@ import sys
 import time
 
 from jaxlic import compile_cache
-from jaxlic.errors import JaxlicError
+from jaxlic.errors import BitstreamError, JaxlicError
 from jaxlic.models.registry import DEFAULT_MODEL  # jax-free: the CLI starts without importing jax
 
 PROG = "jaxlic"
@@ -233,7 +233,7 @@ def cmd_decompress(args) -> int:
 
 def cmd_info(args) -> int:
     """``jaxlic info``: print a .jlic header."""
-    from jaxlic.coding.container import unpack
+    from jaxlic.coding.container import RATE_KEY, rate_from_extra, unpack
 
     data = _read_stream(args.input)
     header, sections = unpack(data, max_pixels=args.max_pixels)
@@ -241,11 +241,14 @@ def cmd_info(args) -> int:
     print(f"model:    {header.model}")
     print(f"quality:  {header.quality}")
     extra = dict(header.extra)
-    if "rate" in extra and -(2**31) <= extra["rate"] < 2**31:
-        import struct
-
-        q = struct.unpack("<f", struct.pack("<i", extra.pop("rate")))[0]
-        print(f"rate:     {q!r} (rate parameter of a variable-rate model)")
+    if RATE_KEY in extra:
+        try:
+            q = rate_from_extra(extra[RATE_KEY])
+        except BitstreamError:
+            pass  # shown as a raw extra field below
+        else:
+            del extra[RATE_KEY]
+            print(f"rate:     {q!r} (rate parameter of a variable-rate model)")
     print(f"size:     {header.width}x{header.height}")
     for key, value in sorted(extra.items()):
         print(f"extra:    {key} = {value}")
@@ -350,32 +353,26 @@ def cmd_convert(args) -> int:
 # parser and entry point
 
 
-def _int_list(text: str) -> list[int]:
+def _number(text: str, positive: bool) -> float:
+    """A finite number that is non-negative (or positive), else an argparse error."""
     try:
-        return [int(t) for t in text.replace(",", " ").split()]
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+        value = float("nan")
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise argparse.ArgumentTypeError(
+            f"expected a {'positive' if positive else 'non-negative'} number, got {text!r}"
+        )
+    return value
 
 
 def _quality(text: str) -> float:
     """A quality index or rate parameter: a finite non-negative number."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
-    return value
+    return _number(text, positive=False)
 
 
 def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return _number(text, positive=True)
 
 
 def _quality_list(text: str) -> list:
@@ -386,16 +383,6 @@ def _quality_list(text: str) -> list:
         raise argparse.ArgumentTypeError(
             f"expected non-negative numbers separated by commas, got {text!r}"
         ) from None
-    return [int(v) if v.is_integer() else v for v in values]
-
-
-def _num_list(text: str) -> list[float]:
-    try:
-        values = [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
-    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
     return [int(v) if v.is_integer() else v for v in values]
 
 
@@ -520,7 +507,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--codec-qualities",
-        type=_num_list,
+        type=_quality_list,
         default=None,
         help="quality sweep for every codec (default: a per-codec sweep; jpeg2000 takes target bpp)",
     )

@@ -308,3 +308,23 @@ def unpack(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header
     if reader.pos != reader.end:
         _raise_bitstream_error(f"{reader.end - reader.pos} unparsed bytes before the checksum")
     return header, sections
+
+
+#: Header extra key holding a variable-rate stream's rate parameter (float32 bits as int32).
+RATE_KEY = "rate"
+
+
+def rate_to_extra(q: float) -> int:
+    """The header value of rate parameter q: the bits of float32(q) as a signed 32-bit integer."""
+    return struct.unpack("<i", struct.pack("<f", q))[0]
+
+
+def rate_from_extra(value: int) -> float:
+    """The float32 rate parameter stored as `value` by `rate_to_extra` (as a Python float).
+
+    Raises:
+      BitstreamError: the value is not a 32-bit pattern.
+    """
+    if not -(2**31) <= value < 2**31:
+        raise BitstreamError(f"corrupted stream: rate field {value} is not a 32-bit value")
+    return struct.unpack("<f", struct.pack("<i", value))[0]

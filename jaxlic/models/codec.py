@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlic.coding import container
+from jaxlic.coding.container import RATE_KEY, rate_from_extra, rate_to_extra
 from jaxlic.errors import BitstreamError, ImageError, ModelError
 from jaxlic.latent.host import HostCoder
 from jaxlic.models.compressor import Compressor
@@ -58,26 +59,6 @@ def to_uint8(x_hat, h: int, w: int) -> np.ndarray:
 
 def _np(tree):
     return jax.tree_util.tree_map(np.asarray, tree)
-
-
-#: Header extra key holding a variable-rate stream's rate parameter (float32 bits as int32).
-RATE_KEY = "rate"
-
-
-def rate_to_extra(q: float) -> int:
-    """The header value of rate parameter q: the bits of float32(q) as a signed 32-bit integer."""
-    return int(np.array(q, np.float32).view(np.int32))
-
-
-def rate_from_extra(value: int) -> np.float32:
-    """The float32 rate parameter stored as `value` by `rate_to_extra`.
-
-    Raises:
-      BitstreamError: the value is not a 32-bit pattern.
-    """
-    if not -(2**31) <= value < 2**31:
-        raise BitstreamError(f"corrupted stream: rate field {value} is not a 32-bit value")
-    return np.array(value, np.int32).view(np.float32)[()]
 
 
 def header_bytes(name: str, height: int, width: int, *, quality: int = 0, variable_rate: bool = False) -> int:
@@ -219,7 +200,7 @@ class Codec:
             if refine_steps > 0:
                 raise ModelError("latent refinement does not combine with a target size")
             return self._compress_to_target(img, target_bpp, target_bytes)
-        q = self.check_rate(self.default_rate if quality is None else quality)
+        q = self._rate_or_default(quality)
         self.last_rate_search = None
         return self._compress_at(img, q, refine_steps, refine_lr, refine_method, progress)
 
@@ -344,7 +325,7 @@ class Codec:
             return None
         if RATE_KEY not in header.extra:
             raise BitstreamError(f"stream of variable-rate model {self.name} carries no rate parameter")
-        q = rate_from_extra(header.extra[RATE_KEY])
+        q = np.float32(rate_from_extra(header.extra[RATE_KEY]))
         lo, hi = self.rate_range
         if not (math.isfinite(q) and lo <= q <= hi):
             raise BitstreamError(f"corrupted stream: rate parameter {q} outside [{lo:g}, {hi:g}]")
