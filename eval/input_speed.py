@@ -6,8 +6,9 @@
 The old pipeline is `train/input_pipeline.py` at git commit 08eb705 (the last tf.data version),
 read with `git show` into a temporary module; it runs only where TensorFlow is installed (the
 `tfds` extra), else only grain is timed. Each repeat builds a fresh iterator, draws one warm-up
-batch (not timed: file scan, thread start-up) and then times `--batches` batches; the median
-images/s over the repeats is reported, with the ratio grain / tf.data.
+batch (not timed: file scan, thread start-up) and then times `--batches` batches. The repeats of
+the two pipelines are interleaved (this machine is noisy); the median images/s over the repeats
+is reported, with the ratio grain / tf.data.
 """
 
 from __future__ import annotations
@@ -60,18 +61,15 @@ def load_tf_pipeline():
     return module
 
 
-def time_pipeline(make_iter, args) -> list[float]:
-    rates = []
-    for r in range(args.repeats):
-        it = make_iter(seed=r)
-        batch = next(it)  # warm-up
-        assert batch.shape == (args.batch, args.crop, args.crop, 3), batch.shape
-        t0 = time.perf_counter()
-        for _ in range(args.batches):
-            next(it)
-        rates.append(args.batches * args.batch / (time.perf_counter() - t0))
-        del it
-    return rates
+def time_once(make_iter, seed: int, args) -> float:
+    """Images/s of `--batches` batches of a fresh iterator, after one untimed warm-up batch."""
+    it = make_iter(seed=seed)
+    batch = next(it)  # warm-up
+    assert batch.shape == (args.batch, args.crop, args.crop, 3), batch.shape
+    t0 = time.perf_counter()
+    for _ in range(args.batches):
+        next(it)
+    return args.batches * args.batch / (time.perf_counter() - t0)
 
 
 def main(argv=None):
@@ -100,37 +98,34 @@ def main(argv=None):
         "grain_threads": args.threads or input_pipeline.default_num_threads(),
         "grain_workers": args.workers,
     }
-    rates = time_pipeline(
-        lambda seed: input_pipeline.create_train_iterator(
+    pipelines = {
+        "grain": lambda seed: input_pipeline.create_train_iterator(
             cfg, local_batch_size=args.batch, seed=seed, process_index=0, process_count=1
-        ),
-        args,
-    )
-    results["grain_images_per_s"] = statistics.median(rates)
-    results["grain_runs"] = rates
-    print(
-        f"grain:   {results['grain_images_per_s']:.1f} images/s (runs: {', '.join(f'{r:.1f}' for r in rates)})"
-    )
-
+        )
+    }
     tf_pipeline = load_tf_pipeline()
-    if tf_pipeline is None:
-        print("tf.data: TensorFlow is not installed; timed grain only")
-    else:
+    if tf_pipeline is not None:
         tf_cfg = data_config(args)
         tf_cfg.shuffle_buffer = 1024
         tf_cfg.num_parallel_calls = 0
-        rates = time_pipeline(
-            lambda seed: tf_pipeline.create_train_iterator(
-                tf_cfg, local_batch_size=args.batch, seed=seed, process_index=0, process_count=1
-            ),
-            args,
+        pipelines["tf"] = lambda seed: tf_pipeline.create_train_iterator(
+            tf_cfg, local_batch_size=args.batch, seed=seed, process_index=0, process_count=1
         )
-        results["tf_images_per_s"] = statistics.median(rates)
-        results["tf_runs"] = rates
-        results["ratio_grain_over_tf"] = results["grain_images_per_s"] / results["tf_images_per_s"]
+    runs = {name: [] for name in pipelines}
+    for r in range(args.repeats):
+        for name, make_iter in pipelines.items():
+            runs[name].append(time_once(make_iter, r, args))
+    for name, rates in runs.items():
+        results[f"{name}_images_per_s"] = statistics.median(rates)
+        results[f"{name}_runs"] = rates
+        label = "tf.data" if name == "tf" else name
         print(
-            f"tf.data: {results['tf_images_per_s']:.1f} images/s (runs: {', '.join(f'{r:.1f}' for r in rates)})"
+            f"{label + ':':<8} {statistics.median(rates):.1f} images/s (runs: {', '.join(f'{x:.1f}' for x in rates)})"
         )
+    if tf_pipeline is None:
+        print("tf.data: TensorFlow is not installed; timed grain only")
+    else:
+        results["ratio_grain_over_tf"] = results["grain_images_per_s"] / results["tf_images_per_s"]
         print(f"ratio grain / tf.data: {results['ratio_grain_over_tf']:.2f}")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
