@@ -37,7 +37,7 @@ def main():
     losses = []
     t0 = time.perf_counter()
     for i in range(batches.shape[0]):
-        x = torch.from_numpy(np.array(batches[i])).permute(0, 3, 1, 2).float() / 255.0
+        x = torch.from_numpy(np.array(batches[i])).permute(0, 3, 1, 2).contiguous().float() / 255.0
         loss = step(x)
         losses.append(loss.item())
         if i == 0:
@@ -50,7 +50,7 @@ def main():
     per_image = []
     with torch.no_grad():
         for _, img in sorted(np.load(args.kodak).items(), key=lambda kv: int(kv[0].split("_")[1])):
-            x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255.0
+            x = torch.from_numpy(img).permute(2, 0, 1)[None].contiguous().float() / 255.0
             out = net(x)
             bits = sum(-torch.log2(l).sum() for l in out["likelihoods"].values())
             mse = torch.mean((out["x_hat"].clamp(0, 1) - x) ** 2)

@@ -110,11 +110,11 @@ def _cmd(mode: str, root: pathlib.Path) -> list[str]:
     return cmd
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
+def _encode_and_decode(root: pathlib.Path) -> None:
+    """Encodes every case here, then decodes them under all configurations at once
+    (compilation is mostly single-threaded)."""
     from skimage import data
 
-    root = tmp_path_factory.mktemp("cross_config")
     small = np.ascontiguousarray(data.astronaut()[100:164, 200:296])  # 64 x 96 photo crop
     if KODAK.exists():
         from jaxlic.image_io import read_image
@@ -125,12 +125,6 @@ def root(tmp_path_factory):
     np.savez(root / "inputs.npz", small=small, photo=photo)
     (root / "cases.json").write_text(json.dumps(CASES))
     subprocess.run(_cmd("encode", root), env=_env({}), check=True, timeout=1200)
-    return root
-
-
-@pytest.fixture(scope="module")
-def decoded(root):
-    """Runs the decoders of all configurations at once (compilation is mostly single-threaded)."""
     procs = {
         name: subprocess.Popen(_cmd(name, root), env=_env(extra), stderr=subprocess.PIPE, text=True)
         for name, extra in CONFIGS.items()
@@ -141,7 +135,11 @@ def decoded(root):
         if p.returncode:
             failed[name] = err[-3000:]
     assert not failed, failed
-    return root
+
+
+@pytest.fixture(scope="module")
+def decoded(computed_once):
+    return computed_once("cross_config", _encode_and_decode)
 
 
 def _load(root, name, mode):

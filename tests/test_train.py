@@ -234,6 +234,27 @@ def test_init_from_starts_from_a_weights_file_of_the_same_model(data_dir, tmp_pa
         setup_step(tiny_config(data_dir, init_from=str(path)))
 
 
+def test_variable_rate_run_warm_starts_from_its_fixed_rate_weights(data_dir, tmp_path):
+    from jaxlic import weights  # pylint: disable=g-import-not-at-top
+
+    state, _, _ = setup_step(tiny_config(data_dir, model="ckbd", seed=1))
+    path = tmp_path / "fixed.msgpack"
+    weights.save(path, trainer.to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
+    warm, step, key = setup_step(tiny_config(data_dir, model="ckbd-vr", seed=2, init_from=str(path)))
+    got, want = leaves(warm.params), leaves(state.params)
+    fresh = {k for k in got if k.startswith(("['gain']", "['inv_gain']"))}
+    assert fresh and set(got) - fresh == set(want)
+    for k in want:
+        np.testing.assert_array_equal(got[k], want[k])
+    for k in fresh:  # gain 1 at every rate point: each point starts as the fixed-rate model
+        np.testing.assert_array_equal(got[k], 0.0)
+    warm, metrics = step(warm, fixed_batch(), key)
+    assert bool(metrics["finite"])
+    weights.save(path, trainer.to_host(state.params), {"model": "ckbd-gmm", "N": 8, "M": 8})
+    with pytest.raises(ValueError, match="init_from"):
+        setup_step(tiny_config(data_dir, model="ckbd-vr", init_from=str(path)))
+
+
 def test_resume_does_not_reread_the_init_from_file(data_dir, tmp_path):
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
 

@@ -41,6 +41,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlic.losses import rd_loss
+from jaxlic.models.init import torch_like_biases
 from train import input_pipeline, metric_writers
 
 PyTree = Any
@@ -275,7 +276,10 @@ def create_train_state(
         extra = set(variables) - {"params"}
         if extra:
             raise ValueError(f"model has non-parameter collections {extra}; trainer handles params only")
-        params = variables["params"] if params is None else params
+        if params is None:  # a fresh run starts from PyTorch-like biases (jaxlic.models.init)
+            params = torch_like_biases(variables["params"], jax.random.fold_in(k_params, 1))
+        else:  # a warm start; parameters it lacks (WARM_START_FRESH only) keep their init
+            params = {**variables["params"], **params}
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -289,7 +293,12 @@ def create_train_state(
     if init_params is not None:
         from jaxlic import weights  # pylint: disable=g-import-not-at-top
 
-        weights.check_matches(init_params, abstract.params)
+        fresh = {
+            k: abstract.params[k] for k in WARM_START_FRESH if k in abstract.params and k not in init_params
+        }
+        weights.check_matches({**fresh, **init_params}, abstract.params)
+        if fresh:
+            logging.info("init_from: %s start from their initialisation", ", ".join(fresh))
         init_params = jax.tree.map(lambda a: np.asarray(a, np.float32), init_params)
     if jax.default_backend() == "cpu":
         # Init runs once: on CPU an unoptimised compile saves ~2/3 of its time (tens of seconds).
@@ -301,19 +310,27 @@ def create_train_state(
 def load_init_params(path: str, spec: ModelSpec) -> PyTree:
     """Params of a jaxlic weights file for a warm start (`config.init_from`).
 
-    The file must hold the same registry model at the same widths (N, M); anything else is an
-    error, not a silent partial load.
+    The file must hold the same registry model at the same widths (N, M), or, for a
+    variable-rate model `<name>-vr`, its fixed-rate counterpart `<name>` at those widths: the
+    gain units it lacks start from their initialisation (gain 1 at every rate point, see
+    `create_train_state`). Anything else is an error, not a silent partial load.
     """
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
 
     params, meta = weights.load(path)
     found = (meta.get("model"), meta.get("N"), meta.get("M"))
-    if found != (spec.name, spec.N, spec.M):
+    allowed = {spec.name, spec.name.removesuffix("-vr")} if spec.variable_rate else {spec.name}
+    if found[0] not in allowed or found[1:] != (spec.N, spec.M):
         raise ValueError(
             f"init_from {path} holds model {found[0]} N={found[1]} M={found[2]}, "
             f"but the config trains {spec.name} N={spec.N} M={spec.M}"
         )
     return params
+
+
+#: Top-level parameters a warm start may lack (a fixed-rate file starting a variable-rate run);
+#: they keep their initialisation.
+WARM_START_FRESH = ("gain", "inv_gain")
 
 
 def train_step(

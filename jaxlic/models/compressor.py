@@ -249,8 +249,10 @@ class Compressor(nn.Module):
         """
         y, z = self.analysis(x, rate)
         z_hat, z_lik = self.entropy_bottleneck(z, training=True)
-        hyper = self.hyper_synthesis(z_hat)
         mixed = self.cfg.train_quant == "mixed"
+        if mixed:  # the hyper-synthesis sees z rounded as the coder rounds it (straight-through)
+            z_hat = quantize(z, "ste", offset=jax.lax.stop_gradient(self.entropy_bottleneck.medians()))
+        hyper = self.hyper_synthesis(z_hat)
         y_dec, y_lik = self.latent.train(self, hyper, y, self.make_rng("noise"), mixed=mixed)
         return {"x_hat": self.synthesis(y_dec, rate), "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "z": z}
 

@@ -38,8 +38,10 @@ class ModelConfig:
       attention: "none", "cheng" (Cheng 2020 attention block) or "fdram".
       postprocess: add the decoder-side enhancement network after g_s.
       pp_features: width of the post-processing network.
-      train_quant: "noise" (additive uniform noise everywhere, CompressAI's training) or "mixed"
-        (noise for the rate term, straight-through rounding for the decoder and context inputs).
+      train_quant: "noise" (additive uniform noise everywhere, CompressAI's training of its
+        older models) or "mixed" (noise for the rate terms; straight-through rounding for what
+        the decoder sees: y into g_s and the context, z into the hyper-synthesis, as CompressAI's
+        latent codecs with ``quantizer="ste"`` train its checkerboard model).
       num_rates: 0 for a fixed-rate model; > 0 for a variable-rate model with this many trained
         rate points (gain units of Cui et al. 2021, "Asymmetric Gained Deep Image Compression
         With Continuous Rate Adaptation"), coding at any rate parameter q in [0, num_rates - 1].

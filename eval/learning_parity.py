@@ -1,0 +1,376 @@
+"""Does jaxlic learn as much per step as CompressAI? Paired runs, several seeds, health along training.
+
+Each run trains one model from scratch on a fixed sequence of batches drawn by the trainer's own
+pipeline (`train/input_pipeline.py`, seed `--seed`; both frameworks of a seed see the *same*
+batches), with the same loss (lmbda * 255^2 * MSE + bpp), Adam, global-norm clipping at 1.0,
+constant learning rate and aux optimiser (Adam 1e-3 on the quantiles). Every `--eval-every`
+steps it evaluates on a fixed Kodak subset (the first `--num-eval` images, cropped to a multiple
+of 64): RD loss, PSNR, estimated bpp, z's share of the rate and live z channels (channels of
+z_hat that vary over an image, mean over images), so a hyperprior collapse shows when it happens.
+
+jaxlic trains through `train.trainer`'s own jitted step with the model's default training
+quantisation; CompressAI 1.2.8 runs in the reference interpreter
+(`eval/learning_parity_compressai.py`, its examples/train.py step). Pairs:
+`ckbd` = jaxlic `ckbd` vs `Cheng2020AnchorCheckerboard` (N = M); `bmshj2018-hyperprior` vs
+`ScaleHyperprior`.
+
+  python -m eval.learning_parity draw --seed 0     # the seed's batches, once, before runs share them
+  python -m eval.learning_parity run --framework jaxlic --model ckbd --seed 0 --out runs/lp/ckbd-jaxlic-s0.json
+  python -m eval.learning_parity run --framework compressai --compressai-python .venv-ref/bin/python \\
+      --model ckbd --seed 0 --out runs/lp/ckbd-compressai-s0.json
+  python -m eval.learning_parity merge runs/lp/*.json --json results/learning_parity.json
+
+A run writes its JSON after every evaluation (a killed run keeps its curve so far) and marks it
+`"complete": true` at the end; `run` skips a complete output. `--label` names a jaxlic variant
+(e.g. "before" for a run of an older checkout: run this file from that checkout's root).
+`merge` writes `{"runs": [...], "settings": {...}, "summary": {...}}`; the summary compares the
+mean final Kodak RD loss and z share of each jaxlic label with CompressAI's per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+#: model -> (N, M, default steps)
+MODELS = {"ckbd": (64, 64, 3000), "bmshj2018-hyperprior": (64, 96, 2000)}
+
+
+# ---------------------------------------------------------------------------------- data
+def batches_for(args) -> np.ndarray:
+    """The seed's batches, uint8 [steps, B, S, S, 3], drawn once and cached under `--cache`."""
+    cache = pathlib.Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    for f in sorted(cache.glob(f"batches-s{args.seed}-b{args.batch}-{args.size}px-*.npy")):
+        arr = np.load(f, mmap_mode="r")
+        if arr.shape[0] >= args.steps:
+            return arr[: args.steps]
+    from train import input_pipeline  # pylint: disable=g-import-not-at-top
+    from train.configs import common  # pylint: disable=g-import-not-at-top
+
+    data = common.get_config().data
+    data.source, data.crop_size, data.prefetch = args.data, args.size, 2
+    it = input_pipeline.create_train_iterator(
+        data, local_batch_size=args.batch, seed=args.seed, process_index=0, process_count=1
+    )
+    path = cache / f"batches-s{args.seed}-b{args.batch}-{args.size}px-{args.steps}.npy"
+    tmp = path.with_suffix(".tmp.npy")
+    out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (args.steps, args.batch, args.size, args.size, 3))
+    t0 = time.perf_counter()
+    for i in range(args.steps):
+        out[i] = np.clip(np.round(next(it) * 255.0), 0, 255)
+        if (i + 1) % 500 == 0:
+            print(f"  drew {i + 1}/{args.steps} batches ({time.perf_counter() - t0:.0f} s)", flush=True)
+    out.flush()
+    del out
+    tmp.rename(path)
+    return np.load(path, mmap_mode="r")
+
+
+def load_kodak(folder: str, n: int) -> list[np.ndarray]:
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    files = sorted(p for p in pathlib.Path(folder).iterdir() if p.suffix.lower() == ".png")[:n]
+    if len(files) < n:
+        raise SystemExit(f"need {n} PNG images in {folder}, found {len(files)}")
+    out = []
+    for p in files:
+        with Image.open(p) as im:
+            img = np.asarray(im.convert("RGB"))
+        h, w = img.shape[0] // 64 * 64, img.shape[1] // 64 * 64
+        out.append(np.ascontiguousarray(img[:h, :w]))
+    return out
+
+
+def kodak_metrics(per_image: list[dict], lmbda: float) -> dict:
+    """Means over images of per-image {bits_y, bits_z, pixels, mse, live_z}."""
+    bpp = [(r["bits_y"] + r["bits_z"]) / r["pixels"] for r in per_image]
+    bpp_z = [r["bits_z"] / r["pixels"] for r in per_image]
+    mse = [r["mse"] for r in per_image]
+    return {
+        "rd_loss": float(lmbda * 255.0**2 * np.mean(mse) + np.mean(bpp)),
+        "psnr": float(np.mean([10 * np.log10(1.0 / m) for m in mse])),
+        "bpp": float(np.mean(bpp)),
+        "z_share": float(np.mean(bpp_z) / np.mean(bpp)),
+        "live_z_channels": float(np.mean([r["live_z"] for r in per_image])),
+    }
+
+
+# ---------------------------------------------------------------------------------- jaxlic
+def jaxlic_config(args):
+    from train.configs import ckbd, common  # pylint: disable=g-import-not-at-top
+
+    config = ckbd.get_config("ckbd") if args.model == "ckbd" else common.get_config()
+    config.model, config.N, config.M, config.lmbda = args.model, args.N, args.M, args.lmbda
+    config.num_steps = args.steps
+    config.batch_size = args.batch
+    config.optim.learning_rate, config.optim.schedule, config.optim.warmup_steps = args.lr, "constant", 0
+    config.optim.clip_norm, config.optim.aux_learning_rate = 1.0, 1e-3
+    config.seed = args.seed
+    return config
+
+
+def run_jaxlic(batches, kodak, args, record) -> None:
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    from train import trainer  # pylint: disable=g-import-not-at-top
+
+    spec, state, step, key = trainer.setup_train_step(jaxlic_config(args), jax.devices()[:1])
+    record["train_quant"] = spec.module.cfg.train_quant
+
+    @jax.jit
+    def eval_one(params, x):
+        out = spec.module.apply({"params": params}, x, method="forward_eval")
+        z_hat = out["z_hat"]
+        return {
+            "bits_y": jnp.sum(-jnp.log2(out["likelihoods"]["y"])),
+            "bits_z": jnp.sum(-jnp.log2(out["likelihoods"]["z"])),
+            "mse": jnp.mean(jnp.square(jnp.clip(out["x_hat"], 0.0, 1.0) - x)),
+            "live_z": jnp.sum(z_hat.max(axis=(0, 1, 2)) > z_hat.min(axis=(0, 1, 2))),
+        }
+
+    def evaluate(params):
+        rows = []
+        for img in kodak:
+            r = {
+                k: float(v) for k, v in eval_one(params, jnp.asarray(img[None], jnp.float32) / 255.0).items()
+            }
+            rows.append({**r, "pixels": img.shape[0] * img.shape[1]})
+        return kodak_metrics(rows, args.lmbda)
+
+    t_train = 0.0
+    for i in range(args.steps):
+        t0 = time.perf_counter()
+        state, metrics = step(state, jnp.asarray(batches[i], jnp.float32) / 255.0, key)
+        loss = float(metrics["loss"])
+        if i:  # step 1 compiles
+            t_train += time.perf_counter() - t0
+        record_step(record, i + 1, loss, args, lambda p=state.params: evaluate(p), t_train)
+
+
+# ---------------------------------------------------------------------------------- CompressAI
+def run_compressai(batches_file: str, kodak, args, record) -> None:
+    import tempfile  # pylint: disable=g-import-not-at-top
+
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/kodak.npz", *kodak)
+        cmd = [
+            args.compressai_python,
+            str(HERE / "learning_parity_compressai.py"),
+            "--batches",
+            batches_file,
+            "--steps",
+            str(args.steps),
+            "--kodak",
+            f"{tmp}/kodak.npz",
+            "--model",
+            args.model,
+            "--N",
+            str(args.N),
+            "--M",
+            str(args.M),
+            "--lmbda",
+            str(args.lmbda),
+            "--lr",
+            str(args.lr),
+            "--seed",
+            str(args.seed),
+            "--eval-every",
+            str(args.eval_every),
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        pending = None
+        for line in proc.stdout:
+            if line.startswith("INFO "):
+                record.update(json.loads(line[5:]))
+            elif line.startswith("STEP "):
+                s, loss, t_train = line.split()[1:]
+                pending = (int(s), float(loss), float(t_train))
+                if int(s) % args.eval_every and int(s) != args.steps:
+                    record_step(record, *pending[:2], args, None, pending[2])
+            elif line.startswith("EVAL "):
+                rows = json.loads(line[5:])
+                record_step(
+                    record, *pending[:2], args, lambda r=rows: kodak_metrics(r, args.lmbda), pending[2]
+                )
+        if proc.wait():
+            raise SystemExit(f"CompressAI worker failed (exit {proc.returncode})")
+
+
+# ---------------------------------------------------------------------------------- records
+def record_step(record, step, loss, args, evaluate, t_train) -> None:
+    """Logs the loss; every `eval_every` steps (and at the end) evaluates and writes the JSON."""
+    record["_losses"].append(loss)
+    if step % args.log_every == 0:
+        record["loss_curve"].append(float(np.mean(record["_losses"][-args.log_every :])))
+    if step % args.eval_every and step != args.steps:
+        return
+    k = evaluate() if evaluate else None
+    if k is None:
+        return
+    record["curve"].append(
+        {"step": step, "train_loss": float(np.mean(record["_losses"][-args.log_every :])), **k}
+    )
+    record["steps"], record["kodak"] = step, k
+    record["train_seconds"] = t_train
+    record["steps_per_s"] = (step - 1) / t_train if t_train else None
+    record["complete"] = step == args.steps
+    print(
+        f"  {record['framework']} s{args.seed} step {step}: loss {record['curve'][-1]['train_loss']:.4f}; "
+        f"Kodak RD {k['rd_loss']:.4f}, {k['psnr']:.2f} dB, {k['bpp']:.4f} bpp, z share "
+        f"{100 * k['z_share']:.2f}%, live z {k['live_z_channels']:.1f}",
+        flush=True,
+    )
+    out = {k2: v for k2, v in record.items() if not k2.startswith("_")}
+    path = pathlib.Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out, indent=1))
+    tmp.replace(path)
+
+
+def cmd_run(args) -> None:
+    from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
+
+    N, M, steps = MODELS[args.model]
+    args.N, args.M = args.N or N, args.M or M
+    if args.model == "ckbd":
+        args.M = args.N
+    args.steps = args.steps or steps
+    out = pathlib.Path(args.out)
+    if out.exists() and json.loads(out.read_text()).get("complete"):
+        print(f"{out} is complete; skipped")
+        return
+    batches = batches_for(args)
+    kodak = load_kodak(args.kodak, args.num_eval)
+    record = {
+        "framework": args.framework,
+        "label": args.label or args.framework,
+        "model": args.model,
+        "seed": args.seed,
+        "provenance": provenance(" ".join(["python", "-m", "eval.learning_parity", *sys.argv[1:]])),
+        "settings": {
+            k: getattr(args, k)
+            for k in (
+                "N",
+                "M",
+                "steps",
+                "batch",
+                "size",
+                "lmbda",
+                "lr",
+                "eval_every",
+                "log_every",
+                "num_eval",
+            )
+        },
+        "loss_curve": [],
+        "curve": [],
+        "complete": False,
+        "_losses": [],
+    }
+    print(f"{record['label']} {args.model} seed {args.seed}: {args.steps} steps", flush=True)
+    if args.framework == "jaxlic":
+        run_jaxlic(batches, kodak, args, record)
+    else:
+        if not args.compressai_python:
+            raise SystemExit("--framework compressai needs --compressai-python")
+        run_compressai(str(batches_file(args)), kodak, args, record)
+
+
+def batches_file(args) -> pathlib.Path:
+    for f in sorted(pathlib.Path(args.cache).glob(f"batches-s{args.seed}-b{args.batch}-{args.size}px-*.npy")):
+        if np.load(f, mmap_mode="r").shape[0] >= args.steps:
+            return f
+    raise SystemExit("batches were not drawn")
+
+
+# ---------------------------------------------------------------------------------- merge
+def cmd_merge(args) -> None:
+    runs = [json.loads(pathlib.Path(f).read_text()) for f in args.files]
+    summary = {}
+    for model in sorted({r["model"] for r in runs}):
+        ref = [r for r in runs if r["model"] == model and r["framework"] == "compressai" and r["complete"]]
+        for label in sorted({r["label"] for r in runs if r["model"] == model}):
+            rs = [r for r in runs if r["model"] == model and r["label"] == label and r["complete"]]
+            if not rs:
+                continue
+            entry = {
+                "seeds": [r["seed"] for r in rs],
+                "rd_loss": float(np.mean([r["kodak"]["rd_loss"] for r in rs])),
+                "psnr": float(np.mean([r["kodak"]["psnr"] for r in rs])),
+                "bpp": float(np.mean([r["kodak"]["bpp"] for r in rs])),
+                "z_share": float(np.mean([r["kodak"]["z_share"] for r in rs])),
+                "live_z_channels": float(np.mean([r["kodak"]["live_z_channels"] for r in rs])),
+                "steps_per_s": float(np.mean([r["steps_per_s"] for r in rs])),
+            }
+            if ref and label != "compressai":
+                base_loss = np.mean([r["kodak"]["rd_loss"] for r in ref])
+                base_z = np.mean([r["kodak"]["z_share"] for r in ref])
+                entry["rd_loss_ratio_to_compressai"] = float(entry["rd_loss"] / base_loss)
+                entry["z_share_ratio_to_compressai"] = float(entry["z_share"] / base_z)
+            summary[f"{model}/{label}"] = entry
+    settings = {r["model"]: r["settings"] for r in runs}
+    result = {"runs": runs, "settings": settings, "summary": summary}
+    path = pathlib.Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    for k, v in summary.items():
+        ratio = v.get("rd_loss_ratio_to_compressai")
+        print(
+            f"{k:40s} seeds {v['seeds']}: RD {v['rd_loss']:.4f}"
+            + (f" ({ratio:.3f}x CompressAI)" if ratio else "")
+            + f", {v['psnr']:.2f} dB, {v['bpp']:.4f} bpp, z share {100 * v['z_share']:.2f}%, "
+            f"live z {v['live_z_channels']:.1f}, {v['steps_per_s']:.2f} steps/s"
+        )
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="one run (one framework, one seed)")
+    r.add_argument("--framework", choices=["jaxlic", "compressai"], required=True)
+    r.add_argument("--model", choices=sorted(MODELS), default="ckbd")
+    r.add_argument("--label", default=None, help="name of a jaxlic variant (default: the framework)")
+    r.add_argument("--out", required=True)
+    r.add_argument("--compressai-python", default=None)
+    r.add_argument("--N", type=int, default=0)
+    r.add_argument("--M", type=int, default=0)
+    r.add_argument("--lmbda", type=float, default=0.0035)
+    r.add_argument("--lr", type=float, default=5e-4)
+    r.add_argument("--eval-every", type=int, default=250)
+    r.add_argument("--log-every", type=int, default=50)
+    r.add_argument("--num-eval", type=int, default=8, help="the first N Kodak images")
+    r.add_argument("--kodak", default="../shared/data/kodak")
+    d = sub.add_parser("draw", help="only draw and cache a seed's batches (before runs that share them)")
+    for a in (r, d):
+        a.add_argument("--seed", type=int, default=0)
+        a.add_argument(
+            "--steps", type=int, default=0, help="default: 3000 (ckbd), 2000 (bmshj2018-hyperprior)"
+        )
+        a.add_argument("--batch", type=int, default=8)
+        a.add_argument("--size", type=int, default=128)
+        a.add_argument("--data", default="../shared/data/train")
+        a.add_argument("--cache", default="runs/lp", help="where the drawn batches are kept")
+    m = sub.add_parser("merge", help="runs -> one JSON with a summary")
+    m.add_argument("files", nargs="+")
+    m.add_argument("--json", required=True)
+    args = ap.parse_args(argv)
+    if args.cmd == "draw":
+        args.steps = args.steps or 3000
+        batches_for(args)
+    else:
+        cmd_run(args) if args.cmd == "run" else cmd_merge(args)
+
+
+if __name__ == "__main__":
+    main()

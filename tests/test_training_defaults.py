@@ -1,0 +1,91 @@
+"""The trainer's defaults that match CompressAI's training: straight-through z and y, PyTorch biases."""
+
+import jax
+import numpy as np
+import pytest
+
+from jaxlic import models, zoo
+from jaxlic.models.codec import to_input
+from jaxlic.models.init import torch_like_biases
+
+
+@pytest.fixture(scope="module")
+def image():
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100:228, 200:328])
+
+
+def _with_biases(codec, seed=0):
+    params = torch_like_biases(codec.variables["params"], jax.random.key(seed))
+    return {**codec.variables, "params": params}
+
+
+@pytest.mark.parametrize("name", ["ckbd", "ckbd-gmm"])
+def test_mixed_training_pass_decodes_what_the_coder_decodes(name, image):
+    """With "mixed" quantisation g_s sees exactly the coder's y_hat, which depends on z_hat through
+    the hyper-synthesis: so z must be rounded there too (not noisy), and x_hat cannot depend on
+    the training noise."""
+    codec = zoo.random_codec(name, quality=3, seed=0, N=16)
+    assert codec.cfg.train_quant == "mixed"
+    v, x = _with_biases(codec), to_input(image)
+    outs = [
+        codec.model.apply(v, x, method="forward_train", rngs={"noise": jax.random.key(k)})["x_hat"]
+        for k in (1, 2)
+    ]
+    ev = codec.model.apply(v, x, method="forward_eval")["x_hat"]
+    assert float(np.abs(np.asarray(ev)).max()) > 1e-3  # the check below is not between zeros
+    np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
+    np.testing.assert_allclose(outs[0], ev, atol=1e-4)
+
+
+def test_noise_training_pass_depends_on_the_noise(image):
+    codec = zoo.random_codec("bmshj2018-hyperprior", quality=3, seed=0, N=16, M=24)
+    assert codec.cfg.train_quant == "noise"
+    v, x = _with_biases(codec), to_input(image)
+    a, b = (
+        codec.model.apply(v, x, method="forward_train", rngs={"noise": jax.random.key(k)})["x_hat"]
+        for k in (1, 2)
+    )
+    assert float(np.abs(np.asarray(a) - np.asarray(b)).max()) > 1e-4
+
+
+def test_torch_like_biases_follow_the_kernel_fan_in():
+    codec = zoo.random_codec("ckbd", quality=3, seed=0, N=16)
+    before = codec.variables["params"]
+    after = torch_like_biases(before, jax.random.key(3))
+    flat_b = dict(jax.tree_util.tree_flatten_with_path(before)[0])
+    flat_a = dict(jax.tree_util.tree_flatten_with_path(after)[0])
+    assert flat_b.keys() == flat_a.keys()
+    redrawn = 0
+    for path, old in flat_b.items():
+        new = np.asarray(flat_a[path])
+        name = path[-1].key
+        parent = after
+        for p in path[:-1]:
+            parent = parent[p.key]
+        if name == "bias" and "kernel" in parent:
+            bound = 1.0 / np.sqrt(np.prod(np.shape(parent["kernel"])[:-1]))
+            assert np.abs(new).max() <= bound
+            assert np.abs(new).max() > 0.5 * bound  # drawn over the whole range, not zero
+            redrawn += 1
+        else:  # kernels, GDN, the entropy bottleneck's own biases: untouched
+            np.testing.assert_array_equal(new, np.asarray(old))
+    assert redrawn > 20
+    again = torch_like_biases(before, jax.random.key(3))
+    jax.tree.map(np.testing.assert_array_equal, again, after)
+
+
+def test_fresh_training_state_starts_from_torch_like_biases():
+    from train import trainer
+    from train.configs import ckbd
+
+    config = ckbd.get_config("smoke,ckbd")
+    _, state, _, _ = trainer.setup_train_step(config, jax.devices()[:1])
+    biases = [
+        np.asarray(v)
+        for path, v in jax.tree_util.tree_flatten_with_path(state.params)[0]
+        if path[-1].key == "bias"
+    ]
+    assert len(biases) > 20 and all(np.abs(b).max() > 0 for b in biases)
+    assert models.get_config("ckbd").train_quant == "mixed"
