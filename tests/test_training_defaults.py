@@ -76,6 +76,14 @@ def test_torch_like_biases_follow_the_kernel_fan_in():
     jax.tree.map(np.testing.assert_array_equal, again, after)
 
 
+def test_torch_like_biases_keep_zero_initialised_layers_zero():
+    codec = zoo.random_codec("ckbd-pp", quality=3, seed=0, N=16)
+    params = torch_like_biases(codec.variables["params"], jax.random.key(0))
+    tail = params["post"]["tail"]
+    assert not np.any(np.asarray(tail["kernel"])) and not np.any(np.asarray(tail["bias"]))
+    assert np.any(np.asarray(params["post"]["head"]["bias"]))
+
+
 def test_fresh_training_state_starts_from_torch_like_biases():
     from train import trainer
     from train.configs import ckbd

@@ -20,7 +20,9 @@ def torch_like_biases(params, key: jax.Array):
     """Returns `params` with every `bias` beside a `kernel` [..., out] redrawn like PyTorch's.
 
     The fan-in is the product of the kernel's dimensions but the last (a [k, k, in, out] conv
-    kernel: k * k * in). Other parameters are returned unchanged.
+    kernel: k * k * in). Layers initialised to zero on purpose (a zero kernel, such as the
+    post-processing network's last convolution, which makes it the identity at init) and all
+    other parameters are returned unchanged.
     """
     counter = [0]
 
@@ -28,7 +30,12 @@ def torch_like_biases(params, key: jax.Array):
         if not isinstance(tree, dict):
             return tree
         out = {k: visit(v) for k, v in tree.items()}
-        if "kernel" in tree and "bias" in tree and not isinstance(tree["bias"], dict):
+        if (
+            "kernel" in tree
+            and "bias" in tree
+            and not isinstance(tree["bias"], dict)
+            and bool(jnp.any(tree["kernel"] != 0))  # zero-initialised layers stay zero
+        ):
             kernel, bias = tree["kernel"], tree["bias"]
             bound = 1.0 / np.sqrt(max(int(np.prod(kernel.shape[:-1])), 1))
             counter[0] += 1
