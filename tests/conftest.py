@@ -1,9 +1,11 @@
 """Fixtures shared by the test modules (test modules never import each other)."""
 
+import atexit
 import fcntl
 import os
 import pathlib
 import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -13,6 +15,27 @@ from PIL import Image
 # run the CLI in-process and in subprocesses and must not write there; tests/test_compile_cache.py
 # turns the cache on in its own subprocesses, with a temporary folder.
 os.environ.setdefault("JAXLIC_NO_COMPILE_CACHE", "1")
+
+
+def pytest_configure(config):
+    """One persistent XLA compilation cache for the whole test session.
+
+    Compiling dominates the suite's time, and many tests compile the same tiny models: in
+    xdist workers and in the subprocesses of fresh-process, CLI and training tests. JAX reads
+    these variables in every process (the controller sets them before the workers start, and
+    subprocesses inherit them); a hit returns the executable the same flags would compile, so
+    no test sees different numbers. Tests of other XLA configurations or of the cache itself
+    remove the variables from their subprocesses' environment. Set JAXLIC_TEST_NO_XLA_CACHE=1
+    to run without it.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") or os.environ.get("JAXLIC_TEST_NO_XLA_CACHE"):
+        return
+    if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+        folder = tempfile.mkdtemp(prefix="jaxlic-test-xla-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 
 def write_images_to(folder: pathlib.Path, n: int = 6, size=(80, 72)) -> list[pathlib.Path]:

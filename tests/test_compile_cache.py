@@ -12,7 +12,14 @@ import pytest
 
 from jaxlic import compile_cache
 
-_CACHE_VARS = ("JAX_COMPILATION_CACHE_DIR", "XDG_CACHE_HOME", compile_cache.DISABLE_ENV)
+# Also the thresholds the test session's own cache sets (tests/conftest.py).
+_CACHE_VARS = (
+    "JAX_COMPILATION_CACHE_DIR",
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES",
+    "XDG_CACHE_HOME",
+    compile_cache.DISABLE_ENV,
+)
 
 
 def _env(**extra) -> dict:

@@ -98,7 +98,8 @@ for name in cases:
 def _env(extra: dict) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "OMP_NUM_THREADS")}
     env["JAXLIC_NO_COMPILE_CACHE"] = "1"
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        env.pop(name, None)  # compiled here, under each configuration
     env.update(extra)
     return env
 
