@@ -119,9 +119,9 @@ class FDRAM(nn.Module):
     instead of three. Per pixel: trunk 6.5 N^2 + mask 1.6 N^2 ~ 8.1 N^2 MACs against Cheng's
     20.5 N^2, i.e. ~40% of :class:`AttentionBlock` (tests pin <= 50% with XLA's own count).
 
-    Initialisation: all biases start at 0 (flax default), so at init ``sigmoid(mask)`` sits
-    around 0.5, the gate is in its linear range and gradients reach both branches from the
-    first step.
+    Initialisation: biases start at 0 (flax default; the trainer redraws them small, like
+    PyTorch, see `jaxlic.models.init`), so at init ``sigmoid(mask)`` sits around 0.5, the gate
+    is in its linear range and gradients reach both branches from the first step.
 
     Odd ``H`` or ``W``: the mask branch edge-pads to even size and crops after upsampling, so
     any size works; even sizes (the usual case, latents of multiple-of-64 images) take no

@@ -30,17 +30,14 @@ def torch_like_biases(params, key: jax.Array):
         if not isinstance(tree, dict):
             return tree
         out = {k: visit(v) for k, v in tree.items()}
-        if (
-            "kernel" in tree
-            and "bias" in tree
-            and not isinstance(tree["bias"], dict)
-            and bool(jnp.any(tree["kernel"] != 0))  # zero-initialised layers stay zero
-        ):
+        if "kernel" in tree and "bias" in tree and not isinstance(tree["bias"], dict):
             kernel, bias = tree["kernel"], tree["bias"]
             bound = 1.0 / np.sqrt(max(int(np.prod(kernel.shape[:-1])), 1))
             counter[0] += 1
             k = jax.random.fold_in(key, counter[0])
-            out["bias"] = jax.random.uniform(k, bias.shape, jnp.float32, -bound, bound).astype(bias.dtype)
+            drawn = jax.random.uniform(k, bias.shape, jnp.float32, -bound, bound).astype(bias.dtype)
+            # jnp.where, not `if`: this runs traced inside the trainer's jitted init.
+            out["bias"] = jnp.where(jnp.any(kernel != 0), drawn, bias)
         return out
 
     return visit(dict(params))
