@@ -7,7 +7,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from eval import conv_grad, train_parity
+from eval import conv_grad, learning_parity
 
 
 def test_conv_grad_pieces_match_xla(tmp_path):
@@ -20,7 +20,7 @@ def test_conv_grad_pieces_match_xla(tmp_path):
         assert row["weight_grad_split_ms"] > 0 and row["ratio_xla_over_split"] > 0
 
 
-def test_train_parity_jaxlic_side(write_images, tmp_path):
+def _tiny_data(write_images, tmp_path):
     data = tmp_path / "train"
     write_images(data, n=4, size=(80, 96))
     kodak = tmp_path / "kodak"
@@ -28,42 +28,41 @@ def test_train_parity_jaxlic_side(write_images, tmp_path):
     rng = np.random.default_rng(0)
     for i in range(2):
         Image.fromarray(rng.integers(0, 255, (70, 130, 3), np.uint8)).save(kodak / f"k{i}.png")
-    out = tmp_path / "p.json"
-    train_parity.main(
-        [
-            "--steps",
-            "4",
-            "--batch",
-            "2",
-            "--size",
-            "64",
-            "--N",
-            "8",
-            "--M",
-            "8",
-            "--log-every",
-            "2",
-            "--num-eval",
-            "2",
-            "--data",
-            str(data),
-            "--kodak",
-            str(kodak),
-            "--json",
-            str(out),
-        ]
-    )
-    result = json.loads(out.read_text())
-    r = result["jaxlic"]
-    assert len(r["loss_curve"]) == 2 and all(math.isfinite(v) for v in r["loss_curve"])
-    assert r["kodak_bpp"] > 0 and math.isfinite(r["kodak_psnr"])
-    assert r["kodak_loss"] > r["kodak_bpp"]  # rate plus a positive distortion term
-    assert "compressai" not in result
+    return data, kodak
 
 
-def test_draw_batches_follows_the_training_pipeline(write_images, tmp_path):
+def test_learning_parity_jaxlic_run_and_merge(write_images, tmp_path):
+    data, kodak = _tiny_data(write_images, tmp_path)
+    common = ["--seed", "0", "--steps", "4", "--batch", "2", "--size", "64", "--data", str(data)]
+    common += ["--cache", str(tmp_path / "cache")]
+    learning_parity.main(["draw", *common])
+    out = tmp_path / "j.json"
+    args = ["run", "--framework", "jaxlic", "--model", "ckbd", "--N", "8", *common]
+    args += ["--eval-every", "2", "--log-every", "2", "--num-eval", "2"]
+    args += ["--kodak", str(kodak), "--out", str(out)]
+    learning_parity.main(args)
+    r = json.loads(out.read_text())
+    assert r["complete"] and r["steps"] == 4 and r["train_quant"] == "mixed"
+    assert [c["step"] for c in r["curve"]] == [2, 4] and len(r["loss_curve"]) == 2
+    k = r["kodak"]
+    assert k["bpp"] > 0 and math.isfinite(k["psnr"]) and k["rd_loss"] > k["bpp"]
+    assert 0 < k["z_share"] <= 1 and 0 <= k["live_z_channels"] <= 8
+    assert "command" in r["provenance"] and "machine" in r["provenance"]
+    learning_parity.main(args)  # a complete run is skipped, not redone
+    assert json.loads(out.read_text()) == r
+    merged = tmp_path / "m.json"
+    learning_parity.main(["merge", str(out), "--json", str(merged)])
+    m = json.loads(merged.read_text())
+    assert m["summary"]["ckbd/jaxlic"]["seeds"] == [0] and len(m["runs"]) == 1
+
+
+def test_drawn_batches_follow_the_training_pipeline(write_images, tmp_path):
     write_images(tmp_path, n=4, size=(80, 96))
-    ns = argparse.Namespace(data=str(tmp_path), size=32, batch=3, steps=2, seed=0)
-    a, b = train_parity.draw_batches(ns), train_parity.draw_batches(ns)
+    ns = argparse.Namespace(data=str(tmp_path), size=32, batch=3, steps=2, seed=0, cache=str(tmp_path / "a"))
+    a = np.array(learning_parity.batches_for(ns))
+    other = argparse.Namespace(**{**vars(ns), "cache": str(tmp_path / "b")})
+    b = np.array(learning_parity.batches_for(other))
     assert a.shape == (2, 3, 32, 32, 3) and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)  # same seed, same batches: both frameworks see the same data
+    ns.steps = 1  # a shorter run reads the prefix of the cached draw
+    np.testing.assert_array_equal(learning_parity.batches_for(ns), a[:1])
