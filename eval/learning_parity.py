@@ -23,8 +23,9 @@ quantisation; CompressAI 1.2.8 runs in the reference interpreter
 A run writes its JSON after every evaluation (a killed run keeps its curve so far) and marks it
 `"complete": true` at the end; `run` skips a complete output. `--label` names a jaxlic variant
 (e.g. "before" for a run of an older checkout: run this file from that checkout's root).
-`merge` writes `{"runs": [...], "settings": {...}, "summary": {...}}`; the summary compares the
-mean final Kodak RD loss and z share of each jaxlic label with CompressAI's per model.
+`merge` writes `{"runs": [...], "settings": {...}, "summary": {...}, "unfinished": [...]}`; the
+summary compares the mean final Kodak RD loss and z share of each jaxlic label with CompressAI's
+per model, over complete runs only (an unfinished run keeps its curve in `runs`).
 """
 
 from __future__ import annotations
@@ -312,15 +313,37 @@ def cmd_merge(args) -> None:
                 "z_share": float(np.mean([r["kodak"]["z_share"] for r in rs])),
                 "live_z_channels": float(np.mean([r["kodak"]["live_z_channels"] for r in rs])),
                 "steps_per_s": float(np.mean([r["steps_per_s"] for r in rs])),
+                # A constant learning rate leaves the last evaluation noisy: also the mean of the
+                # last three evaluations of each run.
+                "rd_loss_last3": float(
+                    np.mean([np.mean([c["rd_loss"] for c in r["curve"][-3:]]) for r in rs])
+                ),
+                "z_share_last3": float(
+                    np.mean([np.mean([c["z_share"] for c in r["curve"][-3:]]) for r in rs])
+                ),
             }
             if ref and label != "compressai":
                 base_loss = np.mean([r["kodak"]["rd_loss"] for r in ref])
                 base_z = np.mean([r["kodak"]["z_share"] for r in ref])
                 entry["rd_loss_ratio_to_compressai"] = float(entry["rd_loss"] / base_loss)
                 entry["z_share_ratio_to_compressai"] = float(entry["z_share"] / base_z)
+                for key in ("rd_loss_last3", "z_share_last3"):
+                    base = np.mean([np.mean([c[key[:-6]] for c in r["curve"][-3:]]) for r in ref])
+                    entry[f"{key}_ratio_to_compressai"] = float(entry[key] / base)
             summary[f"{model}/{label}"] = entry
     settings = {r["model"]: r["settings"] for r in runs}
-    result = {"runs": runs, "settings": settings, "summary": summary}
+    unfinished = [
+        {
+            "model": r["model"],
+            "label": r["label"],
+            "seed": r["seed"],
+            "steps": r.get("steps"),
+            "of": r["settings"]["steps"],
+        }
+        for r in runs
+        if not r["complete"]
+    ]
+    result = {"runs": runs, "settings": settings, "summary": summary, "unfinished": unfinished}
     path = pathlib.Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
@@ -329,9 +352,13 @@ def cmd_merge(args) -> None:
         print(
             f"{k:40s} seeds {v['seeds']}: RD {v['rd_loss']:.4f}"
             + (f" ({ratio:.3f}x CompressAI)" if ratio else "")
+            + f", last 3 evaluations {v['rd_loss_last3']:.4f}"
+            + (f" ({v['rd_loss_last3_ratio_to_compressai']:.3f}x)" if ratio else "")
             + f", {v['psnr']:.2f} dB, {v['bpp']:.4f} bpp, z share {100 * v['z_share']:.2f}%, "
             f"live z {v['live_z_channels']:.1f}, {v['steps_per_s']:.2f} steps/s"
         )
+    for u in unfinished:
+        print(f"unfinished: {u['model']}/{u['label']} seed {u['seed']} at step {u['steps']} of {u['of']}")
 
 
 def main(argv=None):

@@ -28,6 +28,8 @@ import pytest
 from jaxlic.models.registry import list_models
 
 # One xdist worker runs the whole module, so the encoder and decoder subprocesses run once.
+# Every test here needs the one `decoded` folder: all of them run on one xdist worker
+# (`xdist_group`), so the other worker is never left waiting for it.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cross_config")]
 
 FAMILIES = list_models()
