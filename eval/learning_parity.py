@@ -299,10 +299,15 @@ def batches_file(args) -> pathlib.Path:
 def cmd_merge(args) -> None:
     runs = [json.loads(pathlib.Path(f).read_text()) for f in args.files]
     summary = {}
-    for model in sorted({r["model"] for r in runs}):
-        ref = [r for r in runs if r["model"] == model and r["framework"] == "compressai" and r["complete"]]
-        for label in sorted({r["label"] for r in runs if r["model"] == model}):
-            rs = [r for r in runs if r["model"] == model and r["label"] == label and r["complete"]]
+
+    def setting(r):  # runs compare only with CompressAI runs of the same model, batch and crops
+        return (r["model"], r["settings"]["batch"], r["settings"]["size"])
+
+    for model, batch, size in sorted({setting(r) for r in runs}):
+        same = [r for r in runs if setting(r) == (model, batch, size)]
+        ref = [r for r in same if r["framework"] == "compressai" and r["complete"]]
+        for label in sorted({r["label"] for r in same}):
+            rs = [r for r in same if r["label"] == label and r["complete"]]
             if not rs:
                 continue
             entry = {
@@ -322,7 +327,7 @@ def cmd_merge(args) -> None:
                     np.mean([np.mean([c["z_share"] for c in r["curve"][-3:]]) for r in rs])
                 ),
             }
-            if ref and label != "compressai":
+            if ref and rs[0]["framework"] != "compressai":
                 base_loss = np.mean([r["kodak"]["rd_loss"] for r in ref])
                 base_z = np.mean([r["kodak"]["z_share"] for r in ref])
                 entry["rd_loss_ratio_to_compressai"] = float(entry["rd_loss"] / base_loss)
@@ -330,8 +335,8 @@ def cmd_merge(args) -> None:
                 for key in ("rd_loss_last3", "z_share_last3"):
                     base = np.mean([np.mean([c[key[:-6]] for c in r["curve"][-3:]]) for r in ref])
                     entry[f"{key}_ratio_to_compressai"] = float(entry[key] / base)
-            summary[f"{model}/{label}"] = entry
-    settings = {r["model"]: r["settings"] for r in runs}
+            summary[f"{model}/{batch}x{size}px/{label}"] = entry
+    settings = {f"{setting(r)[0]}/{setting(r)[1]}x{setting(r)[2]}px": r["settings"] for r in runs}
     unfinished = [
         {
             "model": r["model"],
@@ -350,7 +355,7 @@ def cmd_merge(args) -> None:
     for k, v in summary.items():
         ratio = v.get("rd_loss_ratio_to_compressai")
         print(
-            f"{k:40s} seeds {v['seeds']}: RD {v['rd_loss']:.4f}"
+            f"{k:48s} seeds {v['seeds']}: RD {v['rd_loss']:.4f}"
             + (f" ({ratio:.3f}x CompressAI)" if ratio else "")
             + f", last 3 evaluations {v['rd_loss_last3']:.4f}"
             + (f" ({v['rd_loss_last3_ratio_to_compressai']:.3f}x)" if ratio else "")

@@ -53,7 +53,7 @@ def test_learning_parity_jaxlic_run_and_merge(write_images, tmp_path):
     merged = tmp_path / "m.json"
     learning_parity.main(["merge", str(out), "--json", str(merged)])
     m = json.loads(merged.read_text())
-    assert m["summary"]["ckbd/jaxlic"]["seeds"] == [0] and len(m["runs"]) == 1
+    assert m["summary"]["ckbd/2x64px/jaxlic"]["seeds"] == [0] and len(m["runs"]) == 1
 
 
 def test_drawn_batches_follow_the_training_pipeline(write_images, tmp_path):
