@@ -20,8 +20,10 @@ quantisation; CompressAI 1.2.8 runs in the reference interpreter
       --model ckbd --seed 0 --out runs/lp/ckbd-compressai-s0.json
   python -m eval.learning_parity merge runs/lp/*.json --json results/learning_parity.json
 
-A run writes its JSON after every evaluation (a killed run keeps its curve so far) and marks it
-`"complete": true` at the end; `run` skips a complete output. `--label` names a jaxlic variant
+A run writes its JSON and a checkpoint (`<out>.ckpt`: the training state, optimisers included)
+after every evaluation and marks the JSON `"complete": true` at the end; repeating the command
+of a killed run resumes it from its last evaluation (`"resumed_at"` lists where), and `run`
+skips a complete output. `--label` names a jaxlic variant
 (e.g. "before" for a run of an older checkout: run this file from that checkout's root).
 `merge` writes `{"runs": [...], "settings": {...}, "summary": {...}, "unfinished": [...]}`; the
 summary compares the mean final Kodak RD loss and z share of each jaxlic label with CompressAI's
@@ -148,14 +150,27 @@ def run_jaxlic(batches, kodak, args, record) -> None:
             rows.append({**r, "pixels": img.shape[0] * img.shape[1]})
         return kodak_metrics(rows, args.lmbda)
 
-    t_train = 0.0
-    for i in range(args.steps):
+    import flax.serialization  # pylint: disable=g-import-not-at-top
+
+    ckpt = checkpoint_path(args)
+    t_train, start = 0.0, 0
+    if ckpt.exists() and pathlib.Path(args.out).exists():  # resume from the last evaluation
+        saved = flax.serialization.msgpack_restore(ckpt.read_bytes())
+        restored = flax.serialization.from_state_dict(jax.device_get(state), saved["state"])
+        state = jax.tree.map(lambda t, v: jax.device_put(v, t.sharding), state, restored)
+        start, t_train = int(state.step), float(saved["t_train"])
+        resume_record(record, start, args)
+
+    for i in range(start, args.steps):
         t0 = time.perf_counter()
         state, metrics = step(state, jnp.asarray(batches[i], jnp.float32) / 255.0, key)
         loss = float(metrics["loss"])
-        if i:  # step 1 compiles
+        if i > start:  # a process's first step compiles
             t_train += time.perf_counter() - t0
-        record_step(record, i + 1, loss, args, lambda p=state.params: evaluate(p), t_train)
+        if record_step(record, i + 1, loss, args, lambda p=state.params: evaluate(p), t_train):
+            blob = {"state": flax.serialization.to_state_dict(jax.device_get(state)), "t_train": t_train}
+            write_atomic(ckpt, flax.serialization.msgpack_serialize(blob))
+    ckpt.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------- CompressAI
@@ -187,12 +202,16 @@ def run_compressai(batches_file: str, kodak, args, record) -> None:
             str(args.seed),
             "--eval-every",
             str(args.eval_every),
+            "--ckpt",
+            str(checkpoint_path(args)),
         ]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         pending = None
         for line in proc.stdout:
             if line.startswith("INFO "):
                 record.update(json.loads(line[5:]))
+            elif line.startswith("RESUMED "):
+                resume_record(record, int(line.split()[1]), args)
             elif line.startswith("STEP "):
                 s, loss, t_train = line.split()[1:]
                 pending = (int(s), float(loss), float(t_train))
@@ -205,25 +224,29 @@ def run_compressai(batches_file: str, kodak, args, record) -> None:
                 )
         if proc.wait():
             raise SystemExit(f"CompressAI worker failed (exit {proc.returncode})")
+        checkpoint_path(args).unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------- records
-def record_step(record, step, loss, args, evaluate, t_train) -> None:
-    """Logs the loss; every `eval_every` steps (and at the end) evaluates and writes the JSON."""
+def record_step(record, step, loss, args, evaluate, t_train) -> bool:
+    """Logs the loss; every `eval_every` steps (and at the end) evaluates and writes the JSON.
+
+    Returns whether it evaluated (the caller then checkpoints)."""
     record["_losses"].append(loss)
     if step % args.log_every == 0:
         record["loss_curve"].append(float(np.mean(record["_losses"][-args.log_every :])))
     if step % args.eval_every and step != args.steps:
-        return
+        return False
     k = evaluate() if evaluate else None
     if k is None:
-        return
+        return False
     record["curve"].append(
         {"step": step, "train_loss": float(np.mean(record["_losses"][-args.log_every :])), **k}
     )
     record["steps"], record["kodak"] = step, k
     record["train_seconds"] = t_train
-    record["steps_per_s"] = (step - 1) / t_train if t_train else None
+    timed = step - 1 - len(record.get("resumed_at", []))  # each process's first step compiles
+    record["steps_per_s"] = timed / t_train if t_train else None
     record["complete"] = step == args.steps
     print(
         f"  {record['framework']} s{args.seed} step {step}: loss {record['curve'][-1]['train_loss']:.4f}; "
@@ -232,11 +255,29 @@ def record_step(record, step, loss, args, evaluate, t_train) -> None:
         flush=True,
     )
     out = {k2: v for k2, v in record.items() if not k2.startswith("_")}
-    path = pathlib.Path(args.out)
+    write_atomic(pathlib.Path(args.out), json.dumps(out, indent=1).encode())
+    return True
+
+
+def write_atomic(path: pathlib.Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=1))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def checkpoint_path(args) -> pathlib.Path:
+    """Where a run keeps its training state at every evaluation (removed when it completes)."""
+    return pathlib.Path(args.out).with_suffix(".ckpt")
+
+
+def resume_record(record: dict, step: int, args) -> None:
+    """Continues the record of an interrupted run from its checkpoint at `step`."""
+    old = json.loads(pathlib.Path(args.out).read_text())
+    record["curve"] = [c for c in old["curve"] if c["step"] <= step]
+    record["loss_curve"] = old["loss_curve"][: step // args.log_every]
+    record["resumed_at"] = old.get("resumed_at", []) + [step]
+    print(f"  resumed at step {step}", flush=True)
 
 
 def cmd_run(args) -> None:

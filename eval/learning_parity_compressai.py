@@ -4,7 +4,9 @@ Standalone (never imports jaxlic). Trains one CompressAI model on the first `--s
 `--batches` (uint8 [steps, B, S, S, 3], NHWC) with CompressAI's examples/train.py step, and every
 `--eval-every` steps evaluates the images of `--kodak` (an .npz of uint8 HWC arrays) in eval mode.
 Prints, per step, `STEP <step> <loss> <seconds of training since step 1>`, after an evaluation
-`EVAL [{"bits_y", "bits_z", "pixels", "mse", "live_z"}, ...]`, and once `INFO {...}`.
+`EVAL [{"bits_y", "bits_z", "pixels", "mse", "live_z"}, ...]`, and once `INFO {...}`. With
+`--ckpt`, the training state is saved after every evaluation and a present checkpoint is resumed
+(`RESUMED <step>` first).
 
 Inputs are made contiguous NCHW before they reach the model: torch 2.14.1's CPU convolutions
 corrupted the heap ("free(): invalid next size") on the permuted (channels-last) view here.
@@ -12,6 +14,7 @@ corrupted the heap ("free(): invalid next size") on the permuted (channels-last)
 
 import argparse
 import json
+import os
 import time
 
 import numpy as np
@@ -64,6 +67,9 @@ def main():
     ap.add_argument("--lr", type=float, required=True)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-every", type=int, default=250)
+    ap.add_argument(
+        "--ckpt", default=None, help="training state, written at every evaluation; resumed if present"
+    )
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     batches = np.load(args.batches, mmap_mode="r")
@@ -77,16 +83,30 @@ def main():
         ),
         flush=True,
     )
-    t_train = 0.0
-    for i in range(args.steps):
+    opt, aux_opt = step.optimizers
+    t_train, start = 0.0, 0
+    if args.ckpt and os.path.exists(args.ckpt):
+        saved = torch.load(args.ckpt, weights_only=False)
+        net.load_state_dict(saved["net"])
+        opt.load_state_dict(saved["opt"])
+        aux_opt.load_state_dict(saved["aux_opt"])
+        torch.set_rng_state(saved["rng"])
+        start, t_train = saved["step"], saved["t_train"]
+        print(f"RESUMED {start}", flush=True)
+    for i in range(start, args.steps):
         x = torch.from_numpy(np.array(batches[i])).permute(0, 3, 1, 2).contiguous().float() / 255.0
         t0 = time.perf_counter()
         loss = step(x).item()
-        if i:
+        if i > start:  # like the jaxlic side: a process's first step is not timed
             t_train += time.perf_counter() - t0
         print(f"STEP {i + 1} {loss!r} {t_train!r}", flush=True)
         if (i + 1) % args.eval_every == 0 or i + 1 == args.steps:
             print("EVAL " + json.dumps(evaluate(net, kodak)), flush=True)
+            if args.ckpt:
+                state = {"net": net.state_dict(), "opt": opt.state_dict(), "aux_opt": aux_opt.state_dict()}
+                state.update(rng=torch.get_rng_state(), step=i + 1, t_train=t_train)
+                torch.save(state, args.ckpt + ".tmp")
+                os.replace(args.ckpt + ".tmp", args.ckpt)
 
 
 if __name__ == "__main__":

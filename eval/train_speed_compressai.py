@@ -61,6 +61,7 @@ def make_train_step(net, lmbda, lr=1e-4):
         aux_opt.step()
         return loss
 
+    step.optimizers = (opt, aux_opt)  # for checkpoints (eval/learning_parity_compressai.py)
     return step
 
 

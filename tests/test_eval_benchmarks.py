@@ -66,3 +66,34 @@ def test_drawn_batches_follow_the_training_pipeline(write_images, tmp_path):
     np.testing.assert_array_equal(a, b)  # same seed, same batches: both frameworks see the same data
     ns.steps = 1  # a shorter run reads the prefix of the cached draw
     np.testing.assert_array_equal(learning_parity.batches_for(ns), a[:1])
+
+
+def test_learning_parity_run_resumes_exactly_after_an_interruption(write_images, tmp_path, monkeypatch):
+    data, kodak = _tiny_data(write_images, tmp_path)
+    common = ["--seed", "0", "--steps", "4", "--batch", "2", "--size", "64", "--data", str(data)]
+    common += ["--cache", str(tmp_path / "cache")]
+    run = ["run", "--framework", "jaxlic", "--model", "ckbd", "--N", "8", *common, "--eval-every", "2"]
+    run += ["--log-every", "1", "--num-eval", "1", "--kodak", str(kodak)]
+    learning_parity.main([*run, "--out", str(tmp_path / "whole.json")])
+
+    real = learning_parity.record_step
+
+    def interrupted(record, step, *args):
+        evaluated = real(record, step, *args)
+        if step == 3:  # after the checkpoint of step 2
+            raise KeyboardInterrupt
+        return evaluated
+
+    cut = tmp_path / "cut.json"
+    monkeypatch.setattr(learning_parity, "record_step", interrupted)
+    try:
+        learning_parity.main([*run, "--out", str(cut)])
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(learning_parity, "record_step", real)
+    assert cut.with_suffix(".ckpt").exists() and not json.loads(cut.read_text())["complete"]
+    learning_parity.main([*run, "--out", str(cut)])
+    whole, resumed = json.loads((tmp_path / "whole.json").read_text()), json.loads(cut.read_text())
+    assert resumed["complete"] and resumed["resumed_at"] == [2]
+    assert resumed["curve"] == whole["curve"] and resumed["loss_curve"] == whole["loss_curve"]
+    assert not cut.with_suffix(".ckpt").exists()
