@@ -48,14 +48,21 @@ MODELS = {"ckbd": (64, 64, 3000), "bmshj2018-hyperprior": (64, 96, 2000)}
 
 
 # ---------------------------------------------------------------------------------- data
+def cached_batches(args) -> pathlib.Path | None:
+    """The cache file holding at least the seed's first `steps` batches, if one was drawn."""
+    for f in sorted(pathlib.Path(args.cache).glob(f"batches-s{args.seed}-b{args.batch}-{args.size}px-*.npy")):
+        if np.load(f, mmap_mode="r").shape[0] >= args.steps:
+            return f
+    return None
+
+
 def batches_for(args) -> np.ndarray:
     """The seed's batches, uint8 [steps, B, S, S, 3], drawn once and cached under `--cache`."""
+    cached = cached_batches(args)
+    if cached is not None:
+        return np.load(cached, mmap_mode="r")[: args.steps]
     cache = pathlib.Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    for f in sorted(cache.glob(f"batches-s{args.seed}-b{args.batch}-{args.size}px-*.npy")):
-        arr = np.load(f, mmap_mode="r")
-        if arr.shape[0] >= args.steps:
-            return arr[: args.steps]
     from train import input_pipeline  # pylint: disable=g-import-not-at-top
     from train.configs import common  # pylint: disable=g-import-not-at-top
 
@@ -326,17 +333,23 @@ def cmd_run(args) -> None:
     else:
         if not args.compressai_python:
             raise SystemExit("--framework compressai needs --compressai-python")
-        run_compressai(str(batches_file(args)), kodak, args, record)
-
-
-def batches_file(args) -> pathlib.Path:
-    for f in sorted(pathlib.Path(args.cache).glob(f"batches-s{args.seed}-b{args.batch}-{args.size}px-*.npy")):
-        if np.load(f, mmap_mode="r").shape[0] >= args.steps:
-            return f
-    raise SystemExit("batches were not drawn")
+        run_compressai(str(cached_batches(args)), kodak, args, record)
 
 
 # ---------------------------------------------------------------------------------- merge
+def _means(runs: list[dict]) -> dict:
+    """Final Kodak metrics averaged over runs; with a constant learning rate the last evaluation
+    is noisy, so also the mean of each run's last three evaluations (`<key>_last3`)."""
+    out = {
+        key: float(np.mean([r["kodak"][key] for r in runs]))
+        for key in ("rd_loss", "psnr", "bpp", "z_share", "live_z_channels")
+    }
+    out["steps_per_s"] = float(np.mean([r["steps_per_s"] for r in runs]))
+    for key in ("rd_loss", "z_share"):
+        out[f"{key}_last3"] = float(np.mean([np.mean([c[key] for c in r["curve"][-3:]]) for r in runs]))
+    return out
+
+
 def cmd_merge(args) -> None:
     runs = [json.loads(pathlib.Path(f).read_text()) for f in args.files]
     summary = {}
@@ -351,31 +364,11 @@ def cmd_merge(args) -> None:
             rs = [r for r in same if r["label"] == label and r["complete"]]
             if not rs:
                 continue
-            entry = {
-                "seeds": [r["seed"] for r in rs],
-                "rd_loss": float(np.mean([r["kodak"]["rd_loss"] for r in rs])),
-                "psnr": float(np.mean([r["kodak"]["psnr"] for r in rs])),
-                "bpp": float(np.mean([r["kodak"]["bpp"] for r in rs])),
-                "z_share": float(np.mean([r["kodak"]["z_share"] for r in rs])),
-                "live_z_channels": float(np.mean([r["kodak"]["live_z_channels"] for r in rs])),
-                "steps_per_s": float(np.mean([r["steps_per_s"] for r in rs])),
-                # A constant learning rate leaves the last evaluation noisy: also the mean of the
-                # last three evaluations of each run.
-                "rd_loss_last3": float(
-                    np.mean([np.mean([c["rd_loss"] for c in r["curve"][-3:]]) for r in rs])
-                ),
-                "z_share_last3": float(
-                    np.mean([np.mean([c["z_share"] for c in r["curve"][-3:]]) for r in rs])
-                ),
-            }
+            entry = {"seeds": [r["seed"] for r in rs], **_means(rs)}
             if ref and rs[0]["framework"] != "compressai":
-                base_loss = np.mean([r["kodak"]["rd_loss"] for r in ref])
-                base_z = np.mean([r["kodak"]["z_share"] for r in ref])
-                entry["rd_loss_ratio_to_compressai"] = float(entry["rd_loss"] / base_loss)
-                entry["z_share_ratio_to_compressai"] = float(entry["z_share"] / base_z)
-                for key in ("rd_loss_last3", "z_share_last3"):
-                    base = np.mean([np.mean([c[key[:-6]] for c in r["curve"][-3:]]) for r in ref])
-                    entry[f"{key}_ratio_to_compressai"] = float(entry[key] / base)
+                base = _means(ref)
+                for key in ("rd_loss", "z_share", "rd_loss_last3", "z_share_last3"):
+                    entry[f"{key}_ratio_to_compressai"] = entry[key] / base[key]
             summary[f"{model}/{batch}x{size}px/{label}"] = entry
     settings = {f"{setting(r)[0]}/{setting(r)[1]}x{setting(r)[2]}px": r["settings"] for r in runs}
     unfinished = [
