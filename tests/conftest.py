@@ -1,7 +1,6 @@
 """Fixtures shared by the test modules (test modules never import each other)."""
 
 import atexit
-import fcntl
 import os
 import pathlib
 import shutil
@@ -59,32 +58,3 @@ def write_images():
     """``write_images(folder, n=6, size=(80, 72))``: flat-colour PNG/JPEG files in two subfolders;
     the red channel of file i is ``40 * i + 10``."""
     return write_images_to
-
-
-@pytest.fixture(scope="session")
-def computed_once(tmp_path_factory):
-    """``computed_once(name, build) -> folder``: runs ``build(folder)`` once per test session.
-
-    For expensive module fixtures (subprocesses that encode and decode every model): pytest-xdist
-    may tear a module fixture down and set it up again on the same worker, and two workers may
-    each need it. The folder lives beside the workers' temporary folders and a file lock makes
-    the first caller build it while the others wait, then read it.
-    """
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-
-    def get(name: str, build) -> pathlib.Path:
-        folder = shared / f"once-{name}"
-        with open(shared / f"once-{name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                if not (folder / ".done").exists():
-                    shutil.rmtree(folder, ignore_errors=True)
-                    folder.mkdir()
-                    build(folder)
-                    (folder / ".done").touch()
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-        return folder
-
-    return get

@@ -28,8 +28,6 @@ import pytest
 from jaxlic.models.registry import list_models
 
 # One xdist worker runs the whole module, so the encoder and decoder subprocesses run once.
-# Every test here needs the one `decoded` folder: all of them run on one xdist worker
-# (`xdist_group`), so the other worker is never left waiting for it.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cross_config")]
 
 FAMILIES = list_models()
@@ -113,11 +111,11 @@ def _cmd(mode: str, root: pathlib.Path) -> list[str]:
     return cmd
 
 
-def _encode_and_decode(root: pathlib.Path) -> None:
-    """Encodes every case here, then decodes them under all configurations at once
-    (compilation is mostly single-threaded)."""
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
     from skimage import data
 
+    root = tmp_path_factory.mktemp("cross_config")
     small = np.ascontiguousarray(data.astronaut()[100:164, 200:296])  # 64 x 96 photo crop
     if KODAK.exists():
         from jaxlic.image_io import read_image
@@ -128,6 +126,12 @@ def _encode_and_decode(root: pathlib.Path) -> None:
     np.savez(root / "inputs.npz", small=small, photo=photo)
     (root / "cases.json").write_text(json.dumps(CASES))
     subprocess.run(_cmd("encode", root), env=_env({}), check=True, timeout=1200)
+    return root
+
+
+@pytest.fixture(scope="module")
+def decoded(root):
+    """Runs the decoders of all configurations at once (compilation is mostly single-threaded)."""
     procs = {
         name: subprocess.Popen(_cmd(name, root), env=_env(extra), stderr=subprocess.PIPE, text=True)
         for name, extra in CONFIGS.items()
@@ -138,11 +142,7 @@ def _encode_and_decode(root: pathlib.Path) -> None:
         if p.returncode:
             failed[name] = err[-3000:]
     assert not failed, failed
-
-
-@pytest.fixture(scope="module")
-def decoded(computed_once):
-    return computed_once("cross_config", _encode_and_decode)
+    return root
 
 
 def _load(root, name, mode):

@@ -46,12 +46,14 @@ def _stream(name):
     return data, {"image": codec.decompress(data), "x_hat": x_hat}
 
 
-def _encode_and_decode_fresh(tmp: pathlib.Path) -> None:
+@pytest.fixture(scope="module")
+def fresh_decodes(tmp_path_factory):
     """Encodes every registered model here and decodes all the streams in one fresh process."""
+    tmp = tmp_path_factory.mktemp("latent")
+    expected = {}
     for name in models.list_models():
-        data, expected = _stream(name)
+        data, expected[name] = _stream(name)
         (tmp / f"{name}.jlic").write_bytes(data)
-        np.savez(tmp / f"{name}.expected.npz", image=expected["image"], x_hat=np.asarray(expected["x_hat"]))
     script = f"""
 import numpy as np
 from jaxlic import models, zoo
@@ -64,15 +66,7 @@ for name in {models.list_models()!r}:
     np.savez(f"{{tmp}}/{{name}}.npz", image=codec.decompress(data), x_hat=x_hat)
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def fresh_decodes(computed_once):
-    tmp = computed_once("latent_fresh", _encode_and_decode_fresh)
-    return {
-        name: (np.load(tmp / f"{name}.expected.npz"), np.load(tmp / f"{name}.npz"))
-        for name in models.list_models()
-    }
+    return {name: (expected[name], np.load(tmp / f"{name}.npz")) for name in models.list_models()}
 
 
 @pytest.mark.slow
