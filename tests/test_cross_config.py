@@ -1,16 +1,19 @@
 """Streams written under one XLA CPU configuration decode bit-exactly under others ("Train anywhere").
 
-One subprocess encodes a small image with every registered model family (tiny random weights,
-saved as weight files) and the shipped ckbd-full weights on a Kodak photo, under the default XLA
+One subprocess encodes a small image with one model of every kind (tiny random weights, saved as
+weight files) and the shipped ckbd-full weights on a Kodak photo, under the default XLA
 configuration (A), and decodes each stream there too. Decoding subprocesses then run, all at once,
 under other configurations (B): the SSE4.2 instruction set only (no AVX/FMA), XLA's fast math, and
 one thread on one core. Each must decode every stream without error to the same latents and the
-same pixels as A.
+same pixels as A. A fresh process under A decodes the shipped model's stream as well; the tiny
+models' fresh-process decoding under A is tests/test_latent_codecs.py's.
 
-Families cover the three entropy models (scale-only Gaussian, mean-scale Gaussian, Gaussian
-mixture) and the three context models (none, checkerboard, serial). What makes this work is that
-the entropy-parameter path (hyper-synthesis, context model, entropy parameters, then
-`gaussian.scale_indexes` / `mixture.quantize_params`) gives the decoder the encoder's integers.
+The kinds (`KINDS`) cover the three entropy models (scale-only Gaussian, mean-scale Gaussian,
+Gaussian mixture), the three context models (none, checkerboard, serial), both transforms, both
+attention modules and post-processing; `test_kinds_cover_the_registry` fails when a registered
+model brings something they miss. What makes this work is that the entropy-parameter path
+(hyper-synthesis, context model, entropy parameters, then `gaussian.scale_indexes` /
+`mixture.quantize_params`) gives the decoder the encoder's integers.
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import sys
 import numpy as np
 import pytest
 
-from jaxlic.models.registry import list_models
+from jaxlic.models.registry import get_config, list_models
 
 # One xdist worker runs the whole module, so the encoder and decoder subprocesses run once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cross_config")]
 
-FAMILIES = list_models()
+# One registered model per kind: together they hold every entropy model, context model,
+# transform, attention module and post-processing (test_kinds_cover_the_registry).
+KINDS = ["bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-attn", "ckbd", "ckbd-full"]
 SHIPPED = "shipped-ckbd-full"
-CASES = FAMILIES + [SHIPPED]
+CASES = KINDS + [SHIPPED]
+FEATURES = ("transform", "hyper", "context", "entropy", "attention", "postprocess")
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak" / "kodim23.png"
 
 _ONE_THREAD_FLAGS = "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false"
 CONFIGS = {
-    "default": {},  # a fresh process under the encoder's own configuration: bit-exact throughout
+    "default": {},  # a fresh process under the encoder's own configuration (shipped model only)
     "sse4_2": {"XLA_FLAGS": "--xla_cpu_max_isa=SSE4_2"},
     "fast_math": {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"},
     "one_thread": {"XLA_FLAGS": _ONE_THREAD_FLAGS, "OMP_NUM_THREADS": "1"},
@@ -63,6 +69,8 @@ mode, root = sys.argv[1], pathlib.Path(sys.argv[2])
 from jaxlic import models, weights, zoo
 
 cases = json.loads((root / "cases.json").read_text())
+if mode == "default":  # a fresh process under the encoder's configuration: the shipped model only
+    cases = ["shipped-ckbd-full"]
 inputs = np.load(root / "inputs.npz")
 errors = {}
 for name in cases:
@@ -151,8 +159,21 @@ def _load(root, name, mode):
     return np.load(root / f"{name}.{mode}.npz")
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("name", CASES)
+# (case, configuration) pairs decoded: every case under B, the shipped model under A as well.
+PAIRS = [(n, c) for n in CASES for c in CONFIGS if c != "default" or n == SHIPPED]
+
+
+def test_kinds_cover_the_registry():
+    """Every value of every feature a registered model has is held by one of KINDS."""
+    configs = {name: get_config(name) for name in list_models()}
+    assert set(KINDS) <= set(configs)
+    for feature in FEATURES:
+        have = {getattr(configs[n], feature) for n in KINDS}
+        missing = {n: getattr(c, feature) for n, c in configs.items() if getattr(c, feature) not in have}
+        assert not missing, f"no case of KINDS has the {feature} of {missing}: add one"
+
+
+@pytest.mark.parametrize("name,config", PAIRS)
 def test_same_latents(decoded, name, config):
     ref, out = _load(decoded, name, "encode"), _load(decoded, name, config)
     if "y_hat" not in ref.files:
@@ -167,8 +188,7 @@ def test_same_latents(decoded, name, config):
         pytest.param(c, n, marks=pytest.mark.xfail(strict=True, reason=_SYNTH_REASON))
         if (n, c) in XFAIL_PIXELS
         else (c, n)
-        for n in CASES
-        for c in CONFIGS
+        for n, c in PAIRS
     ],
 )
 def test_same_pixels(decoded, name, config):

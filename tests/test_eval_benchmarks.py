@@ -31,31 +31,6 @@ def _tiny_data(write_images, tmp_path):
     return data, kodak
 
 
-def test_learning_parity_jaxlic_run_and_merge(write_images, tmp_path):
-    data, kodak = _tiny_data(write_images, tmp_path)
-    common = ["--seed", "0", "--steps", "4", "--batch", "2", "--size", "64", "--data", str(data)]
-    common += ["--cache", str(tmp_path / "cache")]
-    learning_parity.main(["draw", *common])
-    out = tmp_path / "j.json"
-    args = ["run", "--framework", "jaxlic", "--model", "ckbd", "--N", "8", *common]
-    args += ["--eval-every", "2", "--log-every", "2", "--num-eval", "2"]
-    args += ["--kodak", str(kodak), "--out", str(out)]
-    learning_parity.main(args)
-    r = json.loads(out.read_text())
-    assert r["complete"] and r["steps"] == 4 and r["train_quant"] == "mixed"
-    assert [c["step"] for c in r["curve"]] == [2, 4] and len(r["loss_curve"]) == 2
-    k = r["kodak"]
-    assert k["bpp"] > 0 and math.isfinite(k["psnr"]) and k["rd_loss"] > k["bpp"]
-    assert 0 < k["z_share"] <= 1 and 0 <= k["live_z_channels"] <= 8
-    assert "command" in r["provenance"] and "machine" in r["provenance"]
-    learning_parity.main(args)  # a complete run is skipped, not redone
-    assert json.loads(out.read_text()) == r
-    merged = tmp_path / "m.json"
-    learning_parity.main(["merge", str(out), "--json", str(merged)])
-    m = json.loads(merged.read_text())
-    assert m["summary"]["ckbd/2x64px/jaxlic"]["seeds"] == [0] and len(m["runs"]) == 1
-
-
 def test_drawn_batches_follow_the_training_pipeline(write_images, tmp_path):
     write_images(tmp_path, n=4, size=(80, 96))
     ns = argparse.Namespace(data=str(tmp_path), size=32, batch=3, steps=2, seed=0, cache=str(tmp_path / "a"))
@@ -68,13 +43,30 @@ def test_drawn_batches_follow_the_training_pipeline(write_images, tmp_path):
     np.testing.assert_array_equal(learning_parity.batches_for(ns), a[:1])
 
 
-def test_learning_parity_run_resumes_exactly_after_an_interruption(write_images, tmp_path, monkeypatch):
+def test_learning_parity_run_skip_merge_and_exact_resume(write_images, tmp_path, monkeypatch):
+    """One whole run (its record, skipped when complete, merged), then a run interrupted after its
+    first checkpoint and resumed: the same curves as the whole run."""
     data, kodak = _tiny_data(write_images, tmp_path)
     common = ["--seed", "0", "--steps", "4", "--batch", "2", "--size", "64", "--data", str(data)]
     common += ["--cache", str(tmp_path / "cache")]
+    learning_parity.main(["draw", *common])
     run = ["run", "--framework", "jaxlic", "--model", "ckbd", "--N", "8", *common, "--eval-every", "2"]
-    run += ["--log-every", "1", "--num-eval", "1", "--kodak", str(kodak)]
-    learning_parity.main([*run, "--out", str(tmp_path / "whole.json")])
+    run += ["--log-every", "1", "--num-eval", "2", "--kodak", str(kodak)]
+    whole = tmp_path / "whole.json"
+    learning_parity.main([*run, "--out", str(whole)])
+    r = json.loads(whole.read_text())
+    assert r["complete"] and r["steps"] == 4 and r["train_quant"] == "mixed"
+    assert [c["step"] for c in r["curve"]] == [2, 4] and len(r["loss_curve"]) == 4
+    k = r["kodak"]
+    assert k["bpp"] > 0 and math.isfinite(k["psnr"]) and k["rd_loss"] > k["bpp"]
+    assert 0 < k["z_share"] <= 1 and 0 <= k["live_z_channels"] <= 8
+    assert "command" in r["provenance"] and "machine" in r["provenance"]
+    learning_parity.main([*run, "--out", str(whole)])  # a complete run is skipped, not redone
+    assert json.loads(whole.read_text()) == r
+    merged = tmp_path / "m.json"
+    learning_parity.main(["merge", str(whole), "--json", str(merged)])
+    m = json.loads(merged.read_text())
+    assert m["summary"]["ckbd/2x64px/jaxlic"]["seeds"] == [0] and len(m["runs"]) == 1
 
     real = learning_parity.record_step
 
@@ -93,7 +85,7 @@ def test_learning_parity_run_resumes_exactly_after_an_interruption(write_images,
     monkeypatch.setattr(learning_parity, "record_step", real)
     assert cut.with_suffix(".ckpt").exists() and not json.loads(cut.read_text())["complete"]
     learning_parity.main([*run, "--out", str(cut)])
-    whole, resumed = json.loads((tmp_path / "whole.json").read_text()), json.loads(cut.read_text())
+    resumed = json.loads(cut.read_text())
     assert resumed["complete"] and resumed["resumed_at"] == [2]
-    assert resumed["curve"] == whole["curve"] and resumed["loss_curve"] == whole["loss_curve"]
+    assert resumed["curve"] == r["curve"] and resumed["loss_curve"] == r["loss_curve"]
     assert not cut.with_suffix(".ckpt").exists()

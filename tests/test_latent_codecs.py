@@ -9,20 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from jaxlic import models, zoo
+from jaxlic import models, weights, zoo
 from jaxlic.coding import container
 from jaxlic.latent import registry
 
 H, W = 64, 96  # padded to 64 x 128: y 4 x 8, z 1 x 2
 
-# Tiny random codecs; the fresh process below defines and builds the same ones (same seed).
-SMALL_CODEC = """
-def small_codec(name):
-    over = dict(N=8) if models.get_config(name).transform == "cheng" else dict(N=8, M=12)
-    return zoo.random_codec(name, quality=3, seed=0, **over)
-"""
 
-
+# Tiny random codecs; the fresh process below loads their weights from files.
 def small_codec(name):
     over = dict(N=8) if models.get_config(name).transform == "cheng" else dict(N=8, M=12)
     return zoo.random_codec(name, quality=3, seed=0, **over)
@@ -43,24 +37,26 @@ def _stream(name):
     sections = codec._coder.encode(y, z, t)
     data = container.pack(container.Header(name, codec.quality, H, W), sections)
     x_hat, _ = codec.decompress_float(data)
-    return data, {"image": codec.decompress(data), "x_hat": x_hat}
+    return codec, data, {"image": codec.decompress(data), "x_hat": x_hat}
 
 
 @pytest.fixture(scope="module")
 def fresh_decodes(tmp_path_factory):
-    """Encodes every registered model here and decodes all the streams in one fresh process."""
+    """Encodes every registered model here and decodes all the streams in one fresh process, which
+    loads the same weights from files (initialising them again there would only cost time)."""
     tmp = tmp_path_factory.mktemp("latent")
     expected = {}
     for name in models.list_models():
-        data, expected[name] = _stream(name)
+        codec, data, expected[name] = _stream(name)
         (tmp / f"{name}.jlic").write_bytes(data)
+        meta = {"model": name, "config": codec.cfg.to_dict(), "quality": codec.quality}
+        weights.save(tmp / f"{name}.msgpack", codec.variables["params"], meta)
     script = f"""
 import numpy as np
-from jaxlic import models, zoo
-{SMALL_CODEC}
+from jaxlic import zoo
 tmp = {json.dumps(str(tmp))}
 for name in {models.list_models()!r}:
-    codec = small_codec(name)
+    codec = zoo.load(weights=f"{{tmp}}/{{name}}.msgpack")
     data = open(f"{{tmp}}/{{name}}.jlic", "rb").read()
     x_hat, _ = codec.decompress_float(data)
     np.savez(f"{{tmp}}/{{name}}.npz", image=codec.decompress(data), x_hat=x_hat)

@@ -33,29 +33,6 @@ def tiny_config(data_dir, model=MODEL, **overrides):
     return c
 
 
-_CACHE_OPTIONS = (
-    "jax_compilation_cache_dir",
-    "jax_persistent_cache_min_compile_time_secs",
-    "jax_persistent_cache_min_entry_size_bytes",
-)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """Shares compiled steps between the tests of this module (compiling dominates their time)."""
-    from jax.experimental.compilation_cache import compilation_cache as cc  # pylint: disable=g-import-not-at-top
-
-    saved = {name: getattr(jax.config, name) for name in _CACHE_OPTIONS}
-    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla_cache")))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-    cc.reset_cache()
-    yield
-    for name, value in saved.items():
-        jax.config.update(name, value)
-    cc.reset_cache()
-
-
 @pytest.fixture(scope="module")
 def data_dir(write_images, tmp_path_factory):
     d = tmp_path_factory.mktemp("train_images")
