@@ -89,3 +89,44 @@ def test_learning_parity_run_skip_merge_and_exact_resume(write_images, tmp_path,
     assert resumed["complete"] and resumed["resumed_at"] == [2]
     assert resumed["curve"] == r["curve"] and resumed["loss_curve"] == r["loss_curve"]
     assert not cut.with_suffix(".ckpt").exists()
+
+
+_HLO = """HloModule jit_train_step
+
+%fused_computation.1 (param_0.1: f32[8,34,34,64], param_1.1: f32[3,3,64,256]) -> f32[8,32,32,256] {
+  %param_0.1 = f32[8,34,34,64]{3,2,1,0} parameter(0)
+  %param_1.1 = f32[3,3,64,256]{3,2,1,0} parameter(1)
+  ROOT %convolution.1 = f32[8,32,32,256]{3,2,1,0} convolution(%param_0.1, %param_1.1), window={size=3x3}, dim_labels=b01f_01io->b01f
+}
+
+%fused_computation.2 (param_0.2: f32[64,8,34,34], param_1.2: f32[8,32,32,256]) -> f32[64,3,3,256] {
+  %param_0.2 = f32[64,8,34,34]{3,2,1,0} parameter(0)
+  %param_1.2 = f32[8,32,32,256]{3,2,1,0} parameter(1)
+  ROOT %convolution.2 = f32[64,3,3,256]{3,2,1,0} convolution(%param_0.2, %param_1.2), window={size=32x32}, dim_labels=f01b_i01o->b01f
+}
+
+ENTRY %main.3 (Arg_0.1: f32[8,34,34,64], Arg_1.2: f32[3,3,64,256], Arg_2.3: f32[100,64], Arg_3.4: f32[64,10]) -> f32[8,32,32,256] {
+  %Arg_2.3 = f32[100,64]{1,0} parameter(2)
+  %Arg_3.4 = f32[64,10]{1,0} parameter(3)
+  %ynn_fusion.1 = f32[8,32,32,256]{3,2,1,0} fusion(%Arg_0.1, %Arg_1.2), kind=kCustom, calls=%fused_computation.1, metadata={op_name="jit(train_step)/jvp(Compressor.forward_train)/Compressor.synthesis/g_s_7/upsample/conv/conv_general_dilated"}
+  %ynn_fusion.2 = f32[64,3,3,256]{3,2,1,0} fusion(%a, %b), kind=kCustom, calls=%fused_computation.2, metadata={op_name="jit(train_step)/transpose(jvp(Compressor.forward_train))/Compressor.synthesis/g_s_7/upsample/conv/transpose(jvp())/conv_general_dilated"}
+  ROOT %dot.3 = f32[100,10]{1,0} dot(%Arg_2.3, %Arg_3.4), lhs_contracting_dims={1}, rhs_contracting_dims={0}
+}
+"""
+
+
+def test_step_profile_counts_flops_and_roles_of_the_optimised_hlo():
+    from eval import step_profile
+
+    table = step_profile.op_table(_HLO)
+    conv_flops = 2 * 8 * 32 * 32 * 256 * 9 * 64  # output elements x taps x input channels
+    assert table["ynn_fusion.1"]["flops"] == conv_flops
+    assert table["ynn_fusion.2"]["flops"] == conv_flops  # the weight gradient: same multiply-adds
+    assert table["dot.3"]["flops"] == 2 * 100 * 10 * 64
+    assert [step_profile.role(table[n]) for n in ("ynn_fusion.1", "ynn_fusion.2")] == [
+        "forward",
+        "weight_grad",
+    ]
+    assert (
+        step_profile.layer_name(table["ynn_fusion.2"]["layer"]) == "Compressor.synthesis/g_s_7/upsample/conv"
+    )
