@@ -43,6 +43,9 @@ import numpy as np
 
 HERE = pathlib.Path(__file__).resolve().parent
 
+#: The campaign's lambda (CompressAI's quality 2) and constant learning rate.
+DEFAULT_LMBDA = 0.0035
+DEFAULT_LR = 5e-4
 #: model -> (N, M, default steps)
 MODELS = {"ckbd": (64, 64, 3000), "bmshj2018-hyperprior": (64, 96, 2000)}
 
@@ -354,11 +357,18 @@ def cmd_merge(args) -> None:
     runs = [json.loads(pathlib.Path(f).read_text()) for f in args.files]
     summary = {}
 
-    def setting(r):  # runs compare only with CompressAI runs of the same model, batch and crops
-        return (r["model"], r["settings"]["batch"], r["settings"]["size"])
+    def setting(r):  # runs compare only with CompressAI runs of the same model, batch, crops,
+        # lambda and learning rate; the group's name shows lambda and lr where not the defaults
+        s = r["settings"]
+        name = f"{r['model']}/{s['batch']}x{s['size']}px"
+        if s["lmbda"] != DEFAULT_LMBDA:
+            name += f"/lambda{s['lmbda']:g}"
+        if s["lr"] != DEFAULT_LR:
+            name += f"/lr{s['lr']:g}"
+        return name
 
-    for model, batch, size in sorted({setting(r) for r in runs}):
-        same = [r for r in runs if setting(r) == (model, batch, size)]
+    for group in sorted({setting(r) for r in runs}):
+        same = [r for r in runs if setting(r) == group]
         ref = [r for r in same if r["framework"] == "compressai" and r["complete"]]
         for label in sorted({r["label"] for r in same}):
             rs = [r for r in same if r["label"] == label and r["complete"]]
@@ -369,8 +379,8 @@ def cmd_merge(args) -> None:
                 base = _means(ref)
                 for key in ("rd_loss", "z_share", "rd_loss_last3", "z_share_last3"):
                     entry[f"{key}_ratio_to_compressai"] = entry[key] / base[key]
-            summary[f"{model}/{batch}x{size}px/{label}"] = entry
-    settings = {f"{setting(r)[0]}/{setting(r)[1]}x{setting(r)[2]}px": r["settings"] for r in runs}
+            summary[f"{group}/{label}"] = entry
+    settings = {setting(r): r["settings"] for r in runs}
     unfinished = [
         {
             "model": r["model"],
@@ -411,8 +421,8 @@ def main(argv=None):
     r.add_argument("--compressai-python", default=None)
     r.add_argument("--N", type=int, default=0)
     r.add_argument("--M", type=int, default=0)
-    r.add_argument("--lmbda", type=float, default=0.0035)
-    r.add_argument("--lr", type=float, default=5e-4)
+    r.add_argument("--lmbda", type=float, default=DEFAULT_LMBDA)
+    r.add_argument("--lr", type=float, default=DEFAULT_LR)
     r.add_argument("--eval-every", type=int, default=250)
     r.add_argument("--log-every", type=int, default=50)
     r.add_argument("--num-eval", type=int, default=8, help="the first N Kodak images")

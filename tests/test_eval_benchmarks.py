@@ -130,3 +130,38 @@ def test_step_profile_counts_flops_and_roles_of_the_optimised_hlo():
     assert (
         step_profile.layer_name(table["ynn_fusion.2"]["layer"]) == "Compressor.synthesis/g_s_7/upsample/conv"
     )
+
+
+def test_learning_parity_merge_compares_only_runs_of_the_same_lambda_and_lr(tmp_path):
+    def record(framework, lmbda, lr, rd):
+        kodak = {"rd_loss": rd, "psnr": 20.0, "bpp": 0.2, "z_share": 0.1, "live_z_channels": 5.0}
+        settings = {"batch": 8, "size": 128, "lmbda": lmbda, "lr": lr, "steps": 2}
+        return {
+            "framework": framework,
+            "label": framework,
+            "model": "ckbd",
+            "seed": 0,
+            "steps": 2,
+            "complete": True,
+            "settings": settings,
+            "kodak": kodak,
+            "curve": [dict(kodak, step=2)],
+            "steps_per_s": 1.0,
+        }
+
+    files = []
+    for i, r in enumerate(
+        [
+            record("compressai", 0.0035, 5e-4, 2.0),
+            record("jaxlic", 0.0035, 5e-4, 1.0),
+            record("jaxlic", 0.0483, 1e-4, 8.0),
+        ]
+    ):
+        files.append(tmp_path / f"{i}.json")
+        files[-1].write_text(json.dumps(r))
+    out = tmp_path / "m.json"
+    learning_parity.main(["merge", *map(str, files), "--json", str(out)])
+    summary = json.loads(out.read_text())["summary"]
+    assert summary["ckbd/8x128px/jaxlic"]["rd_loss_ratio_to_compressai"] == 0.5
+    other = summary["ckbd/8x128px/lambda0.0483/lr0.0001/jaxlic"]
+    assert "rd_loss_ratio_to_compressai" not in other  # no CompressAI run at that lambda and lr
