@@ -197,7 +197,9 @@ def main(argv=None):
     from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
 
     result["config"] = args.config
-    result["provenance"] = provenance()
+    result["provenance"] = provenance(
+        "python -m eval.step_profile " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     total = result["profiled_ops_ms_per_step"]
     print(
         f"{result['model']} {result['batch']}: step {result['step_s']:.3f} s (median of {args.steps}), ops {total:.0f} ms"
