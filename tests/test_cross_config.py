@@ -1,7 +1,7 @@
 """Streams written under one XLA CPU configuration decode bit-exactly under others ("Train anywhere").
 
-One subprocess encodes a small image with one model of every kind (tiny random weights, saved as
-weight files) and the shipped ckbd-full weights on a Kodak photo, under the default XLA
+One subprocess encodes a small image with one model of every kind (tiny random weights, drawn by
+the test and saved as weight files) and the shipped ckbd-full weights on a Kodak photo, under the default XLA
 configuration (A), and decodes each stream there too. Decoding subprocesses then run, all at once,
 under other configurations (B): the SSE4.2 instruction set only (no AVX/FMA), XLA's fast math, and
 one thread on one core. Each must decode every stream without error to the same latents and the
@@ -28,6 +28,7 @@ import sys
 import numpy as np
 import pytest
 
+from jaxlic import weights, zoo
 from jaxlic.models.registry import get_config, list_models
 
 # One xdist worker runs the whole module, so the encoder and decoder subprocesses run once.
@@ -66,7 +67,7 @@ import json, pathlib, sys, traceback
 import numpy as np
 
 mode, root = sys.argv[1], pathlib.Path(sys.argv[2])
-from jaxlic import models, weights, zoo
+from jaxlic import zoo
 
 cases = json.loads((root / "cases.json").read_text())
 if mode == "default":  # a fresh process under the encoder's configuration: the shipped model only
@@ -77,13 +78,8 @@ for name in cases:
     try:
         if name == "shipped-ckbd-full":
             codec, img = zoo.load("ckbd-full"), inputs["photo"]
-        elif mode == "encode":
-            over = dict(N=8, M=12) if models.get_config(name).transform == "balle" else dict(N=8)
-            codec, img = zoo.random_codec(name, quality=3, seed=0, **over), inputs["small"]
-            meta = {"model": name, "config": codec.cfg.to_dict(), "quality": 3}
-            weights.save(root / f"{name}.msgpack", codec.variables["params"], meta)
         else:
-            codec = zoo.load(weights=str(root / f"{name}.msgpack"))
+            codec, img = zoo.load(weights=str(root / f"{name}.msgpack")), inputs["small"]
         if mode == "encode":
             (root / f"{name}.jlic").write_bytes(codec.compress(img))
         seen = {}
@@ -132,6 +128,13 @@ def root(tmp_path_factory):
     else:
         photo = data.astronaut()
     np.savez(root / "inputs.npz", small=small, photo=photo)
+    # The tiny models' random weights are drawn here and saved: they are data, and initialising
+    # them in the encoder process would compile a threefry kernel per parameter shape there.
+    for name in KINDS:
+        over = dict(N=8, M=12) if get_config(name).transform == "balle" else dict(N=8)
+        codec = zoo.random_codec(name, quality=3, seed=0, **over)
+        meta = {"model": name, "config": codec.cfg.to_dict(), "quality": 3}
+        weights.save(root / f"{name}.msgpack", codec.variables["params"], meta)
     (root / "cases.json").write_text(json.dumps(CASES))
     subprocess.run(_cmd("encode", root), env=_env({}), check=True, timeout=1200)
     return root
