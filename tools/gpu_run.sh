@@ -88,19 +88,21 @@ train_s=$(($(date +%s) - t0))
 grep -E "step [0-9]+: loss|validation|Stopping|Exported|Error|error" "$OUT/train.log" | tail -n 30
 status "training exited with $train_rc after ${train_s}s"
 
-# 3. Train-step time (compilation excluded) of the same config.
+# 3. Train-step time (compilation excluded) of the same config, TRAIN_FLAGS included (the same
+#    program as training's step, so a compilation cache serves it too).
 status "timing the train step"
 # shellcheck disable=SC2086
-"$PY" - "$CONFIG" "$OUT/step_time.json" $STEP_ARGS <<'EOF'
-import argparse, importlib.util, json, statistics, sys, time
+"$PY" - "$CONFIG" "$OUT/step_time.json" $STEP_ARGS $TRAIN_FLAGS <<'EOF'
+import argparse, json, statistics, sys, time
 import jax, numpy as np
+from absl import flags
+from ml_collections import config_flags
 ap = argparse.ArgumentParser()
 ap.add_argument("config"); ap.add_argument("out"); ap.add_argument("--steps", type=int, default=20)
-a = ap.parse_args()
-path, _, arg = a.config.partition(":")
-spec = importlib.util.spec_from_file_location("cfg", path); mod = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(mod)
-c = mod.get_config(arg or None)
+a, overrides = ap.parse_known_args()
+config_flag = config_flags.DEFINE_config_file("config", a.config)
+flags.FLAGS(["step_time", *overrides])
+c = config_flag.value
 from train import trainer
 _, state, step, key = trainer.setup_train_step(c)
 rng = np.random.default_rng(0)
