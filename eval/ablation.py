@@ -1,7 +1,11 @@
-"""Ablation table: what each addition to the checkerboard baseline buys, next to the claims.
+"""Ablation table: what each addition to the checkerboard baseline buys, next to the seed's claims.
 
-Reads RD curves (CompressAI-format JSONs written by ``jaxlic eval``, one per variant, or
-weight files whose metadata carries ``metrics`` with ``bpp`` and ``psnr``) for
+Per image at matched rate (issue "Honest comparisons"): each variant's curve on each Kodak image
+(``jaxlic eval``'s ``per_image_<name>.csv``: real bitstreams, several rate points per image) is
+read at 0.15 bpp and compared with ``ckbd``'s curve on the same image at the same rate; the
+differences are averaged over images with a 95% bootstrap interval
+(``jaxlic.evaluation.matched.gain_at_rate``). BD-rate against ``ckbd`` is the per-image BD-rate
+averaged the same way. The averaged curves in the JSON and the plot are for plotting only.
 
     ckbd        checkerboard context model (He et al. 2021), the baseline
     ckbd-attn   + FDRAM attention
@@ -9,133 +13,206 @@ weight files whose metadata carries ``metrics`` with ``bpp`` and ``psnr``) for
     ckbd-pp     + post-processing
     ckbd-full   all of them
 
-and prints the PSNR gain at 0.15 bpp over ``ckbd`` (pchip-interpolated in log-rate), the
-BD-rate and BD-PSNR against ``ckbd``, and the claimed gains.
+    jaxlic eval --model ckbd-vr --weights W --images ../shared/data/kodak --out runs/abl/ckbd ...
+    python -m eval.ablation --variant ckbd=runs/abl/ckbd/per_image_ckbd-vr.csv \\
+        --variant ckbd-full=runs/abl/full/per_image_ckbd-full-vr.csv [--variant ...] \\
+        [--second-seed ckbd=... --second-seed ckbd-full=...] [--weights ckbd=W ...] \\
+        --out results/ablation
 
-    python -m eval.ablation results/kodak/*.json
+Writes ``ablation.json`` (``{"variants": {name: {"steps", "seed", "curve": {"bpp", "psnr"},
+"weights", "decode_s"}}, "vs_ckbd": {name: {"dpsnr_at_0.15", "ci95", "n", "outside",
+"bd_rate", "bd_rate_ci95"}}, "seed_spread_db", "seed_spread", "claims", "provenance"}``),
+``table.md`` (ours beside the claims) and ``rd.png``. ``steps`` and ``seed`` come from a
+variant's weights file when given (its metadata), ``decode_s`` is the mean decoding time of
+kodim23 at the variant's point nearest 0.15 bpp.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import os
+import pathlib
 import sys
+from collections import defaultdict
+
+import numpy as np
 
 from jaxlic.errors import JaxlicError
-from jaxlic.evaluation import bdrate
+from jaxlic.evaluation import matched
 
 BASELINE = "ckbd"
 VARIANTS = ("ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
-#: PSNR gains at 0.15 bpp over the checkerboard baseline, as claimed (dB).
+RATE = 0.15
+#: The seed's claims: PSNR gains at about 0.15 bpp on Kodak over the checkerboard baseline (dB).
 CLAIMED_GAIN_DB = {"ckbd-attn": 0.23, "ckbd-gmm": 0.25, "ckbd-pp": 0.13, "ckbd-full": 0.37}
+CLAIMED_DECODING = "checkerboard decoding far faster than a serial context"
+DECODE_IMAGE = "kodim23"
 
 
-def _curve_from_weights(paths: list[str]) -> dict:
-    from jaxlic import weights as weights_io
-
-    name, bpp, psnr = None, [], []
-    for path in paths:
-        _, meta = weights_io.load(path)
-        metrics = meta.get("metrics") or {}
-        b, p = metrics.get("bpp"), metrics.get("psnr", metrics.get("psnr-rgb"))
-        if b is None or p is None:
+def _named_paths(items: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items or ():
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise JaxlicError(f"{flag} takes NAME=PATH, not {item!r}")
+        if name != BASELINE and name not in VARIANTS:
             raise JaxlicError(
-                f"{path}: no bpp/psnr in the weights metadata; run `jaxlic eval` and pass its JSONs"
+                f"{flag}: unknown variant {name!r} (expected {BASELINE} or one of {', '.join(VARIANTS)})"
             )
-        name = meta.get("model") or meta.get("name") or (meta.get("config") or {}).get("name") or name
-        bpp.append(float(b))
-        psnr.append(float(p))
-    return {"name": name or os.path.basename(paths[0]), "results": {"bpp": bpp, "psnr-rgb": psnr}}
+        out[name] = path
+    return out
 
 
-def load_curves(paths: list[str]) -> dict[str, dict]:
-    """Curves by name from JSON files and/or weight files (weight files grouped by model)."""
-    curves, weight_files = {}, {}
-    for path in paths:
-        if path.endswith(".json"):
-            curve = bdrate.load_rd_json(path)
-            curves[curve["name"]] = curve
-        else:
-            weight_files.setdefault("all", []).append(path)
-    if weight_files:
-        from jaxlic import weights as weights_io
-
-        groups: dict[str, list[str]] = {}
-        for path in weight_files["all"]:
-            _, meta = weights_io.load(path)
-            key = meta.get("model") or (meta.get("config") or {}).get("name") or path
-            groups.setdefault(key, []).append(path)
-        for files in groups.values():
-            curve = _curve_from_weights(files)
-            curves[curve["name"]] = curve
-    return curves
+def averaged_curve(rows: list[dict]) -> dict:
+    """Mean bpp and PSNR over images per rate point (``quality``), for plots only."""
+    points = defaultdict(list)
+    for r in rows:
+        points[r.get("quality")].append(r)
+    curve = sorted(
+        (float(np.mean([r["bpp"] for r in p])), float(np.mean([r["psnr"] for r in p])))
+        for p in points.values()
+    )
+    return {"bpp": [b for b, _ in curve], "psnr": [p for _, p in curve]}
 
 
-def ablation_rows(curves: dict[str, dict], bpp: float = 0.15) -> list[dict]:
-    """One row per present variant: measured gain at ``bpp``, BD-rate/BD-PSNR vs the baseline.
+def decode_seconds(rows: list[dict], image: str = DECODE_IMAGE, rate: float = RATE) -> float | None:
+    """Decoding time of ``image`` at the point nearest ``rate`` (None without that image or time)."""
+    sel = [r for r in rows if r["image"] == image and isinstance(r.get("decoding_time"), float)]
+    if not sel:
+        return None
+    return float(min(sel, key=lambda r: abs(math.log(r["bpp"] / rate)))["decoding_time"])
+
+
+def _weights_meta(path: str) -> dict:
+    from jaxlic import weights as weights_io  # pylint: disable=g-import-not-at-top
+
+    _, meta = weights_io.load(path)
+    return meta
+
+
+def ablation(
+    rows: dict[str, list[dict]], second: dict[str, list[dict]] | None = None, weights=None, rate=RATE
+) -> dict:
+    """The ablation record (see the module docstring) from per-image rows by variant name.
 
     Raises:
-        JaxlicError: the baseline ``ckbd`` curve is missing.
+        JaxlicError: the baseline is missing, or the variants were measured on different images.
     """
-    if BASELINE not in curves:
-        raise JaxlicError(f"no {BASELINE!r} curve among {', '.join(sorted(curves)) or 'none'}")
-    base = curves[BASELINE]
-    base_psnr = bdrate.psnr_at_bpp(base, bpp)
-    rows = []
+    if BASELINE not in rows:
+        raise JaxlicError(f"no {BASELINE!r} results among {', '.join(sorted(rows)) or 'none'}")
+    weights = weights or {}
+    key = f"dpsnr_at_{rate:g}"
+    variants, vs = {}, {}
     for name in (BASELINE, *VARIANTS):
-        if name not in curves:
+        if name not in rows:
             continue
-        curve = curves[name]
-        value = bdrate.psnr_at_bpp(curve, bpp)
-        row = {
-            "name": name,
-            "psnr": value,
-            "gain": value - base_psnr,
-            "claimed": CLAIMED_GAIN_DB.get(name),
-            "bd_rate": float("nan"),
-            "bd_psnr": float("nan"),
+        meta = _weights_meta(weights[name]) if name in weights else {}
+        variants[name] = {
+            "steps": meta.get("steps", meta.get("step")),
+            "seed": meta.get("seed"),
+            "curve": averaged_curve(rows[name]),
+            "weights": weights.get(name),
+            "decode_s": decode_seconds(rows[name], rate=rate),
         }
-        if name != BASELINE:
-            try:
-                row["bd_rate"] = bdrate.bd_rate_curves(base, curve)
-                row["bd_psnr"] = bdrate.bd_psnr_curves(base, curve)
-            except bdrate.RDCurveError:
-                pass
-        rows.append(row)
-    return rows
+        if name == BASELINE:
+            continue
+        gain = matched.gain_at_rate(rows[name], rows[BASELINE], rate)
+        bd = matched.bd_rate_per_image(rows[name], rows[BASELINE])
+        vs[name] = {
+            key: gain["mean_db"],
+            "ci95": gain["ci95"],
+            "n": gain["n"],
+            "outside": gain["outside"],
+            "bd_rate": bd["mean_pct"],
+            "bd_rate_ci95": bd["ci95"],
+            "claimed_db": CLAIMED_GAIN_DB[name],
+        }
+    spread = {
+        name: matched.gain_at_rate(other, rows[name], rate)
+        for name, other in (second or {}).items()
+        if name in rows
+    }
+    return {
+        "variants": variants,
+        "vs_ckbd": vs,
+        "seed_spread_db": max((abs(s["mean_db"]) for s in spread.values()), default=None),
+        "seed_spread": {
+            n: {"mean_db": s["mean_db"], "ci95": s["ci95"], "n": s["n"]} for n, s in spread.items()
+        },
+        "claims": {"gain_db_at_0.15": CLAIMED_GAIN_DB, "decoding": CLAIMED_DECODING},
+    }
 
 
-def format_table(rows: list[dict], bpp: float = 0.15) -> str:
-    """The ablation table as text (``n/a`` where a curve does not reach ``bpp``)."""
+def _num(v, fmt: str) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else format(v, fmt)
 
-    def num(v, fmt):
-        return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
+def table_md(record: dict, rate: float = RATE) -> str:
+    """Ours beside the seed's claims, as a Markdown table."""
+    key = f"dpsnr_at_{rate:g}"
     lines = [
-        f"PSNR gain at {bpp} bpp over {BASELINE} (Kodak-style mean PSNR, pchip in log-rate)",
-        f"{'model':<12}{'PSNR':>9}{'gain dB':>9}{'claimed':>9}{'BD-rate':>10}{'BD-PSNR':>9}",
+        f"| variant | ΔPSNR at {rate:g} bpp vs {BASELINE} (dB, 95% CI, images) | claimed (dB) | "
+        f"BD-rate vs {BASELINE} | decode {DECODE_IMAGE} (s) |",
+        "|---|---|---|---|---|",
     ]
-    for r in rows:
+    for name, v in record["variants"].items():
+        row = record["vs_ckbd"].get(name)
+        if row is None:
+            lines.append(f"| {name} (baseline) | — | — | — | {_num(v['decode_s'], '.2f')} |")
+            continue
+        lo, hi = row["ci95"]
+        outside = f", {row['outside']} outside" if row["outside"] else ""
         lines.append(
-            f"{r['name']:<12}{num(r['psnr'], '.3f'):>9}{num(r['gain'], '+.3f'):>9}"
-            f"{num(r['claimed'], '+.2f'):>9}{num(r['bd_rate'], '+.2f') + ' %':>10}"
-            f"{num(r['bd_psnr'], '+.3f'):>9}"
+            f"| {name} | {_num(row[key], '+.3f')} [{_num(lo, '+.3f')}, {_num(hi, '+.3f')}] ({row['n']}{outside}) "
+            f"| {row['claimed_db']:+.2f} | {_num(row['bd_rate'], '+.2f')} % | {_num(v['decode_s'], '.2f')} |"
         )
-    return "\n".join(lines)
+    if record["seed_spread"]:
+        parts = ", ".join(f"{n} {_num(s['mean_db'], '+.3f')} dB" for n, s in record["seed_spread"].items())
+        lines += ["", f"Seed-to-seed difference at {rate:g} bpp (second seed − first): {parts}."]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
-    """``python -m eval.ablation FILES... [--bpp 0.15]``."""
-    parser = argparse.ArgumentParser(prog="python -m eval.ablation", description=__doc__.split("\n")[0])
-    parser.add_argument("files", nargs="+", help="RD JSONs (or weight files) of the ckbd variants")
-    parser.add_argument("--bpp", type=float, default=0.15)
-    args = parser.parse_args(argv)
+    p = argparse.ArgumentParser(prog="python -m eval.ablation", description=__doc__.split("\n")[0])
+    p.add_argument("--variant", action="append", required=True, help="NAME=per_image CSV of `jaxlic eval`")
+    p.add_argument("--second-seed", action="append", default=[], help="NAME=per_image CSV of a second seed")
+    p.add_argument("--weights", action="append", default=[], help="NAME=weights file (steps, seed, path)")
+    p.add_argument("--rate", type=float, default=RATE, help="bpp of the comparison (default 0.15)")
+    p.add_argument("--out", help="folder for ablation.json, table.md and rd.png")
+    args = p.parse_args(argv)
     try:
-        print(format_table(ablation_rows(load_curves(args.files), args.bpp), args.bpp))
+        rows = {n: matched.read_rows(path) for n, path in _named_paths(args.variant, "--variant").items()}
+        second = {
+            n: matched.read_rows(path) for n, path in _named_paths(args.second_seed, "--second-seed").items()
+        }
+        record = ablation(rows, second, _named_paths(args.weights, "--weights"), args.rate)
     except JaxlicError as e:
         print(f"ablation: error: {e}", file=sys.stderr)
         return 1
+    table = table_md(record, args.rate)
+    print(table, end="")
+    if args.out:
+        from jaxlic.evaluation.plots import plot_rd  # pylint: disable=g-import-not-at-top
+        from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
+
+        out = pathlib.Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        record["provenance"] = provenance(
+            "python -m eval.ablation " + " ".join(sys.argv[1:] if argv is None else argv)
+        )
+        (out / "ablation.json").write_text(json.dumps(record, indent=1))
+        (out / "table.md").write_text(table)
+        curves = [
+            {"name": n, "results": {"bpp": v["curve"]["bpp"], "psnr-rgb": v["curve"]["psnr"]}}
+            for n, v in record["variants"].items()
+        ]
+        plot_rd(
+            curves,
+            out / "rd.png",
+            title="Ablation on Kodak (averaged curves, for the plot only)",
+            max_bpp=0.6,
+        )
     return 0
 
 

@@ -114,28 +114,3 @@ def test_load_rd_json_errors(tmp_path):
         bdrate.load_rd_json(nobpp)
     with pytest.raises(bdrate.RDCurveError, match="ms-ssim"):
         bdrate.curve_points({"results": {"bpp": [0.1], "psnr-rgb": [30]}}, "ms-ssim")
-
-
-def _write_curve(tmp_path, name, psnrs):
-    path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({"name": name, "results": {"bpp": [0.08, 0.12, 0.2, 0.4], "psnr-rgb": psnrs}}))
-    return str(path)
-
-
-def test_ablation_table_reports_gain_at_015_bpp_and_claims(tmp_path, capsys):
-    from eval import ablation
-
-    base = [28.0, 29.5, 31.0, 33.5]
-    paths = [_write_curve(tmp_path, "ckbd", base)]
-    for name, shift in (("ckbd-attn", 0.2), ("ckbd-full", 0.4)):
-        paths.append(_write_curve(tmp_path, name, [p + shift for p in base]))
-    rows = {r["name"]: r for r in ablation.ablation_rows(ablation.load_curves(paths))}
-    assert rows["ckbd"]["gain"] == pytest.approx(0.0)
-    assert rows["ckbd-attn"]["gain"] == pytest.approx(0.2)
-    assert rows["ckbd-full"]["gain"] == pytest.approx(0.4)
-    assert rows["ckbd-full"]["claimed"] == 0.37 and rows["ckbd-full"]["bd_rate"] < 0
-    assert rows["ckbd-full"]["bd_psnr"] == pytest.approx(0.4)
-    assert ablation.main(paths) == 0
-    out = capsys.readouterr().out
-    assert "+0.37" in out and "+0.400" in out and "ckbd-gmm" not in out
-    assert ablation.main(paths[1:]) == 1  # no baseline

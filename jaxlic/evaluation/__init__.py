@@ -7,4 +7,4 @@
 * :mod:`jaxlic.evaluation.plots`: rate-distortion plots (averaged curves: for plots only).
 """
 
-from jaxlic.evaluation.matched import bootstrap_ci, compare, matched_rate, value_at_rate
+from jaxlic.evaluation.matched import bootstrap_ci, compare, gain_at_rate, matched_rate, value_at_rate

@@ -270,6 +270,41 @@ def bd_rate_per_image(model_rows: list[dict], codec_rows: list[dict]) -> dict:
     return _summary(deltas, outside, "mean_pct")
 
 
+def gain_at_rate(test_rows: list[dict], base_rows: list[dict], rate: float, metric: str = "psnr") -> dict:
+    """Mean over images of (test − base) quality, both read off their own curves at ``rate``.
+
+    For two curves of models (an ablation: a variant against its baseline, or one seed against
+    another), each image's curve of each model (Pareto front, pchip in log-rate) is read at the
+    same ``rate``; the difference is averaged over images with a 95% bootstrap interval. Images
+    where either curve does not reach ``rate`` are counted in ``outside``, never extrapolated.
+
+    Returns:
+        ``{"mean_db", "ci95", "n", "outside", "images_outside", "per_image"}``.
+
+    Raises:
+        ComparisonError: no rows on either side, or an image one side has and the other lacks.
+    """
+    if not test_rows or not base_rows:
+        raise ComparisonError("no results to compare")
+    test, base = _by_image(test_rows), _by_image(base_rows)
+    if set(test) != set(base):
+        raise ComparisonError(f"different images: {', '.join(sorted(set(test) ^ set(base)))}")
+    to_db = ms_ssim_db if metric == "ms_ssim" else float
+    deltas, outside = {}, []
+    for image in sorted(test):
+        values = [
+            value_at_rate([p["bpp"] for p in pts], [to_db(p.get(metric, float("nan"))) for p in pts], rate)
+            for pts in (test[image], base[image])
+        ]
+        if None in values:
+            outside.append(image)
+        else:
+            deltas[image] = values[0] - values[1]
+    result = _summary(deltas, outside, "mean_db")
+    result["per_image"] = deltas
+    return result
+
+
 def _model_points(rows: list[dict]) -> dict[str, list[dict]]:
     """``{label: rows}``: one entry per model name, or per (name, quality) for a model curve."""
     by_name = defaultdict(list)

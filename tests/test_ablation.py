@@ -1,0 +1,86 @@
+"""eval/ablation.py: the ablation table per image at matched rate, from `jaxlic eval` records."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from eval import ablation
+from jaxlic.evaluation import matched
+
+RATES = (0.08, 0.12, 0.2, 0.4)
+
+
+def _write(tmp_path, name, shift_by_image, decode=1.0):
+    """Per-image rows of a model whose PSNR on image i is the baseline's plus shift_by_image[i]."""
+    path = tmp_path / f"per_image_{name}.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=matched.FIELDS)
+        w.writeheader()
+        for i, (image, shift) in enumerate(shift_by_image.items()):
+            for q, bpp in enumerate(RATES):
+                psnr = 30.0 + i + 4.0 * math.log2(bpp / 0.15) + shift
+                w.writerow(
+                    dict(
+                        image=image,
+                        kind="model",
+                        name=name,
+                        quality=q,
+                        height=64,
+                        width=64,
+                        size_bytes=int(bpp * 512),
+                        bpp=bpp,
+                        bpp_estimated=bpp,
+                        psnr=psnr,
+                        ms_ssim=0.9,
+                        encoding_time=1.0,
+                        decoding_time=decode,
+                    )
+                )
+    return str(path)
+
+
+def test_gain_at_rate_reads_both_curves_of_each_image_at_the_rate():
+    rows = lambda name, s: [  # noqa: E731
+        dict(image=img, name=name, quality=q, bpp=b, psnr=30 + math.log2(b) + s.get(img, 0.0))
+        for img in ("a", "b")
+        for q, b in enumerate(RATES)
+    ]
+    gain = matched.gain_at_rate(rows("t", {"a": 0.2, "b": 0.4}), rows("base", {}), 0.15)
+    assert gain["mean_db"] == pytest.approx(0.3) and gain["n"] == 2 and gain["outside"] == 0
+    assert gain["per_image"] == pytest.approx({"a": 0.2, "b": 0.4})
+    assert matched.gain_at_rate(rows("t", {}), rows("base", {}), 0.5)["outside"] == 2  # beyond 0.4
+    with pytest.raises(matched.ComparisonError, match="different images"):
+        matched.gain_at_rate(rows("t", {})[:4], rows("base", {}), 0.15)
+
+
+def test_ablation_writes_json_table_and_plot(tmp_path, capsys):
+    images = ("kodim01", "kodim23")
+    args = ["--variant", "ckbd=" + _write(tmp_path, "ckbd", dict.fromkeys(images, 0.0), decode=2.0)]
+    args += ["--variant", "ckbd-full=" + _write(tmp_path, "ckbd-full", {"kodim01": 0.3, "kodim23": 0.5})]
+    args += ["--second-seed", "ckbd=" + _write(tmp_path, "ckbd-s1", {"kodim01": -0.1, "kodim23": 0.1})]
+    out = tmp_path / "abl"
+    assert ablation.main([*args, "--out", str(out)]) == 0
+    record = json.loads((out / "ablation.json").read_text())
+    full = record["vs_ckbd"]["ckbd-full"]
+    assert full["dpsnr_at_0.15"] == pytest.approx(0.4) and full["n"] == 2 and full["claimed_db"] == 0.37
+    assert full["bd_rate"] < 0 and full["ci95"][0] <= 0.4 <= full["ci95"][1]
+    assert set(record["variants"]) == {"ckbd", "ckbd-full"}
+    assert record["variants"]["ckbd"]["decode_s"] == 2.0
+    assert record["variants"]["ckbd"]["curve"]["bpp"] == pytest.approx(list(RATES))
+    assert record["seed_spread_db"] == pytest.approx(0.0, abs=1e-9)
+    assert "command" in record["provenance"]
+    table = (out / "table.md").read_text()
+    assert "| ckbd-full | +0.400" in table and "+0.37" in table
+    assert (out / "rd.png").stat().st_size > 0
+    assert "ckbd-full" in capsys.readouterr().out
+
+
+def test_ablation_errors_are_one_line(tmp_path, capsys):
+    full = _write(tmp_path, "ckbd-full", {"kodim01": 0.3})
+    assert ablation.main(["--variant", f"ckbd-full={full}"]) == 1  # no baseline
+    assert ablation.main(["--variant", f"ckbd-xl={full}"]) == 1
+    assert ablation.main(["--variant", "ckbd"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("ablation: error:") for line in err)
