@@ -20,11 +20,12 @@ averaged the same way. The averaged curves in the JSON and the plot are for plot
         --out results/ablation
 
 Writes ``ablation.json`` (``{"variants": {name: {"steps", "seed", "curve": {"bpp", "psnr"},
-"weights", "decode_s"}}, "vs_ckbd": {name: {"dpsnr_at_0.15", "ci95", "n", "outside",
+"weights", "decode_s", "gflops_768x512"}}, "vs_ckbd": {name: {"dpsnr_at_0.15", "ci95", "n", "outside",
 "bd_rate", "bd_rate_ci95"}}, "seed_spread_db", "seed_spread", "claims", "provenance"}``),
 ``table.md`` (ours beside the claims) and ``rd.png``. ``steps`` and ``seed`` come from a
 variant's weights file when given (its metadata), ``decode_s`` is the mean decoding time of
-kodim23 at the variant's point nearest 0.15 bpp.
+kodim23 at the variant's point nearest 0.15 bpp, ``gflops_768x512`` (with ``--flops``) XLA's count
+of the variant's rounding pass on a 768 x 512 image.
 """
 
 from __future__ import annotations
@@ -84,6 +85,23 @@ def decode_seconds(rows: list[dict], image: str = DECODE_IMAGE, rate: float = RA
     return float(min(sel, key=lambda r: abs(math.log(r["bpp"] / rate)))["decoding_time"])
 
 
+def model_flops(weights_path: str, height: int = 512, width: int = 768) -> float:
+    """XLA's FLOP count of a variant's whole rounding pass (`forward_eval`: g_a, hyperprior,
+    entropy parameters, g_s, post-processing) on a ``height`` x ``width`` image; a variable-rate
+    model is counted at its default rate. Nothing is executed (`jaxlic.layers.flops`)."""
+    import jax  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
+    from jaxlic import zoo  # pylint: disable=g-import-not-at-top
+    from jaxlic.layers.flops import flops  # pylint: disable=g-import-not-at-top
+    from jaxlic.models import registry  # pylint: disable=g-import-not-at-top
+
+    codec = zoo.load(weights=weights_path)
+    rate = (jnp.float32(registry.VR_DEFAULT_RATE),) if codec.cfg.num_rates > 0 else ()
+    image = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
+    return flops(codec.model, image, *rate, variables=codec.variables, method="forward_eval")
+
+
 def _weights_meta(path: str) -> dict:
     from jaxlic import weights as weights_io  # pylint: disable=g-import-not-at-top
 
@@ -92,7 +110,11 @@ def _weights_meta(path: str) -> dict:
 
 
 def ablation(
-    rows: dict[str, list[dict]], second: dict[str, list[dict]] | None = None, weights=None, rate=RATE
+    rows: dict[str, list[dict]],
+    second: dict[str, list[dict]] | None = None,
+    weights=None,
+    rate=RATE,
+    count_flops=False,
 ) -> dict:
     """The ablation record (see the module docstring) from per-image rows by variant name.
 
@@ -114,6 +136,7 @@ def ablation(
             "curve": averaged_curve(rows[name]),
             "weights": weights.get(name),
             "decode_s": decode_seconds(rows[name], rate=rate),
+            "gflops_768x512": model_flops(weights[name]) / 1e9 if count_flops and name in weights else None,
         }
         if name == BASELINE:
             continue
@@ -153,19 +176,22 @@ def table_md(record: dict, rate: float = RATE) -> str:
     key = f"dpsnr_at_{rate:g}"
     lines = [
         f"| variant | ΔPSNR at {rate:g} bpp vs {BASELINE} (dB, 95% CI, images) | claimed (dB) | "
-        f"BD-rate vs {BASELINE} | decode {DECODE_IMAGE} (s) |",
-        "|---|---|---|---|---|",
+        f"BD-rate vs {BASELINE} | decode {DECODE_IMAGE} (s) | GFLOPs (768x512) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, v in record["variants"].items():
         row = record["vs_ckbd"].get(name)
         if row is None:
-            lines.append(f"| {name} (baseline) | — | — | — | {_num(v['decode_s'], '.2f')} |")
+            lines.append(
+                f"| {name} (baseline) | — | — | — | {_num(v['decode_s'], '.2f')} | {_num(v['gflops_768x512'], '.1f')} |"
+            )
             continue
         lo, hi = row["ci95"]
         outside = f", {row['outside']} outside" if row["outside"] else ""
         lines.append(
             f"| {name} | {_num(row[key], '+.3f')} [{_num(lo, '+.3f')}, {_num(hi, '+.3f')}] ({row['n']}{outside}) "
-            f"| {row['claimed_db']:+.2f} | {_num(row['bd_rate'], '+.2f')} % | {_num(v['decode_s'], '.2f')} |"
+            f"| {row['claimed_db']:+.2f} | {_num(row['bd_rate'], '+.2f')} % | {_num(v['decode_s'], '.2f')} "
+            f"| {_num(v['gflops_768x512'], '.1f')} |"
         )
     if record["seed_spread"]:
         parts = ", ".join(f"{n} {_num(s['mean_db'], '+.3f')} dB" for n, s in record["seed_spread"].items())
@@ -179,6 +205,7 @@ def main(argv=None) -> int:
     p.add_argument("--second-seed", action="append", default=[], help="NAME=per_image CSV of a second seed")
     p.add_argument("--weights", action="append", default=[], help="NAME=weights file (steps, seed, path)")
     p.add_argument("--rate", type=float, default=RATE, help="bpp of the comparison (default 0.15)")
+    p.add_argument("--flops", action="store_true", help="count each variant's FLOPs (needs --weights)")
     p.add_argument("--out", help="folder for ablation.json, table.md and rd.png")
     args = p.parse_args(argv)
     try:
@@ -186,7 +213,8 @@ def main(argv=None) -> int:
         second = {
             n: matched.read_rows(path) for n, path in _named_paths(args.second_seed, "--second-seed").items()
         }
-        record = ablation(rows, second, _named_paths(args.weights, "--weights"), args.rate)
+        weights = _named_paths(args.weights, "--weights")
+        record = ablation(rows, second, weights, args.rate, count_flops=args.flops)
     except JaxlicError as e:
         print(f"ablation: error: {e}", file=sys.stderr)
         return 1

@@ -84,3 +84,17 @@ def test_ablation_errors_are_one_line(tmp_path, capsys):
     assert ablation.main(["--variant", "ckbd"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("ablation: error:") for line in err)
+
+
+def test_ablation_reads_steps_and_seed_from_weights_and_counts_flops(tmp_path):
+    from jaxlic import weights, zoo
+
+    codec = zoo.random_codec("ckbd-vr", quality=3, seed=0, N=8)
+    path = tmp_path / "ckbd-vr.msgpack"
+    meta = {"model": "ckbd-vr", "config": codec.cfg.to_dict(), "quality": 3, "steps": 1234, "seed": 7}
+    weights.save(path, codec.variables["params"], meta)
+    rows = {"ckbd": matched.read_rows(_write(tmp_path, "ckbd", {"kodim23": 0.0}))}
+    record = ablation.ablation(rows, weights={"ckbd": str(path)}, count_flops=True)
+    v = record["variants"]["ckbd"]
+    assert (v["steps"], v["seed"], v["weights"]) == (1234, 7, str(path))
+    assert v["gflops_768x512"] > 0.1  # N=8 at 768 x 512: a fraction of a GFLOP per stage
