@@ -87,12 +87,19 @@ def test_ablation_errors_are_one_line(tmp_path, capsys):
 
 
 def test_ablation_reads_steps_and_seed_from_weights_and_counts_flops(tmp_path):
-    from jaxlic import weights, zoo
+    import jax
+    import numpy as np
 
-    codec = zoo.random_codec("ckbd-vr", quality=3, seed=0, N=8)
+    from jaxlic import weights
+    from jaxlic.models import registry
+
+    model = registry.get_model("ckbd-vr", 3, N=8)  # zero weights of the right shapes: FLOPs only
+    x = jax.ShapeDtypeStruct((1, 64, 64, 3), np.float32)
+    shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, 0.0, method="forward_train"), x)
+    params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes["params"])
     path = tmp_path / "ckbd-vr.msgpack"
-    meta = {"model": "ckbd-vr", "config": codec.cfg.to_dict(), "quality": 3, "steps": 1234, "seed": 7}
-    weights.save(path, codec.variables["params"], meta)
+    meta = {"model": "ckbd-vr", "config": model.cfg.to_dict(), "quality": 3, "steps": 1234, "seed": 7}
+    weights.save(path, params, meta)
     rows = {"ckbd": matched.read_rows(_write(tmp_path, "ckbd", {"kodim23": 0.0}))}
     record = ablation.ablation(rows, weights={"ckbd": str(path)}, count_flops=True)
     v = record["variants"]["ckbd"]
