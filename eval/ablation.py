@@ -23,7 +23,7 @@ Writes ``ablation.json`` (``{"variants": {name: {"steps", "seed", "curve": {"bpp
 "weights", "decode_s", "gflops_768x512"}}, "vs_ckbd": {name: {"dpsnr_at_0.15", "ci95", "n", "outside",
 "bd_rate", "bd_rate_ci95"}}, "seed_spread_db", "seed_spread", "claims", "provenance"}``),
 ``table.md`` (ours beside the claims) and ``rd.png``. ``steps`` and ``seed`` come from a
-variant's weights file when given (its metadata), ``decode_s`` is the mean decoding time of
+variant's weights file when given (its metadata), ``decode_s`` is the decoding time of
 kodim23 at the variant's point nearest 0.15 bpp, ``gflops_768x512`` (with ``--flops``) XLA's count
 of the variant's rounding pass on a 768 x 512 image.
 """

@@ -155,6 +155,13 @@ def value_at_rate(rates, values, rate: float) -> float | None:
     return float(PchipInterpolator(np.log(r), v)(x))
 
 
+def _points_at_rate(points: list[dict], rate: float, to_db, metric: str) -> float | None:
+    """`value_at_rate` of one image's rows (their ``bpp`` and ``metric`` through ``to_db``)."""
+    return value_at_rate(
+        [p["bpp"] for p in points], [to_db(p.get(metric, float("nan"))) for p in points], rate
+    )
+
+
 def bootstrap_ci(values, confidence: float = CONFIDENCE, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0):
     """Percentile bootstrap confidence interval of the mean over ``values`` (fixed seed).
 
@@ -227,10 +234,7 @@ def matched_rate(model_rows: list[dict], codec_rows: list[dict], metric: str = "
         if not _finite(to_db(r.get(metric, float("nan")))):
             not_finite.append(image)  # e.g. a lossless image (PSNR inf) or MS-SSIM of a tiny one
             continue
-        points = codec_images[image]
-        other = value_at_rate(
-            [p["bpp"] for p in points], [to_db(p.get(metric, float("nan"))) for p in points], r["bpp"]
-        )
+        other = _points_at_rate(codec_images[image], r["bpp"], to_db, metric)
         if other is None:
             outside.append(image)
         else:
@@ -292,10 +296,7 @@ def gain_at_rate(test_rows: list[dict], base_rows: list[dict], rate: float, metr
     to_db = ms_ssim_db if metric == "ms_ssim" else float
     deltas, outside = {}, []
     for image in sorted(test):
-        values = [
-            value_at_rate([p["bpp"] for p in pts], [to_db(p.get(metric, float("nan"))) for p in pts], rate)
-            for pts in (test[image], base[image])
-        ]
+        values = [_points_at_rate(pts, rate, to_db, metric) for pts in (test[image], base[image])]
         if None in values:
             outside.append(image)
         else:
