@@ -64,3 +64,31 @@ def write_images():
     """``write_images(folder, n=6, size=(80, 72))``: flat-colour PNG/JPEG files in two subfolders;
     the red channel of file i is ``40 * i + 10``."""
     return write_images_to
+
+
+def small_codec_of(name: str, seed: int = 0):
+    """A tiny random codec of a registered model: N=8 (and M=12 for Ballé's transforms)."""
+    from jaxlic import models, zoo
+
+    over = dict(N=8) if models.get_config(name).transform == "cheng" else dict(N=8, M=12)
+    return zoo.random_codec(name, quality=3, seed=seed, **over)
+
+
+def save_codec_to(codec, path) -> None:
+    """Writes a codec's weights with the metadata `jaxlic.zoo.load(weights=path)` reads."""
+    from jaxlic import weights
+
+    meta = {"model": codec.cfg.name, "config": codec.cfg.to_dict(), "quality": codec.quality}
+    weights.save(path, codec.variables["params"], meta)
+
+
+@pytest.fixture(scope="session")
+def small_codec():
+    """``small_codec(name, seed=0)``: a tiny random codec of a registered model."""
+    return small_codec_of
+
+
+@pytest.fixture(scope="session")
+def save_codec():
+    """``save_codec(codec, path)``: its weights and metadata, loadable by ``zoo.load(weights=path)``."""
+    return save_codec_to

@@ -28,7 +28,6 @@ import sys
 import numpy as np
 import pytest
 
-from jaxlic import weights, zoo
 from jaxlic.models.registry import get_config, list_models
 
 # One xdist worker runs the whole module, so the encoder and decoder subprocesses run once.
@@ -116,7 +115,7 @@ def _cmd(mode: str, root: pathlib.Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
+def root(tmp_path_factory, small_codec, save_codec):
     from skimage import data
 
     root = tmp_path_factory.mktemp("cross_config")
@@ -131,10 +130,7 @@ def root(tmp_path_factory):
     # The tiny models' random weights are drawn here and saved: they are data, and initialising
     # them in the encoder process would compile a threefry kernel per parameter shape there.
     for name in KINDS:
-        over = dict(N=8, M=12) if get_config(name).transform == "balle" else dict(N=8)
-        codec = zoo.random_codec(name, quality=3, seed=0, **over)
-        meta = {"model": name, "config": codec.cfg.to_dict(), "quality": 3}
-        weights.save(root / f"{name}.msgpack", codec.variables["params"], meta)
+        save_codec(small_codec(name), root / f"{name}.msgpack")
     (root / "cases.json").write_text(json.dumps(CASES))
     subprocess.run(_cmd("encode", root), env=_env({}), check=True, timeout=1200)
     return root

@@ -9,26 +9,20 @@ import sys
 import numpy as np
 import pytest
 
-from jaxlic import models, weights, zoo
+from jaxlic import models
 from jaxlic.coding import container
 from jaxlic.latent import registry
 
 H, W = 64, 96  # padded to 64 x 128: y 4 x 8, z 1 x 2
 
 
-# Tiny random codecs; the fresh process below loads their weights from files.
-def small_codec(name):
-    over = dict(N=8) if models.get_config(name).transform == "cheng" else dict(N=8, M=12)
-    return zoo.random_codec(name, quality=3, seed=0, **over)
-
-
-def _stream(name):
+def _stream(codec):
     """A real stream of `name` (tiny random model) carrying non-trivial latents.
 
     Random-init transforms give latents that all round to zero, so the latents here are drawn
     directly (large enough to need escapes) and go through the codec's own host coder.
     """
-    codec = small_codec(name)
+    name = codec.cfg.name
     rng = np.random.default_rng(sum(map(ord, name)))
     y = (rng.normal(size=(1, 4, 8, codec.cfg.M)) * 4).astype(np.float32)
     z = (rng.normal(size=(1, 1, 2, codec.cfg.N)) * 4).astype(np.float32)
@@ -37,20 +31,20 @@ def _stream(name):
     sections = codec._coder.encode(y, z, t)
     data = container.pack(container.Header(name, codec.quality, H, W), sections)
     x_hat, _ = codec.decompress_float(data)
-    return codec, data, {"image": codec.decompress(data), "x_hat": x_hat}
+    return data, {"image": codec.decompress(data), "x_hat": x_hat}
 
 
 @pytest.fixture(scope="module")
-def fresh_decodes(tmp_path_factory):
+def fresh_decodes(tmp_path_factory, small_codec, save_codec):
     """Encodes every registered model here and decodes all the streams in one fresh process, which
     loads the same weights from files (initialising them again there would only cost time)."""
     tmp = tmp_path_factory.mktemp("latent")
     expected = {}
     for name in models.list_models():
-        codec, data, expected[name] = _stream(name)
+        codec = small_codec(name)
+        data, expected[name] = _stream(codec)
         (tmp / f"{name}.jlic").write_bytes(data)
-        meta = {"model": name, "config": codec.cfg.to_dict(), "quality": codec.quality}
-        weights.save(tmp / f"{name}.msgpack", codec.variables["params"], meta)
+        save_codec(codec, tmp / f"{name}.msgpack")
     script = f"""
 import numpy as np
 from jaxlic import zoo

@@ -4,18 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-from jaxlic import models, zoo
+from jaxlic import models
 from jaxlic.coding import container
 from jaxlic.models.codec import to_input
-
-SMALL = dict(N=8, M=12)
-
-
-def small_codec(name, seed=0):
-    overrides = dict(SMALL)
-    if models.get_config(name).transform == "cheng":
-        overrides = dict(N=8)
-    return zoo.random_codec(name, quality=3, seed=seed, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +19,7 @@ def image():
 
 
 @pytest.mark.parametrize("name", models.list_models())
-def test_forward_shapes_and_likelihood_range(name, image):
+def test_forward_shapes_and_likelihood_range(name, image, small_codec):
     codec = small_codec(name)
     x = to_input(image)
     train = codec.model.apply(codec.variables, x, method="forward_train", rngs={"noise": jax.random.key(1)})
@@ -42,7 +33,7 @@ def test_forward_shapes_and_likelihood_range(name, image):
 
 
 @pytest.mark.parametrize("name", models.list_models())
-def test_compress_decompress_matches_eval_forward(name, image):
+def test_compress_decompress_matches_eval_forward(name, image, small_codec):
     codec = small_codec(name)
     data = codec.compress(image)
     header, sections = container.unpack(data)
@@ -62,7 +53,7 @@ def test_compress_decompress_matches_eval_forward(name, image):
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (97, 61), (64, 64), (13, 70)])
-def test_odd_sizes_are_padded_and_cropped(shape):
+def test_odd_sizes_are_padded_and_cropped(shape, small_codec):
     codec = small_codec("ckbd-full")
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, shape + (3,), dtype=np.uint8)
@@ -93,7 +84,7 @@ def test_family_variants_differ_only_where_configured():
     )
 
 
-def test_tiled_synthesis_bounds_tile_size_and_matches_whole_image(image):
+def test_tiled_synthesis_bounds_tile_size_and_matches_whole_image(image, small_codec):
     codec = small_codec("ckbd-pp")
     data = codec.compress(image)
     whole, _ = codec.decompress_float(data)
