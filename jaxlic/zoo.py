@@ -16,6 +16,7 @@ from jaxlic import weights as weights_io
 from jaxlic.errors import ModelError
 from jaxlic.models.codec import Codec
 from jaxlic.models.config import ModelConfig
+from jaxlic.models.init import FAST_COMPILE_CPU
 from jaxlic.models.registry import (  # is_variable_rate: re-exported for the evaluation
     DEFAULT_MODEL,
     get_config,
@@ -49,13 +50,27 @@ def _shipped_path(name: str, quality: int | None) -> pathlib.Path:
     return PRETRAINED_DIR / f"{name}-q{quality}.msgpack"
 
 
-def init_variables(model, seed: int = 0, size: int = 64):
-    """Randomly initialised variables of a model (for tests and benchmarks)."""
+def _init_fn(model, size: int = 64):
+    """`rngs -> variables` of a model, through its training forward pass on a blank image."""
     x = jnp.zeros((1, size, size, 3), jnp.float32)
-    rngs = {"params": jax.random.key(seed), "noise": jax.random.key(seed + 1)}
-    if model.cfg.num_rates > 0:
-        return model.init(rngs, x, 0.0, method="forward_train")
-    return model.init(rngs, x, method="forward_train")
+    rate = (0.0,) if model.cfg.num_rates > 0 else ()
+    return lambda rngs: model.init(rngs, x, *rate, method="forward_train")
+
+
+def _rngs(seed: int) -> dict:
+    return {"params": jax.random.key(seed), "noise": jax.random.key(seed + 1)}
+
+
+def variable_shapes(model):
+    """The variables `init_variables` returns, as shapes and dtypes (nothing is computed)."""
+    return jax.eval_shape(_init_fn(model), _rngs(0))
+
+
+def init_variables(model, seed: int = 0, size: int = 64):
+    """Randomly initialised variables of a model (for tests and benchmarks), compiled as one
+    program (on CPU unoptimised, `jaxlic.models.init.FAST_COMPILE_CPU`)."""
+    options = FAST_COMPILE_CPU if jax.default_backend() == "cpu" else None
+    return jax.jit(_init_fn(model, size), compiler_options=options)(_rngs(seed))
 
 
 def codec_from_weights(params, meta: dict, *, name: str | None = None, quality: int | None = None) -> Codec:
@@ -75,7 +90,7 @@ def codec_from_weights(params, meta: dict, *, name: str | None = None, quality: 
     from jaxlic.models.compressor import Compressor
 
     model = Compressor(cfg)
-    shapes = jax.eval_shape(lambda: init_variables(model))["params"]
+    shapes = variable_shapes(model)["params"]
     weights_io.check_matches(params, shapes)
     params = jax.tree_util.tree_map(jnp.asarray, params)
     return Codec(model, {"params": params}, quality=q, meta=meta)

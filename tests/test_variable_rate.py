@@ -68,7 +68,7 @@ def test_fixed_rate_models_unchanged():
     cfg = registry.get_config("ckbd-full")
     assert cfg.num_rates == 0 and "num_rates" not in cfg.to_dict()
     model = registry.get_model("ckbd", N=8)
-    params = jax.eval_shape(lambda: zoo.init_variables(model))["params"]
+    params = zoo.variable_shapes(model)["params"]
     assert "gain" not in params and "inv_gain" not in params
 
 

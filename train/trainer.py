@@ -41,13 +41,12 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlic.losses import rd_loss
-from jaxlic.models.init import torch_like_biases
+from jaxlic.models.init import FAST_COMPILE_CPU, torch_like_biases
 from train import input_pipeline, metric_writers
 
 PyTree = Any
 
 # XLA CPU options that cut compile time ~3x at the cost of slower steps.
-FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -301,7 +300,7 @@ def create_train_state(
             logging.info("init_from: %s start from their initialisation", ", ".join(fresh))
         init_params = jax.tree.map(lambda a: np.asarray(a, np.float32), init_params)
     if jax.default_backend() == "cpu":
-        # Init runs once: on CPU an unoptimised compile saves ~2/3 of its time (tens of seconds).
+        # Init runs once: on CPU an unoptimised compile saves much of its time (tens of seconds).
         compiler_options = {**(compiler_options or {}), **FAST_COMPILE_CPU}
     state = jax.jit(init, out_shardings=shardings, compiler_options=compiler_options)(rng, init_params)
     return state, shardings
@@ -563,7 +562,8 @@ def create_checkpoint_manager(
 def export_weights(
     config: ml_collections.ConfigDict, spec: ModelSpec, params: PyTree, metrics: dict, workdir: pathlib.Path
 ) -> pathlib.Path:
-    """Writes export/{model}-q{quality}.msgpack and a JSON of config and metrics beside it."""
+    """Writes export/{model}-q{quality}.msgpack and a JSON of config and metrics beside it (a
+    variable-rate model has quality 0, the name `jaxlic.zoo` looks for when it is shipped)."""
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
 
     stem = f"{spec.name.replace(':', '.')}-q{spec.quality}"
@@ -664,11 +664,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     state_shardings, p_train_step, step_key = setup.state_shardings, setup.step, setup.key
     del setup  # holds the initial state, which a restore replaces
     local_batch = config.batch_size // jax.process_count()
+    rate = (
+        f"lambdas {min(spec.lambdas):g}..{max(spec.lambdas):g} ({len(spec.lambdas)} rate points)"
+        if spec.variable_rate
+        else f"q{spec.quality} (lmbda={spec.lmbda:g})"
+    )
     logging.info(
-        "Model %s q%d (lmbda=%g, N=%d, M=%d); batch %d = %d processes x %d; %d devices",
+        "Model %s %s, N=%d, M=%d; batch %d = %d processes x %d; %d devices",
         spec.name,
-        spec.quality,
-        spec.lmbda,
+        rate,
         spec.N,
         spec.M,
         config.batch_size,

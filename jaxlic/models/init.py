@@ -1,4 +1,4 @@
-"""PyTorch-like bias initialisation for a freshly initialised parameter tree.
+"""Initialisation: PyTorch-like biases for a fresh parameter tree, and how to compile `init`.
 
 Flax initialises convolution biases to zero; PyTorch (and so CompressAI) draws each bias from
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)). With zero biases an untrained model maps y = 0 to x_hat = 0
@@ -13,7 +13,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["torch_like_biases"]
+__all__ = ["FAST_COMPILE_CPU", "torch_like_biases"]
+
+#: XLA options for compiling a model's `init` on CPU. Initialising runs once, and its program is
+#: hundreds of threefry draws that XLA:CPU compiles about a third faster unoptimised (ckbd-full
+#: at N=8: 17 s instead of 23 s at LLVM -O1 and 29 s op by op); the values are bit-identical.
+FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 def torch_like_biases(params, key: jax.Array):
