@@ -177,7 +177,7 @@ def evaluate(
             h, w = img.shape[:2]
             base = {"image": os.path.basename(path), "height": h, "width": w}
             for codec in model_codecs:
-                bar.set_description(f"{base['image']} {codec.name} q{codec.quality}")
+                bar.set_description(f"{base['image']} {codec.name} q{_quality_label(codec.quality)}")
                 _warm_up(codec, img, seen)
                 m = measure_model(codec, img)
                 rows.append({**base, "kind": "model", "name": codec.name, "quality": codec.quality, **m})
@@ -303,6 +303,11 @@ def _jsonable(x):
     return x
 
 
+def _quality_label(q) -> str:
+    """A quality index as is; a variable-rate model's rate parameter to 3 significant digits."""
+    return f"{q:.3g}" if isinstance(q, float) else str(q)
+
+
 def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str:
     """Plain-text table of every RD point, with BD-rate against ``reference`` when given."""
     lines = [f"{'name':<16}{'q':>5}{'bpp':>9}{'est.bpp':>9}{'PSNR':>8}{'MS-SSIM':>9}{'enc s':>8}{'dec s':>8}"]
@@ -315,7 +320,7 @@ def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str
                 return f"{'-':>{width}}" if v is None else f"{v:>{width}{fmt}}"
 
             lines.append(
-                f"{name:<16}{r['quality'][i]:>5}{cell('bpp', '.4f', 9)}{cell('bpp_estimated', '.4f', 9)}"
+                f"{name:<16}{_quality_label(r['quality'][i]):>5}{cell('bpp', '.4f', 9)}{cell('bpp_estimated', '.4f', 9)}"
                 f"{cell('psnr-rgb', '.2f', 8)}{cell('ms-ssim-rgb', '.4f', 9)}"
                 f"{cell('encoding_time', '.3f', 8)}{cell('decoding_time', '.3f', 8)}"
             )
