@@ -13,7 +13,7 @@ averaged the same way. The averaged curves in the JSON and the plot are for plot
     ckbd-pp     + post-processing
     ckbd-full   all of them
 
-    jaxlic eval --model ckbd-vr --weights W --images ../shared/data/kodak --out runs/abl/ckbd ...
+    jaxlic eval ../shared/data/kodak --weights runs/ablation/ckbd-s0/export/ckbd-vr-q0.msgpack --out runs/abl/ckbd
     python -m eval.ablation --variant ckbd=runs/abl/ckbd/per_image_ckbd-vr.csv \\
         --variant ckbd-full=runs/abl/full/per_image_ckbd-full-vr.csv [--variant ...] \\
         [--second-seed ckbd=... --second-seed ckbd-full=...] [--weights ckbd=W ...] \\
