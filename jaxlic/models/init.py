@@ -15,9 +15,10 @@ import numpy as np
 
 __all__ = ["FAST_COMPILE_CPU", "torch_like_biases"]
 
-#: XLA options for compiling a model's `init` on CPU. Initialising runs once, and its program is
-#: hundreds of threefry draws that XLA:CPU compiles about a third faster unoptimised (ckbd-full
-#: at N=8: 17 s instead of 23 s at LLVM -O1 and 29 s op by op); the values are bit-identical.
+#: XLA options for compiling a jitted `init` on CPU (the trainer's state). Initialising runs once,
+#: and its program is hundreds of threefry draws that XLA:CPU compiles faster unoptimised (one
+#: ckbd-full at N=8, cold cache, on this 2-core machine with a campaign running: 17 s instead of
+#: 23 s at LLVM -O1); the values were bit-identical to an op-by-op init in the checks we ran.
 FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
