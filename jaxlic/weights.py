@@ -2,7 +2,10 @@
 
 Layout: `{"format": "jaxlic-weights", "version": 1, "meta": {...}, "params": {...}}`; `meta` holds
 at least `model` and `config` (a `ModelConfig` dict), and usually `quality`, `lmbda`, the training
-config and metrics.
+config and metrics. Version 2 files (`save(..., half=True)`) store the large arrays (kernels of
+`HALF_MIN_SIZE` elements or more) as float16, about half the size; `load` returns float32 either
+way, and a model coded with such a file is the model of its float16 values (encoder and decoder
+alike), so its results are measured on the file itself.
 """
 
 from __future__ import annotations
@@ -19,13 +22,30 @@ from jaxlic.errors import ModelError
 
 FORMAT = "jaxlic-weights"
 VERSION = 1
+#: The version of files with float16 arrays (readers of version 1 refuse them with a clear error).
+VERSION_HALF = 2
+#: Arrays of at least this many elements are stored as float16 by `save(..., half=True)`; smaller
+#: ones (biases, GDN and entropy-bottleneck parameters, gains) stay float32.
+HALF_MIN_SIZE = 4096
 
 
-def save(path: str | os.PathLike, params, meta: dict) -> None:
-    """Writes params (a pytree of arrays) and JSON-able `meta` atomically to `path`."""
+def _half(a: np.ndarray) -> np.ndarray:
+    if a.size < HALF_MIN_SIZE or not np.all(np.abs(a) < np.finfo(np.float16).max):
+        return a
+    return a.astype(np.float16)
+
+
+def save(path: str | os.PathLike, params, meta: dict, half: bool = False) -> None:
+    """Writes params (a pytree of arrays) and JSON-able `meta` atomically to `path`.
+
+    With `half`, arrays of `HALF_MIN_SIZE` elements or more are stored as float16 (version 2).
+    """
     params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), params)
+    if half:
+        params = jax.tree_util.tree_map(_half, params)
+    version = VERSION_HALF if half else VERSION
     blob = serialization.msgpack_serialize(
-        {"format": FORMAT, "version": VERSION, "meta": json.dumps(meta), "params": params}
+        {"format": FORMAT, "version": version, "meta": json.dumps(meta), "params": params}
     )
     path = os.fspath(path)
     d = os.path.dirname(os.path.abspath(path))
@@ -51,9 +71,10 @@ def load(path: str | os.PathLike) -> tuple[dict, dict]:
         raise ModelError(f"{path} is not a jaxlic weights file ({type(e).__name__})") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelError(f"{path} is not a jaxlic weights file")
-    if blob.get("version") != VERSION:
+    if blob.get("version") not in (VERSION, VERSION_HALF):
         raise ModelError(f"{path}: unsupported weights version {blob.get('version')}")
-    return blob["params"], json.loads(blob["meta"])
+    params = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float32), blob["params"])
+    return params, json.loads(blob["meta"])
 
 
 def check_matches(params, reference) -> None:
