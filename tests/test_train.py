@@ -8,6 +8,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from jaxlic.errors import ModelError
+from jaxlic.models import registry
 from train import trainer
 from train.configs import cheng2020, ckbd
 
@@ -223,8 +224,15 @@ def test_variable_rate_run_warm_starts_from_its_fixed_rate_weights(data_dir, tmp
     assert fresh and set(got) - fresh == set(want)
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
-    for k in fresh:  # gain 1 at every rate point: each point starts as the fixed-rate model
-        np.testing.assert_array_equal(got[k], 0.0)
+    # Point i starts at gain sqrt(lambda_i / lambda_default) (inverse: its reciprocal), so the
+    # default point is exactly the fixed-rate model and the others sit where they roughly belong.
+    want_log = 0.5 * np.log(
+        np.asarray(registry.VR_LAMBDAS) / registry.VR_LAMBDAS[int(registry.VR_DEFAULT_RATE)]
+    )
+    for k in fresh:
+        sign = -1.0 if k.startswith("['inv_gain']") else 1.0
+        np.testing.assert_allclose(got[k], np.broadcast_to(sign * want_log[:, None], got[k].shape), rtol=1e-6)
+        np.testing.assert_array_equal(got[k][int(registry.VR_DEFAULT_RATE)], 0.0)
     warm, metrics = step(warm, fixed_batch(), key)
     assert bool(metrics["finite"])
     weights.save(path, trainer.to_host(state.params), {"model": "ckbd-gmm", "N": 8, "M": 8})
@@ -251,7 +259,6 @@ def test_resume_does_not_reread_the_init_from_file(data_dir, tmp_path):
 
 def test_variable_rate_smoke_run_trains_and_exports(data_dir, tmp_path):
     from jaxlic import zoo  # pylint: disable=g-import-not-at-top
-    from jaxlic.models import registry  # pylint: disable=g-import-not-at-top
 
     config = ckbd.get_config("smoke,vr")
     assert config.model == "ckbd-full-vr"
@@ -265,6 +272,8 @@ def test_variable_rate_smoke_run_trains_and_exports(data_dir, tmp_path):
     assert info["lambdas"] == list(registry.VR_LAMBDAS) and info["config"]["num_rates"] == 6
     for key in ("loss", "loss_q0", "loss_q2", "loss_q5", "bpp_q5"):
         assert np.isfinite(info["metrics"][key]), key
+    # Fresh gains spread the points from the start (all gains 1 would code every point alike).
+    assert info["metrics"]["bpp_q5"] > 1.5 * info["metrics"]["bpp_q0"]
     codec = zoo.load(weights=path)
     assert codec.variable_rate and codec.rate_range == (0.0, 5.0)
     img = (np.random.default_rng(0).uniform(size=(32, 48, 3)) * 255).astype(np.uint8)

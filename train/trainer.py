@@ -41,7 +41,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlic.losses import rd_loss
-from jaxlic.models.init import FAST_COMPILE_CPU, torch_like_biases
+from jaxlic.models.init import FAST_COMPILE_CPU, rate_spread_gains, torch_like_biases
 from train import input_pipeline, metric_writers
 
 PyTree = Any
@@ -275,10 +275,13 @@ def create_train_state(
         extra = set(variables) - {"params"}
         if extra:
             raise ValueError(f"model has non-parameter collections {extra}; trainer handles params only")
+        fresh_gains = spec.variable_rate and (params is None or "gain" not in params)
         if params is None:  # a fresh run starts from PyTorch-like biases (jaxlic.models.init)
             params = torch_like_biases(variables["params"], jax.random.fold_in(k_params, 1))
-        else:  # a warm start; parameters it lacks (WARM_START_FRESH only) keep their init
+        else:  # a warm start; parameters it lacks (WARM_START_FRESH only) start fresh
             params = {**variables["params"], **params}
+        if fresh_gains:  # rate point i at gain sqrt(lambda_i / lambda of the default point)
+            params = rate_spread_gains(params, spec.lambdas, spec.lmbda)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -311,7 +314,7 @@ def load_init_params(path: str, spec: ModelSpec) -> PyTree:
 
     The file must hold the same registry model at the same widths (N, M), or, for a
     variable-rate model `<name>-vr`, its fixed-rate counterpart `<name>` at those widths: the
-    gain units it lacks start from their initialisation (gain 1 at every rate point, see
+    gain units it lacks start fresh (spread over the rate points by their lambdas, see
     `create_train_state`). Anything else is an error, not a silent partial load.
     """
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
