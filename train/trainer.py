@@ -41,12 +41,13 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlic.losses import rd_loss
-from jaxlic.models.init import FAST_COMPILE_CPU, rate_spread_gains, torch_like_biases
+from jaxlic.models.init import rate_spread_gains, torch_like_biases
 from train import input_pipeline, metric_writers
 
 PyTree = Any
 
 # XLA CPU options that cut compile time ~3x at the cost of slower steps.
+FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
 
 class NonFiniteLossError(RuntimeError):

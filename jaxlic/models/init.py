@@ -1,4 +1,4 @@
-"""Initialisation: PyTorch-like biases for a fresh parameter tree, and how to compile `init`.
+"""Initialisation: PyTorch-like biases for a fresh parameter tree, and spread gain units.
 
 Flax initialises convolution biases to zero; PyTorch (and so CompressAI) draws each bias from
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)). With zero biases an untrained model maps y = 0 to x_hat = 0
@@ -13,13 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["FAST_COMPILE_CPU", "rate_spread_gains", "torch_like_biases"]
-
-#: XLA options for compiling a jitted `init` on CPU (the trainer's state). Initialising runs once,
-#: and its program is hundreds of threefry draws that XLA:CPU compiles faster unoptimised (one
-#: ckbd-full at N=8, cold cache, on this 2-core machine with a campaign running: 17 s instead of
-#: 23 s at LLVM -O1); the values were bit-identical to an op-by-op init in the checks we ran.
-FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
+__all__ = ["rate_spread_gains", "torch_like_biases"]
 
 
 def torch_like_biases(params, key: jax.Array):
