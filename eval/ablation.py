@@ -94,10 +94,9 @@ def model_flops(weights_path: str, height: int = 512, width: int = 768) -> float
 
     from jaxlic import zoo  # pylint: disable=g-import-not-at-top
     from jaxlic.layers.flops import flops  # pylint: disable=g-import-not-at-top
-    from jaxlic.models import registry  # pylint: disable=g-import-not-at-top
 
     codec = zoo.load(weights=weights_path)
-    rate = (jnp.float32(registry.VR_DEFAULT_RATE),) if codec.cfg.num_rates > 0 else ()
+    rate = (jnp.float32(codec.default_rate),) if codec.cfg.num_rates > 0 else ()
     image = jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32)
     return flops(codec.model, image, *rate, variables=codec.variables, method="forward_eval")
 

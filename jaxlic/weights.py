@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import jax
 import numpy as np
 from flax import serialization
 
 from jaxlic.errors import ModelError
+from jaxlic.image_io import write_bytes_atomic
 
 FORMAT = "jaxlic-weights"
 VERSION = 1
@@ -47,17 +47,8 @@ def save(path: str | os.PathLike, params, meta: dict, half: bool = False) -> Non
     blob = serialization.msgpack_serialize(
         {"format": FORMAT, "version": version, "meta": json.dumps(meta), "params": params}
     )
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".msgpack")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_bytes_atomic(path, blob, force=True)
 
 
 def load(path: str | os.PathLike) -> tuple[dict, dict]:

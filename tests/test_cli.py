@@ -18,6 +18,7 @@ from jaxlic import cli
 from jaxlic.coding.container import Header, pack, unpack
 from jaxlic.errors import JaxlicError, ModelError
 from jaxlic.image_io import read_image, sample_image, write_bytes_atomic
+from jaxlic.models import registry
 
 
 class FakeCodec:
@@ -555,7 +556,7 @@ def test_variable_rate_quality_is_a_float_kept_in_the_header(tmp_path, png, caps
 
 def test_variable_rate_target_size(tmp_path, png, capsys, vr_zoo):
     codec = vr_zoo.load("ckbd-vr")
-    lo, hi = len(codec.compress(IMG, quality=0.0)), len(codec.compress(IMG, quality=5.0))
+    lo, hi = len(codec.compress(IMG, quality=0.0)), len(codec.compress(IMG, quality=codec.rate_range[1]))
     target = round((lo * hi) ** 0.5)
     code, out, err = run(
         capsys, "compress", png, tmp_path / "a.jlic", "--model", "ckbd-vr", "--target-size", target
@@ -575,7 +576,7 @@ def test_variable_rate_target_size(tmp_path, png, capsys, vr_zoo):
     [
         ("--model", "ckbd-vr", "--quality", "nan"),
         ("--model", "ckbd-vr", "--quality", "-1"),
-        ("--model", "ckbd-vr", "--quality", "5.5"),
+        ("--model", "ckbd-vr", "--quality", str(len(registry.VR_LAMBDAS) - 0.5)),
         ("--model", "ckbd-vr", "--target-size", "20"),
         ("--model", "ckbd-vr", "--target-size", "0"),
         ("--model", "ckbd-vr", "--target-bpp", "inf"),

@@ -226,13 +226,12 @@ def test_variable_rate_run_warm_starts_from_its_fixed_rate_weights(data_dir, tmp
         np.testing.assert_array_equal(got[k], want[k])
     # Point i starts at gain sqrt(lambda_i / lambda_default) (inverse: its reciprocal), so the
     # default point is exactly the fixed-rate model and the others sit where they roughly belong.
-    want_log = 0.5 * np.log(
-        np.asarray(registry.VR_LAMBDAS) / registry.VR_LAMBDAS[int(registry.VR_DEFAULT_RATE)]
-    )
+    default = registry.default_rate(registry.VR_LAMBDAS)
+    want_log = 0.5 * np.log(np.asarray(registry.VR_LAMBDAS) / registry.VR_LAMBDAS[default])
     for k in fresh:
         sign = -1.0 if k.startswith("['inv_gain']") else 1.0
         np.testing.assert_allclose(got[k], np.broadcast_to(sign * want_log[:, None], got[k].shape), rtol=1e-6)
-        np.testing.assert_array_equal(got[k][int(registry.VR_DEFAULT_RATE)], 0.0)
+        np.testing.assert_array_equal(got[k][default], 0.0)
     warm, metrics = step(warm, fixed_batch(), key)
     assert bool(metrics["finite"])
     weights.save(path, trainer.to_host(state.params), {"model": "ckbd-gmm", "N": 8, "M": 8})
@@ -269,13 +268,16 @@ def test_variable_rate_smoke_run_trains_and_exports(data_dir, tmp_path):
     assert int(state.step) == 2
     path = tmp_path / "export" / "ckbd-vr-q0.msgpack"
     info = json.loads(path.with_suffix(".json").read_text())
-    assert info["lambdas"] == list(registry.VR_LAMBDAS) and info["config"]["num_rates"] == 6
-    for key in ("loss", "loss_q0", "loss_q2", "loss_q5", "bpp_q5"):
+    top = len(registry.VR_LAMBDAS) - 1
+    assert info["lambdas"] == list(registry.VR_LAMBDAS) and info["config"]["num_rates"] == top + 1
+    assert trainer.validation_points(top + 1) == [0, top // 2, top]
+    for key in ("loss", "loss_q0", f"loss_q{top // 2}", f"loss_q{top}", f"bpp_q{top}"):
         assert np.isfinite(info["metrics"][key]), key
     # Fresh gains spread the points from the start (all gains 1 would code every point alike).
-    assert info["metrics"]["bpp_q5"] > 1.5 * info["metrics"]["bpp_q0"]
+    assert info["metrics"][f"bpp_q{top}"] > 1.5 * info["metrics"]["bpp_q0"]
     codec = zoo.load(weights=path)
-    assert codec.variable_rate and codec.rate_range == (0.0, 5.0)
+    assert codec.variable_rate and codec.rate_range == (0.0, float(top))
+    assert codec.default_rate == registry.default_rate(registry.VR_LAMBDAS)
     img = (np.random.default_rng(0).uniform(size=(32, 48, 3)) * 255).astype(np.uint8)
     assert codec.decompress(codec.compress(img, quality=2.5)).shape == img.shape
 

@@ -18,6 +18,7 @@ from jaxlic.models import registry
 from jaxlic.models.codec import Codec, rate_from_extra
 
 Q = 1.37  # an interpolated rate parameter (between trained points 1 and 2)
+TOP = float(len(registry.VR_LAMBDAS) - 1)  # the highest rate parameter
 
 
 def vr_codec(name="ckbd-vr", seed=0):
@@ -59,9 +60,16 @@ def test_registry_variants():
     assert not any(n.endswith("-vr") for n in registry.list_models())
     assert registry.is_variable_rate("ckbd-full-vr") and not registry.is_variable_rate("ckbd-full")
     cfg = registry.get_config("ckbd-full-vr")
-    assert cfg.num_rates == len(registry.VR_LAMBDAS) == 6
-    assert cfg.to_dict()["num_rates"] == 6
-    assert registry.VR_LAMBDAS[0] == 0.0018 and registry.VR_LAMBDAS[-1] == 0.0483
+    assert cfg.num_rates == len(registry.VR_LAMBDAS) == 8
+    assert cfg.to_dict()["num_rates"] == 8
+    assert registry.VR_LAMBDAS[0] == 1e-4 and registry.VR_LAMBDAS[-1] == 0.0483
+    assert np.all(np.diff(np.log(registry.VR_LAMBDAS)) > 0)
+
+
+def test_default_rate_is_the_point_nearest_lambda_0_0035():
+    assert registry.default_rate(registry.VR_LAMBDAS) == 4  # lambda 0.00342
+    assert registry.default_rate([0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483]) == 1  # CompressAI q1..q6
+    assert registry.default_rate([0.01]) == 0
 
 
 def test_fixed_rate_models_unchanged():
@@ -83,7 +91,7 @@ def test_shipped_stream_unchanged():
 def test_model_needs_rate_and_takes_one_per_example():
     model = registry.get_model("ckbd-vr", N=8)
     v = zoo.init_variables(model)
-    assert v["params"]["gain"]["log_gain"].shape == (6, 8)
+    assert v["params"]["gain"]["log_gain"].shape == (len(registry.VR_LAMBDAS), 8)
     x = jnp.zeros((2, 64, 64, 3))
     with pytest.raises(ValueError, match="variable-rate"):
         model.apply(v, x, method="forward_eval")
@@ -92,7 +100,7 @@ def test_model_needs_rate_and_takes_one_per_example():
 
 
 def test_rate_grows_with_q(codec, image):
-    sizes = [len(codec.compress(image, quality=q)) for q in (0.0, 1.0, Q, 2.0, 3.0, 4.0, 5.0)]
+    sizes = [len(codec.compress(image, quality=q)) for q in (0.0, 1.0, Q, 2.0, 3.0, 4.0, 5.0, TOP)]
     assert sizes == sorted(sizes) and sizes[-1] > 2 * sizes[0], sizes
 
 
@@ -103,8 +111,8 @@ def test_header_round_trip_of_q(codec, image):
     assert codec.last_rate == float(np.float32(Q))
     codec.decompress(data)
     assert codec.last_rate == float(np.float32(Q))
-    default = codec.compress(image)  # the default rate parameter: point 1 (lambda 0.0035)
-    assert rate_from_extra(container.unpack(default)[0].extra["rate"]) == np.float32(registry.VR_DEFAULT_RATE)
+    default = codec.compress(image)  # the default rate parameter: the point nearest lambda 0.0035
+    assert rate_from_extra(container.unpack(default)[0].extra["rate"]) == np.float32(codec.default_rate)
 
 
 def test_fresh_process_decode_bit_exact(codec, image, tmp_path):
@@ -125,7 +133,7 @@ np.save(f"{{tmp}}/out.npy", vr_codec().decompress(open(f"{{tmp}}/s.jlic", "rb").
 
 
 def test_target_size_search(codec, image):
-    lo, hi = len(codec.compress(image, quality=0.0)), len(codec.compress(image, quality=5.0))
+    lo, hi = len(codec.compress(image, quality=0.0)), len(codec.compress(image, quality=TOP))
     target = (lo * hi) ** 0.5
     data = codec.compress(image, target_bytes=target)
     assert abs(len(data) - target) <= 0.03 * target
@@ -139,7 +147,7 @@ def test_target_size_search(codec, image):
     assert len(big) == hi and "largest" in codec.last_rate_search.note
 
 
-@pytest.mark.parametrize("q", [float("nan"), -0.5, 5.01, "x", float("inf")])
+@pytest.mark.parametrize("q", [float("nan"), -0.5, TOP + 0.01, "x", float("inf")])
 def test_bad_rate_refused(codec, image, q):
     with pytest.raises(ModelError):
         codec.compress(image, quality=q)

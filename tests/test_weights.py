@@ -30,6 +30,21 @@ def test_half_stores_large_arrays_as_float16_and_loads_float32(tmp_path):
     np.testing.assert_array_equal(full["conv"]["kernel"], params["conv"]["kernel"])
 
 
+def test_saved_files_get_plain_permissions_and_overwrite_atomically(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "sub" / "w.msgpack"
+        weights.save(path, {"a": np.zeros(3, np.float32)}, {"model": "m"})
+        weights.save(path, {"a": np.ones(3, np.float32)}, {"model": "n"})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like any file open() makes
+    assert weights.load(path)[1] == {"model": "n"}
+    assert [p.name for p in path.parent.iterdir()] == ["w.msgpack"]  # no temporary left
+
+
 def test_a_compact_codec_decodes_its_own_stream(small_codec, save_codec, tmp_path, monkeypatch):
     from flax import serialization
 

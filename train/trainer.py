@@ -131,7 +131,7 @@ def build_model(config: ml_collections.ConfigDict) -> ModelSpec:
             m = m if config.M is None else config.M
             kwargs = dict(config.get("model_kwargs", {}), num_rates=len(lambdas))
             module = factory(N=n, M=m, **kwargs)
-            mid = lambdas[int(registry.VR_DEFAULT_RATE)] if len(lambdas) > 1 else lambdas[0]
+            mid = lambdas[registry.default_rate(lambdas)]
             return ModelSpec(module, name, 0, float(mid), int(n), int(m), lambdas)
         lmbda, n, m = qualities(name)[config.quality]
         lmbda = lmbda if config.lmbda is None else config.lmbda

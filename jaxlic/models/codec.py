@@ -116,9 +116,11 @@ class Codec:
         self.last_refine: dict | None = None
         self.num_rates = int(model.cfg.num_rates)
         self.rate_range = (0.0, float(max(self.num_rates - 1, 0)))
-        from jaxlic.models.registry import VR_DEFAULT_RATE
+        from jaxlic.models.registry import VR_LAMBDAS, default_rate
 
-        self.default_rate = min(max(VR_DEFAULT_RATE, self.rate_range[0]), self.rate_range[1])
+        # The file's own rate points (weights of other lambda sets keep their default lambda).
+        lambdas = self.meta.get("lambdas") or (VR_LAMBDAS if self.num_rates == len(VR_LAMBDAS) else None)
+        self.default_rate = float(default_rate(lambdas)) if lambdas else self.rate_range[1] / 2
         self.last_rate: float | None = None
         self.last_rate_search = None
         self._refine_steps = {}  # per method, built on its first refinement (see `refine`)
