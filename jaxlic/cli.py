@@ -2,8 +2,8 @@
 
 Subcommands::
 
-    jaxlic demo [--sample astronaut] [--model ckbd-full] [--quality Q]
-    jaxlic compress IN.png OUT.jlic [--model ckbd-full] [--quality Q | --target-bpp B | --target-size BYTES]
+    jaxlic demo [--sample astronaut] [--model ckbd-full-vr] [--quality Q | --target-bpp B | --target-size BYTES]
+    jaxlic compress IN.png OUT.jlic [--model ckbd-full-vr] [--quality Q | --target-bpp B | --target-size BYTES]
                                     [--weights FILE] [--force]
     jaxlic decompress IN.jlic OUT.png [--weights FILE] [--force]
     jaxlic info FILE.jlic
@@ -269,13 +269,21 @@ def cmd_demo(args) -> int:
         _check_output(args.out, args.force)
     print(f"sample image {args.sample!r}: {w}x{h}, {h * w * 3} bytes uncompressed")
     t0 = time.perf_counter()
-    codec, rate_kw = _load_for_coding(args, "demo")
+    codec, rate_kw = _load_for_coding(args, "demo", (h, w))
     t_load = time.perf_counter() - t0
     # The first call compiles the networks; time a second call for a steady-state figure.
     t0 = time.perf_counter()
     data = codec.compress(img, **rate_kw)
     t_enc_first = time.perf_counter() - t0
+    search = getattr(codec, "last_rate_search", None) if rate_kw.keys() - {"quality"} else None
+    if search is not None and search.note:
+        print(f"{PROG}: note: {_one_line(search.note)}", file=sys.stderr)
     print(f"model {codec.name} {_describe(codec)} (loaded in {t_load:.2f} s)")
+    if getattr(codec, "variable_rate", False) and not rate_kw.keys() - {"quality"}:
+        lo, hi = codec.rate_range
+        print(
+            f"  (one model for every rate: --quality {lo:g}..{hi:g}, --target-bpp B or --target-size BYTES)"
+        )
     t0 = time.perf_counter()
     recon = codec.decompress(data)
     t_dec_first = time.perf_counter() - t0
@@ -291,7 +299,8 @@ def cmd_demo(args) -> int:
     print(f"compressed: {len(data)} bytes, {bpp:.4f} bpp (ratio {h * w * 3 / len(data):.1f}:1)")
     estimate = getattr(codec, "estimate_bpp", None)
     if callable(estimate):
-        print(f"estimated:  {estimate(img):.4f} bpp (model entropy, without header)")
+        at = {"quality": codec.last_rate} if getattr(codec, "variable_rate", False) else {}
+        print(f"estimated:  {estimate(img, **at):.4f} bpp (model entropy, without header)")
     print(f"PSNR:       {psnr(img, recon):.2f} dB")
     print(f"MS-SSIM:    {ms_ssim_or_nan(img, recon):.4f}")
     print(f"encode:     {t_enc:.3f} s  (first call, incl. compilation: {t_enc_first:.2f} s)")
@@ -427,7 +436,21 @@ def build_parser() -> argparse.ArgumentParser:
                 type=_quality,
                 default=None,
                 help="quality index (default: a shipped one); for a variable-rate model (-vr) its "
-                "continuous rate parameter (default 1: the point of lambda 0.0035)",
+                "continuous rate parameter (default: its trained point nearest lambda 0.0035)",
+            )
+            p.add_argument(
+                "--target-bpp",
+                type=_positive,
+                default=None,
+                metavar="B",
+                help="variable-rate models: the rate parameter whose stream is B bits per pixel (± 3%%)",
+            )
+            p.add_argument(
+                "--target-size",
+                type=_positive,
+                default=None,
+                metavar="BYTES",
+                help="variable-rate models: the rate parameter whose stream is BYTES long (± 3%%)",
             )
         p.add_argument(
             "--weights", default=None, help="weights file (.msgpack) instead of the shipped weights"
@@ -452,20 +475,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STEPS",
         help="search for better latents of this image for STEPS gradient steps before coding "
         "(slower encoding, same decoder; 40 is a good start; default 0: off)",
-    )
-    p.add_argument(
-        "--target-bpp",
-        type=_positive,
-        default=None,
-        metavar="B",
-        help="variable-rate models: the rate parameter whose stream is B bits per pixel (± 3%%)",
-    )
-    p.add_argument(
-        "--target-size",
-        type=_positive,
-        default=None,
-        metavar="BYTES",
-        help="variable-rate models: the rate parameter whose stream is BYTES long (± 3%%)",
     )
     refine_method_arg(p)
     p.set_defaults(func=cmd_compress)

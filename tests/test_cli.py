@@ -60,6 +60,7 @@ def fake_zoo(monkeypatch):
     import jaxlic
 
     monkeypatch.setattr(jaxlic, "zoo", zoo, raising=False)
+    monkeypatch.setattr(cli, "DEFAULT_MODEL", "ckbd-full")  # the fake zoo's fixed-rate default
     return zoo
 
 
@@ -540,6 +541,22 @@ def vr_zoo(fake_zoo):
 
     fake_zoo.load = load
     return fake_zoo
+
+
+def test_demo_of_a_variable_rate_model_codes_at_a_target_and_names_its_range(capsys, vr_zoo):
+    codec = vr_zoo.load("ckbd-vr")
+    code, out, err = run(capsys, "demo", "--sample", "chelsea", "--model", "ckbd-vr")
+    assert code == 0 and "one model for every rate: --quality 0..7" in out, err
+    sample = sample_image("chelsea")
+    lo, hi = (len(codec.compress(sample, quality=q)) for q in codec.rate_range)
+    target = 8 * (lo * hi) ** 0.5 / (sample.shape[0] * sample.shape[1])
+    code, out, err = run(capsys, "demo", "--sample", "chelsea", "--model", "ckbd-vr", "--target-bpp", target)
+    assert code == 0 and not err and "one model for every rate" not in out
+    got = float(out.split("compressed:")[1].split("bytes, ")[1].split(" bpp")[0])
+    assert abs(got - target) <= 0.03 * target
+    # The estimate is at the rate parameter the search found, not at the default one.
+    estimate = float(out.split("estimated:")[1].split(" bpp")[0])
+    assert estimate == pytest.approx(codec.estimate_bpp(sample, quality=codec.last_rate), abs=1e-4)
 
 
 def test_variable_rate_quality_is_a_float_kept_in_the_header(tmp_path, png, capsys, vr_zoo):

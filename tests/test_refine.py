@@ -70,6 +70,43 @@ def test_refined_stream_has_a_lower_real_rd_loss_and_decodes_with_a_plain_codec(
     assert loss_refined == pytest.approx(r["loss"], rel=0.25)
 
 
+def test_variable_rate_refinement_uses_the_lambda_of_its_rate_and_keeps_the_rate(image):
+    import sys  # pylint: disable=g-import-not-at-top
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_variable_rate import vr_codec  # pylint: disable=g-import-not-at-top
+
+    from jaxlic.coding import container  # pylint: disable=g-import-not-at-top
+    from jaxlic.models.codec import rate_from_extra  # pylint: disable=g-import-not-at-top
+
+    codec = vr_codec()
+    with pytest.raises(ModelError, match="lambdas"):
+        codec.compress(image, quality=2.0, refine_steps=1)
+    lambdas = [0.001 * 2.0**i for i in range(codec.num_rates)]
+    codec.meta["lambdas"] = lambdas
+    assert codec.lambda_at(2.0) == pytest.approx(lambdas[2])
+    assert codec.lambda_at(2.5) == pytest.approx((lambdas[2] * lambdas[3]) ** 0.5)  # log-linear
+    for q in (1.0, 2.5):
+        plain = codec.compress(image, quality=q)
+        refined = codec.compress(image, quality=q, refine_steps=10, refine_lr=0.2)
+        r = codec.last_refine
+        assert r["loss"] < r["loss_init"] and codec.last_rate == q
+        assert rate_from_extra(container.unpack(refined)[0].extra["rate"]) == np.float32(q)
+        decoder = vr_codec()  # no lambdas needed to decode
+        scale = codec.lambda_at(q) * 255**2
+        h, w = image.shape[:2]
+
+        def loss(data, decoder=decoder, scale=scale, h=h, w=w):
+            recon = decoder.decompress(data).astype(np.float64) / 255
+            return scale * np.mean((recon - image / 255) ** 2) + 8 * len(data) / (h * w)
+
+        assert loss(refined) < loss(plain)
+        # The refinement scores its iterates with the lambda of this rate.
+        assert loss(refined) == pytest.approx(r["loss"], rel=0.25)
+    with pytest.raises(ModelError, match="target"):
+        codec.compress(image, target_bpp=1.0, refine_steps=2)
+
+
 def test_zero_steps_is_plain_compression_and_a_missing_lambda_is_an_error(image):
     codec = codec_for("ckbd")
     assert codec.compress(image, refine_steps=0) == codec.compress(image)

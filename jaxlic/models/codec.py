@@ -181,7 +181,7 @@ class Codec:
           img: the image.
           refine_steps: > 0 searches for better latents of this image first (encoder-side
             refinement, `jaxlic.models.refine`): slower encoding, the same decoder and format.
-            Needs the model's lambda (`meta["lmbda"]`, present in every jaxlic weights file).
+            Needs the model's lambda (`meta["lmbda"]`; a variable-rate model's `meta["lambdas"]`).
           refine_lr: Adam's step size of the refinement (default: the method's tuned one).
           refine_method: "sga" (soft rounding, the default) or "ste" (straight-through).
           progress: `progress(step, loss)` after each refinement step (progress bars).
@@ -234,10 +234,16 @@ class Codec:
         t0 = time.perf_counter()
         y, z = _np(self._analysis(self.variables, x, *self._rate_args(q)))
         if refine_steps > 0:
-            if q is not None:
-                raise ModelError("latent refinement of variable-rate models is not supported yet")
             r = self.refine(
-                x, y, z, (h, w), steps=refine_steps, lr=refine_lr, method=refine_method, progress=progress
+                x,
+                y,
+                z,
+                (h, w),
+                steps=refine_steps,
+                lr=refine_lr,
+                method=refine_method,
+                progress=progress,
+                rate=q,
             )
             y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
@@ -248,19 +254,49 @@ class Codec:
         self.last_rate = None if q is None else float(np.float32(q))
         return data
 
+    def lambda_at(self, q: float | None = None) -> float:
+        """The lambda the model was trained with; a variable-rate model's at rate parameter q,
+        interpolated log-linearly between its trained points, as its gains are.
+
+        Raises:
+          ModelError: the weights' metadata lacks the lambda(s) (`lmbda`, `lambdas`).
+        """
+        if not self.variable_rate:
+            if self.meta.get("lmbda") is None:
+                raise ModelError(
+                    "latent refinement needs the model's lambda (meta['lmbda'] of its weights file)"
+                )
+            return float(self.meta["lmbda"])
+        lambdas = self.meta.get("lambdas")
+        if not lambdas or len(lambdas) != self.num_rates:
+            raise ModelError(
+                "latent refinement needs the model's lambdas (meta['lambdas'] of its weights file)"
+            )
+        q = self._rate_or_default(q)
+        return float(np.exp(np.interp(q, np.arange(self.num_rates), np.log(lambdas))))
+
     def refine(
-        self, x, y, z, size, *, steps: int, lr: float | None = None, method: str = "sga", progress=None
+        self,
+        x,
+        y,
+        z,
+        size,
+        *,
+        steps: int,
+        lr: float | None = None,
+        method: str = "sga",
+        progress=None,
+        rate: float | None = None,
     ) -> dict:
-        """Refined latents of the padded image `x` (see `jaxlic.models.refine.refine_latents`)."""
+        """Refined latents of the padded image `x` (see `jaxlic.models.refine.refine_latents`);
+        `rate`: a variable-rate model's rate parameter (that of `y` and `z`)."""
         from jaxlic.models import refine
 
-        lmbda = self.meta.get("lmbda")
-        if lmbda is None:
-            raise ModelError("latent refinement needs the model's lambda (meta['lmbda'] of its weights file)")
+        lmbda = self.lambda_at(rate)
         if method not in refine.METHODS:
             raise ModelError(f"unknown refinement method {method!r}; choose one of {refine.METHODS}")
         if method not in self._refine_steps:
-            self._refine_steps[method] = refine.make_refine_step(self.model, float(lmbda), method)
+            self._refine_steps[method] = refine.make_refine_step(self.model, method)
         result = refine.refine_latents(
             self.model,
             self.variables,
@@ -274,6 +310,7 @@ class Codec:
             callback=progress,
             method=method,
             refine_step=self._refine_steps[method],
+            rate=None if not self.variable_rate else self._rate_or_default(rate),
         )
         self.last_refine = result
         return result
@@ -398,14 +435,22 @@ class RateView:
     def __init__(self, codec: Codec, q: float):
         self.codec, self.quality, self.name = codec, q, codec.name
 
-    def compress(self, img: np.ndarray) -> bytes:
-        return self.codec.compress(img, quality=self.quality)
+    def compress(self, img: np.ndarray, **kwargs) -> bytes:
+        """`Codec.compress` at this rate (`kwargs`: its refinement arguments)."""
+        return self.codec.compress(img, quality=self.quality, **kwargs)
 
     def decompress(self, data: bytes) -> np.ndarray:
         return self.codec.decompress(data)
 
     def estimate_bpp(self, img: np.ndarray) -> float:
         return self.codec.estimate_bpp(img, self.quality)
+
+    @property
+    def last_refine(self):
+        return self.codec.last_refine
+
+    def estimate_bpp_of_latents(self, y, z, size: tuple[int, int]) -> float:
+        return self.codec.estimate_bpp_of_latents(y, z, size)
 
     @property
     def last_timings(self) -> dict:

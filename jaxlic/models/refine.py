@@ -101,11 +101,12 @@ METHODS = ("sga", "ste")
 DEFAULT_LR = {"sga": 0.03, "ste": 0.01}  # tuned on three 256^2 Kodak crops, 40 steps
 
 
-def make_refine_step(model, lmbda: float, method: str = "sga"):
+def make_refine_step(model, method: str = "sga"):
     """`(optimizer, step, loss)` jitted for `model`; build once per codec and reuse (compiling
-    the backward pass of g_s takes a while; jit re-traces only for new image shapes). The step
-    size, temperature and key are arguments, so one compiled step serves every schedule and
-    step count.
+    the backward pass of g_s takes a while; jit re-traces only for new image shapes). The loss
+    weight `scale` (lambda * 255^2), the rate parameter of a variable-rate model (None for a
+    fixed-rate one), the step size, temperature and key are arguments, so one compiled step
+    serves every rate, schedule and step count.
 
     `method` is the rounding the gradient goes through: "ste" (straight-through: the coder's own
     loss) or "sga" (`soft_round`, annealed). The loss that ranks iterates is always the exact one.
@@ -113,11 +114,10 @@ def make_refine_step(model, lmbda: float, method: str = "sga"):
     if method not in METHODS:
         raise ValueError(f"refinement method {method!r} is not one of {METHODS}")
     opt = optax.scale_by_adam()
-    scale = np.float32(lmbda * 255.0**2)
 
-    def loss_fn(latents, variables, x, mask, rounding="ste"):
+    def loss_fn(latents, variables, x, mask, scale, rate, rounding="ste"):
         y, z = latents
-        out = model.apply(variables, y, z, rounding, method="eval_latents")
+        out = model.apply(variables, y, z, rounding, rate, method="eval_latents")
         num_pixels = jnp.sum(mask)
         err = jnp.square(jnp.clip(out["x_hat"], 0.0, 1.0) - x) * mask
         mse = jnp.sum(err) / (3 * num_pixels)
@@ -125,13 +125,14 @@ def make_refine_step(model, lmbda: float, method: str = "sga"):
         return scale * mse + rate / num_pixels
 
     @jax.jit
-    def step(carry, variables, x, mask, lr, tau, key):
+    def step(carry, variables, x, mask, scale, rate, lr, tau, key):
         latents, opt_state, best, best_loss = carry
         if method == "ste":
-            loss, grads = jax.value_and_grad(loss_fn)(latents, variables, x, mask)
+            loss, grads = jax.value_and_grad(loss_fn)(latents, variables, x, mask, scale, rate)
         else:
-            loss = loss_fn(latents, variables, x, mask)
-            grads = jax.grad(lambda l: loss_fn(l, variables, x, mask, _SoftRounder(key, tau)))(latents)
+            loss = loss_fn(latents, variables, x, mask, scale, rate)
+            soft = _SoftRounder(key, tau)
+            grads = jax.grad(lambda l: loss_fn(l, variables, x, mask, scale, rate, soft))(latents)
         # `loss` belongs to `latents` (before this update): keep them if they are the best so far.
         better = loss < best_loss
         best = jax.tree.map(lambda a, b: jnp.where(better, a, b), latents, best)
@@ -158,6 +159,7 @@ def refine_latents(
     refine_step=None,
     method: str = "sga",
     seed: int = 0,
+    rate: float | None = None,
 ) -> RefineResult:
     """Refines the latents (y, z) of the image `x` by `steps` Adam steps on its RD loss.
 
@@ -166,7 +168,8 @@ def refine_latents(
       variables: its variables (`{"params": ...}`).
       x: `[1, Hp, Wp, 3]` float image in [0, 1], padded as the codec pads it.
       y, z: g_a's latents of `x` (the starting point).
-      lmbda: the rate-distortion trade-off the model was trained with.
+      lmbda: the rate-distortion trade-off the model was trained with (a variable-rate model:
+        its lambda at `rate`).
       steps: number of gradient steps (0 returns the inputs).
       lr: Adam's initial step size in latent units (the quantisation bin is 1; default
         `DEFAULT_LR[method]`); it decays
@@ -174,15 +177,19 @@ def refine_latents(
       size: `(H, W)` of the real image inside the padding (distortion is measured there only);
         default: all of `x`.
       callback: called as `callback(step, loss)` after each step (progress bars).
-      refine_step: a `make_refine_step(model, lmbda, method)` to reuse (saves its compile).
+      refine_step: a `make_refine_step(model, method)` to reuse (saves its compile).
       method: "sga" or "ste" (see `make_refine_step`); `refine_step` must be built for it.
       seed: the soft rounding's noise ("sga"); the result is a function of it.
+      rate: a variable-rate model's rate parameter (the latents are those of that rate); None
+        for a fixed-rate model.
 
     Returns:
       A `RefineResult` with the best latents found (numpy float32), the exact RD loss of g_a's
       latents (`loss_init`) and of the returned ones (`loss`), and the loss of every step.
     """
-    opt, step, loss_fn = refine_step or make_refine_step(model, float(lmbda), method)
+    opt, step, loss_fn = refine_step or make_refine_step(model, method)
+    scale = np.float32(lmbda * 255.0**2)
+    rate = None if rate is None else np.float32(rate)
     lr = DEFAULT_LR[method] if lr is None else lr
     key = jax.random.key(seed)
     x = jnp.asarray(x, jnp.float32)
@@ -197,6 +204,8 @@ def refine_latents(
             variables,
             x,
             mask,
+            scale,
+            rate,
             np.float32(learning_rate(lr, i, steps)),
             np.float32(temperature(i, steps)),
             jax.random.fold_in(key, i),
@@ -206,7 +215,7 @@ def refine_latents(
             callback(i + 1, history[-1])
     latents, _, best, best_loss = carry
     # The last update's latents were never scored inside the loop.
-    last = float(loss_fn(latents, variables, x, mask))
+    last = float(loss_fn(latents, variables, x, mask, scale, rate))
     loss_init = history[0] if history else last
     if steps and last >= float(best_loss):
         latents = best
