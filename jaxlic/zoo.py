@@ -104,7 +104,7 @@ def load(name: str | None = None, quality: int | None = None, weights=None) -> C
 
     Args:
       name: registry name. Without `weights` it defaults to the project's default model
-        ("ckbd-full"); with `weights` None accepts whatever model the file holds.
+        (`DEFAULT_MODEL`, "ckbd-full-vr"); with `weights` None accepts whatever model the file holds.
       quality: quality index; None picks a shipped one (the middle of those available). A
         variable-rate model (`<name>-vr`) has one weights file (quality 0) for all its rates:
         pass its rate parameter to `Codec.compress(img, quality=q)` instead.

@@ -80,6 +80,19 @@ def test_fixed_rate_models_unchanged():
     assert "gain" not in params and "inv_gain" not in params
 
 
+def test_default_model_is_the_shipped_variable_rate_one(image):
+    assert zoo.available()[registry.DEFAULT_MODEL] == [0]
+    codec = zoo.load()
+    assert codec.name == registry.DEFAULT_MODEL and codec.variable_rate
+    lambdas = codec.meta["lambdas"]
+    assert codec.rate_range == (0.0, len(lambdas) - 1.0)
+    assert abs(np.log(lambdas[int(codec.default_rate)] / registry.VR_DEFAULT_LAMBDA)) < 0.1
+    sizes = [len(codec.compress(image, quality=q)) for q in codec.rate_range]
+    default = codec.compress(image)
+    assert sizes[0] < len(default) < sizes[1]
+    assert codec.decompress(default).shape == image.shape
+
+
 def test_shipped_stream_unchanged():
     from skimage import data
 

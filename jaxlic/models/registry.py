@@ -63,7 +63,10 @@ _VR_ARCHS: dict[str, dict] = {
     for name in ("ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
 }
 
-DEFAULT_MODEL = "ckbd-full"
+#: The model `jaxlic compress`, `demo` and `zoo.load()` use: one variable-rate model for every
+#: rate (shipped as jaxlic/pretrained/ckbd-full-vr-q0.msgpack). The fixed-rate `ckbd-full` q2
+#: weights stay shipped (`--model ckbd-full`).
+DEFAULT_MODEL = "ckbd-full-vr"
 
 
 def list_models(variable_rate: bool = False) -> list[str]:
