@@ -310,7 +310,7 @@ class Codec:
             callback=progress,
             method=method,
             refine_step=self._refine_steps[method],
-            rate=None if not self.variable_rate else self._rate_or_default(rate),
+            rate=self._rate_or_default(rate),
         )
         self.last_refine = result
         return result

@@ -16,6 +16,8 @@ names only (what every existing fixed-rate test and tool iterates);
 
 from __future__ import annotations
 
+import math
+
 from jaxlic.errors import ModelError
 from jaxlic.models.config import ModelConfig
 
@@ -52,8 +54,6 @@ VR_DEFAULT_LAMBDA = LAMBDAS[2]
 def default_rate(lambdas) -> int:
     """The default rate parameter of a variable-rate model trained on ``lambdas``: the index of
     the point nearest `VR_DEFAULT_LAMBDA` (in log lambda)."""
-    import math
-
     return min(range(len(lambdas)), key=lambda i: abs(math.log(lambdas[i] / VR_DEFAULT_LAMBDA)))
 
 
