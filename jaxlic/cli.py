@@ -161,10 +161,8 @@ def cmd_compress(args) -> int:
     else:
         data = codec.compress(img, **rate_kw)
     t_enc = time.perf_counter() - t0
-    search = getattr(codec, "last_rate_search", None) if rate_kw.keys() - {"quality"} else None
     write_bytes_atomic(args.output, data, force=args.force)
-    if search is not None and search.note:
-        print(f"{PROG}: note: {_one_line(search.note)}", file=sys.stderr)
+    _note_rate_search(codec, rate_kw)
     h, w = img.shape[:2]
     print(f"{args.input} -> {args.output}")
     print(f"  model {codec.name} {_describe(codec)}, image {w}x{h}")
@@ -180,6 +178,17 @@ def cmd_compress(args) -> int:
         )
     print(f"  encode {t_enc:.3f} s")
     return 0
+
+
+def _note_rate_search(codec, rate_kw: dict) -> bool:
+    """After `codec.compress(img, **rate_kw)`: prints the one-line note of a target search that
+    could not reach its target (stderr). Returns whether `rate_kw` held a target size."""
+    if not rate_kw.keys() - {"quality"}:
+        return False
+    search = getattr(codec, "last_rate_search", None)
+    if search is not None and search.note:
+        print(f"{PROG}: note: {_one_line(search.note)}", file=sys.stderr)
+    return True
 
 
 def _compress_refined(codec, img, steps: int, method: str, rate_kw: dict | None = None) -> bytes:
@@ -275,11 +284,9 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     data = codec.compress(img, **rate_kw)
     t_enc_first = time.perf_counter() - t0
-    search = getattr(codec, "last_rate_search", None) if rate_kw.keys() - {"quality"} else None
-    if search is not None and search.note:
-        print(f"{PROG}: note: {_one_line(search.note)}", file=sys.stderr)
+    targeted = _note_rate_search(codec, rate_kw)
     print(f"model {codec.name} {_describe(codec)} (loaded in {t_load:.2f} s)")
-    if getattr(codec, "variable_rate", False) and not rate_kw.keys() - {"quality"}:
+    if getattr(codec, "variable_rate", False) and not targeted:
         lo, hi = codec.rate_range
         print(
             f"  (one model for every rate: --quality {lo:g}..{hi:g}, --target-bpp B or --target-size BYTES)"
