@@ -82,6 +82,40 @@ def save_codec_to(codec, path) -> None:
     weights.save(path, codec.variables["params"], meta)
 
 
+def vr_codec_of(name: str = "ckbd-vr", seed: int = 0):
+    """A tiny random variable-rate codec whose gains grow with the rate parameter.
+
+    Random-init transforms make latents that round to zero; gains from 1 to e^6 (distinct per
+    channel and per point, inverse gains their reciprocals) make them non-trivial and make the
+    rate grow with q.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from jaxlic.models import registry
+    from jaxlic.models.codec import Codec
+
+    model = registry.get_model(name, 3, N=8)  # not through jaxlic.zoo: test_cli replaces it
+    x = jnp.zeros((1, 64, 64, 3), jnp.float32)
+    rngs = {"params": jax.random.key(seed), "noise": jax.random.key(seed + 1)}
+    codec = Codec(model, model.init(rngs, x, 0.0, method="forward_train"), quality=3)
+    R, M = codec.num_rates, codec.cfg.M
+    log_gain = np.linspace(0.0, 6.0, R)[:, None] + np.linspace(0.0, 0.5, M)[None, :]
+    params = dict(
+        codec.variables["params"],
+        gain={"log_gain": jnp.asarray(log_gain, jnp.float32)},
+        inv_gain={"log_gain": jnp.asarray(-0.9 * log_gain, jnp.float32)},
+    )
+    return Codec(codec.model, {"params": params}, quality=3)
+
+
+@pytest.fixture(scope="session")
+def vr_codec():
+    """``vr_codec(name="ckbd-vr", seed=0)``: a tiny random variable-rate codec whose rate grows
+    with the rate parameter."""
+    return vr_codec_of
+
+
 @pytest.fixture(scope="session")
 def small_codec():
     """``small_codec(name, seed=0)``: a tiny random codec of a registered model."""

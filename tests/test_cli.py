@@ -527,10 +527,8 @@ _VR = {}
 
 
 @pytest.fixture
-def vr_zoo(fake_zoo):
+def vr_zoo(fake_zoo, vr_codec):
     """The fake zoo, plus a tiny real variable-rate model under the name `ckbd-vr`."""
-    sys.path.insert(0, os.path.dirname(__file__))
-    from test_variable_rate import vr_codec
 
     def load(name="ckbd-full", quality=None, weights=None):
         if name == "ckbd-vr":

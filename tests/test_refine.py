@@ -70,12 +70,7 @@ def test_refined_stream_has_a_lower_real_rd_loss_and_decodes_with_a_plain_codec(
     assert loss_refined == pytest.approx(r["loss"], rel=0.25)
 
 
-def test_variable_rate_refinement_uses_the_lambda_of_its_rate_and_keeps_the_rate(image):
-    import sys  # pylint: disable=g-import-not-at-top
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from test_variable_rate import vr_codec  # pylint: disable=g-import-not-at-top
-
+def test_variable_rate_refinement_uses_the_lambda_of_its_rate_and_keeps_the_rate(image, vr_codec):
     from jaxlic.coding import container  # pylint: disable=g-import-not-at-top
     from jaxlic.models.codec import rate_from_extra  # pylint: disable=g-import-not-at-top
 

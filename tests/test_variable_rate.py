@@ -15,35 +15,14 @@ from jaxlic import zoo
 from jaxlic.coding import container
 from jaxlic.errors import BitstreamError, ModelError
 from jaxlic.models import registry
-from jaxlic.models.codec import Codec, rate_from_extra
+from jaxlic.models.codec import rate_from_extra
 
 Q = 1.37  # an interpolated rate parameter (between trained points 1 and 2)
 TOP = float(len(registry.VR_LAMBDAS) - 1)  # the highest rate parameter
 
 
-def vr_codec(name="ckbd-vr", seed=0):
-    """A tiny random variable-rate codec whose gains grow with the rate parameter.
-
-    Random-init transforms make latents that round to zero; gains from 1 to e^6 (distinct per
-    channel and per point, inverse gains their reciprocals) make them non-trivial and make the
-    rate grow with q.
-    """
-    model = registry.get_model(name, 3, N=8)  # not through jaxlic.zoo: test_cli replaces it
-    x = jnp.zeros((1, 64, 64, 3), jnp.float32)
-    rngs = {"params": jax.random.key(seed), "noise": jax.random.key(seed + 1)}
-    codec = Codec(model, model.init(rngs, x, 0.0, method="forward_train"), quality=3)
-    R, M = codec.num_rates, codec.cfg.M
-    log_gain = np.linspace(0.0, 6.0, R)[:, None] + np.linspace(0.0, 0.5, M)[None, :]
-    params = dict(
-        codec.variables["params"],
-        gain={"log_gain": jnp.asarray(log_gain, jnp.float32)},
-        inv_gain={"log_gain": jnp.asarray(-0.9 * log_gain, jnp.float32)},
-    )
-    return Codec(codec.model, {"params": params}, quality=3)
-
-
 @pytest.fixture(scope="module")
-def codec():
+def codec(vr_codec):
     return vr_codec()
 
 
@@ -137,9 +116,9 @@ def test_fresh_process_decode_bit_exact(codec, image, tmp_path):
 import sys
 import numpy as np
 sys.path.insert(0, {json.dumps(str(pathlib.Path(__file__).parent))})
-from test_variable_rate import vr_codec
+from conftest import vr_codec_of
 tmp = {json.dumps(str(tmp_path))}
-np.save(f"{{tmp}}/out.npy", vr_codec().decompress(open(f"{{tmp}}/s.jlic", "rb").read()))
+np.save(f"{{tmp}}/out.npy", vr_codec_of().decompress(open(f"{{tmp}}/s.jlic", "rb").read()))
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=600)
     assert np.load(tmp_path / "out.npy").tobytes() == expected.tobytes()
