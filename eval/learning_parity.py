@@ -127,6 +127,7 @@ def jaxlic_config(args):
     config.batch_size = args.batch
     config.optim.learning_rate, config.optim.schedule, config.optim.warmup_steps = args.lr, "constant", 0
     config.optim.clip_norm, config.optim.aux_learning_rate = 1.0, 1e-3
+    config.optim.z_rate_warmup_steps = args.z_warmup
     config.seed = args.seed
     return config
 
@@ -320,6 +321,7 @@ def cmd_run(args) -> None:
                 "size",
                 "lmbda",
                 "lr",
+                "z_warmup",
                 "eval_every",
                 "log_every",
                 "num_eval",
@@ -336,6 +338,8 @@ def cmd_run(args) -> None:
     else:
         if not args.compressai_python:
             raise SystemExit("--framework compressai needs --compressai-python")
+        if args.z_warmup:
+            raise SystemExit("--z-warmup is a jaxlic trainer option")
         run_compressai(str(cached_batches(args)), kodak, args, record)
 
 
@@ -423,6 +427,12 @@ def main(argv=None):
     r.add_argument("--M", type=int, default=0)
     r.add_argument("--lmbda", type=float, default=DEFAULT_LMBDA)
     r.add_argument("--lr", type=float, default=DEFAULT_LR)
+    r.add_argument(
+        "--z-warmup",
+        type=int,
+        default=0,
+        help="jaxlic: weigh z's rate by min(1, step / Z) (the trainer's optim.z_rate_warmup_steps)",
+    )
     r.add_argument("--eval-every", type=int, default=250)
     r.add_argument("--log-every", type=int, default=50)
     r.add_argument("--num-eval", type=int, default=8, help="the first N Kodak images")

@@ -20,13 +20,15 @@ def bits_per_example(likelihoods) -> jnp.ndarray:
     return -jnp.sum(jnp.log2(likelihoods).reshape(likelihoods.shape[0], -1), axis=1)
 
 
-def rd_loss(out: dict, x: jnp.ndarray, lmbda) -> dict:
+def rd_loss(out: dict, x: jnp.ndarray, lmbda, z_weight=None) -> dict:
     """Rate-distortion terms of a forward pass.
 
     Args:
       out: a model's forward output, `{"x_hat", "likelihoods": {"y", "z"}}`.
       x: the input batch [B, H, W, 3] in [0, 1].
       lmbda: the rate-distortion trade-off: a number, or one per example `[B]`.
+      z_weight: if given, the weight of z's rate in `loss` (a warm-up of the side information,
+        see the trainer's `z_rate_warmup_steps`); `bpp` and `bpp_z` stay unweighted.
     Returns:
       dict with `loss`, `mse` (on the [0,1] scale), `bpp`, `bpp_y`, `bpp_z`, `psnr`: batch means.
     """
@@ -36,8 +38,9 @@ def rd_loss(out: dict, x: jnp.ndarray, lmbda) -> dict:
     mse = jnp.mean(jnp.square(out["x_hat"] - x).reshape(x.shape[0], -1), axis=1)
     lmbda = jnp.broadcast_to(jnp.asarray(lmbda, jnp.float32), mse.shape)
     mean_mse = jnp.mean(mse)
+    rate = bpp_y + bpp_z if z_weight is None else bpp_y + z_weight * bpp_z
     return {
-        "loss": jnp.mean(lmbda * 255.0**2 * mse + bpp_y + bpp_z),
+        "loss": jnp.mean(lmbda * 255.0**2 * mse + rate),
         "mse": mean_mse,
         "bpp": jnp.mean(bpp_y + bpp_z),
         "bpp_y": jnp.mean(bpp_y),

@@ -37,3 +37,12 @@ def test_per_example_lambdas_average_each_examples_own_loss():
         for i in range(3)
     ]
     np.testing.assert_allclose(rd_loss(out, x, lambdas)["loss"], np.mean(each), rtol=1e-5)
+
+
+def test_z_weight_scales_only_zs_rate_in_the_loss():
+    out, x = _out(jax.random.key(2))
+    full, half = rd_loss(out, x, 0.01), rd_loss(out, x, 0.01, z_weight=0.5)
+    np.testing.assert_allclose(full["loss"] - half["loss"], 0.5 * full["bpp_z"], rtol=1e-4)
+    for k in ("bpp", "bpp_y", "bpp_z", "mse"):  # the reported terms stay unweighted
+        np.testing.assert_allclose(half[k], full[k], rtol=1e-6)
+    np.testing.assert_allclose(rd_loss(out, x, 0.01, z_weight=1.0)["loss"], full["loss"], rtol=1e-6)

@@ -84,12 +84,16 @@ def test_torch_like_biases_keep_zero_initialised_layers_zero():
     assert np.any(np.asarray(params["post"]["head"]["bias"]))
 
 
-def test_fresh_training_state_starts_from_torch_like_biases():
+@pytest.fixture(scope="module")
+def smoke_setup():
     from train import trainer
     from train.configs import ckbd
 
-    config = ckbd.get_config("smoke,ckbd")
-    _, state, _, _ = trainer.setup_train_step(config, jax.devices()[:1])
+    return trainer.build_train_setup(ckbd.get_config("smoke,ckbd"), jax.devices()[:1])
+
+
+def test_fresh_training_state_starts_from_torch_like_biases(smoke_setup):
+    state = smoke_setup.state
     biases = [
         np.asarray(v)
         for path, v in jax.tree_util.tree_flatten_with_path(state.params)[0]
@@ -97,3 +101,32 @@ def test_fresh_training_state_starts_from_torch_like_biases():
     ]
     assert len(biases) > 20 and all(np.abs(b).max() > 0 for b in biases)
     assert models.get_config("ckbd").train_quant == "mixed"
+
+
+def test_z_rate_warmup_charges_z_by_step(smoke_setup, image):
+    """optim.z_rate_warmup_steps = W: the loss counts z's rate with weight min(1, step / W)."""
+    import functools
+
+    import jax.numpy as jnp
+
+    from train import trainer
+    from train.configs import ckbd
+
+    config, t = ckbd.get_config("smoke,ckbd"), smoke_setup
+    tx, schedule = trainer.create_optimizer(config), trainer.create_learning_rate_schedule(config)
+    batch = jnp.asarray(np.stack([image[:64, :64], image[64:, 64:]]), jnp.float32) / 255.0
+    steps = {
+        w: jax.jit(
+            functools.partial(trainer.train_step, spec=t.spec, tx=tx, schedule=schedule, z_rate_warmup=w)
+        )
+        for w in (0, 100)
+    }
+    for step, weight in ((0, 0.0), (50, 0.5), (150, 1.0)):
+        state = t.state.replace(step=jnp.asarray(step, t.state.step.dtype))
+        full = steps[0](state, batch, t.key)[1]
+        warm = steps[100](state, batch, t.key)[1]
+        assert float(full["bpp_z"]) > 1e-3
+        np.testing.assert_allclose(warm["bpp_z"], full["bpp_z"], rtol=1e-6)
+        np.testing.assert_allclose(
+            warm["loss"], full["loss"] - (1.0 - weight) * full["bpp_z"], rtol=1e-5, atol=1e-6
+        )

@@ -344,8 +344,12 @@ def train_step(
     spec: ModelSpec,
     tx: optax.GradientTransformation,
     schedule: optax.Schedule,
+    z_rate_warmup: int = 0,
 ) -> tuple[TrainState, dict]:
-    """One RD + aux update on a global batch [B, H, W, 3]; skipped if anything is non-finite."""
+    """One RD + aux update on a global batch [B, H, W, 3]; skipped if anything is non-finite.
+
+    With `z_rate_warmup = W > 0` z's rate is weighted min(1, step / W) in the loss.
+    """
     noise_key = jax.random.fold_in(key, state.step)
     rate, lmbda = (), spec.lmbda
     if spec.variable_rate:
@@ -359,7 +363,10 @@ def train_step(
         out = spec.module.apply(
             {"params": params}, batch, *rate, method="forward_train", rngs={"noise": noise_key}
         )
-        terms = rd_loss(out, batch, lmbda)
+        z_weight = None
+        if z_rate_warmup:
+            z_weight = jnp.minimum(1.0, state.step.astype(jnp.float32) / z_rate_warmup)
+        terms = rd_loss(out, batch, lmbda, z_weight)
         return terms["loss"], terms
 
     def aux_fn(params):
@@ -402,11 +409,12 @@ def jit_train_step(
     state_shardings: TrainState,
     mesh: jax.sharding.Mesh,
     compiler_options: dict | None = None,
+    z_rate_warmup: int = 0,
 ) -> Callable:
     """`train_step` jitted: batch sharded on 'data', state replicated and donated."""
     replicated = NamedSharding(mesh, P())
     return jax.jit(
-        functools.partial(train_step, spec=spec, tx=tx, schedule=schedule),
+        functools.partial(train_step, spec=spec, tx=tx, schedule=schedule, z_rate_warmup=z_rate_warmup),
         in_shardings=(state_shardings, NamedSharding(mesh, P("data")), replicated),
         out_shardings=(state_shardings, replicated),
         donate_argnums=0,
@@ -444,7 +452,15 @@ def build_train_setup(
     init_from = config.get("init_from") if warm_start else None
     init_params = load_init_params(init_from, spec) if init_from else None
     state, shardings = create_train_state(spec, tx, init_key, mesh, options, init_params)
-    step = jit_train_step(spec, tx, create_learning_rate_schedule(config), shardings, mesh, options)
+    step = jit_train_step(
+        spec,
+        tx,
+        create_learning_rate_schedule(config),
+        shardings,
+        mesh,
+        options,
+        int(config.optim.get("z_rate_warmup_steps", 0)),
+    )
     # Built by jit so that it is a global (replicated) array on multi-host runs too.
     key = jax.jit(lambda: make_keys(config.seed)[1], out_shardings=NamedSharding(mesh, P()))()
     return TrainSetup(spec, mesh, options, state, shardings, step, key)

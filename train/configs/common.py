@@ -55,6 +55,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.optim.clip_norm = 1.0  # global-norm clipping of the RD gradient (0: off)
     c.optim.b1 = 0.9
     c.optim.b2 = 0.999
+    # >0: z's rate enters the loss with weight step / z_rate_warmup_steps (capped at 1), so that
+    # h_a/h_s learn to use z before its rate is charged in full (against the hyperprior collapse).
+    c.optim.z_rate_warmup_steps = 0
     c.optim.aux_learning_rate = 1e-3  # Adam on the entropy bottleneck quantiles only
 
     # A non-finite loss skips the update; this many in a row stop the run.
