@@ -128,6 +128,7 @@ def jaxlic_config(args):
     config.optim.learning_rate, config.optim.schedule, config.optim.warmup_steps = args.lr, "constant", 0
     config.optim.clip_norm, config.optim.aux_learning_rate = 1.0, 1e-3
     config.optim.z_rate_warmup_steps = args.z_warmup
+    config.optim.hyper_lr_factor = args.hyper_lr_factor
     config.seed = args.seed
     return config
 
@@ -322,6 +323,7 @@ def cmd_run(args) -> None:
                 "lmbda",
                 "lr",
                 "z_warmup",
+                "hyper_lr_factor",
                 "eval_every",
                 "log_every",
                 "num_eval",
@@ -338,8 +340,8 @@ def cmd_run(args) -> None:
     else:
         if not args.compressai_python:
             raise SystemExit("--framework compressai needs --compressai-python")
-        if args.z_warmup:
-            raise SystemExit("--z-warmup is a jaxlic trainer option")
+        if args.z_warmup or args.hyper_lr_factor != 1.0:
+            raise SystemExit("--z-warmup and --hyper-lr-factor are jaxlic trainer options")
         run_compressai(str(cached_batches(args)), kodak, args, record)
 
 
@@ -432,6 +434,12 @@ def main(argv=None):
         type=int,
         default=0,
         help="jaxlic: weigh z's rate by min(1, step / Z) (the trainer's optim.z_rate_warmup_steps)",
+    )
+    r.add_argument(
+        "--hyper-lr-factor",
+        type=float,
+        default=1.0,
+        help="jaxlic: the hyperprior's learning rate relative to --lr (the trainer's optim.hyper_lr_factor)",
     )
     r.add_argument("--eval-every", type=int, default=250)
     r.add_argument("--log-every", type=int, default=50)

@@ -130,3 +130,39 @@ def test_z_rate_warmup_charges_z_by_step(smoke_setup, image):
         np.testing.assert_allclose(
             warm["loss"], full["loss"] - (1.0 - weight) * full["bpp_z"], rtol=1e-5, atol=1e-6
         )
+
+
+def test_hyper_lr_factor_scales_only_the_hyperpriors_updates():
+    import jax.numpy as jnp
+
+    from train import trainer
+    from train.configs import ckbd
+
+    params = {
+        "g_a_0": {"kernel": jnp.ones((2, 2))},
+        "h_a_0": {"kernel": jnp.ones((2, 2))},
+        "h_s_2": {"bias": jnp.ones((2,))},
+        "entropy_bottleneck": {"matrix0": jnp.ones((3,)), "quantiles": jnp.ones((3,))},
+    }
+    grads = jax.tree.map(lambda p: 0.1 * p, params)
+
+    def updates(factor):
+        config = ckbd.get_config("ckbd")
+        config.optim.hyper_lr_factor = factor
+        config.optim.schedule, config.optim.warmup_steps = "constant", 0  # a non-zero first step
+        tx = trainer.create_optimizer(config)
+        return tx.update(grads, tx.init(params), params)[0]
+
+    base, slow = updates(1.0), updates(0.25)
+    for top in ("h_a_0", "h_s_2"):
+        for k in base[top]:
+            np.testing.assert_allclose(slow[top][k], 0.25 * base[top][k], rtol=1e-6)
+    np.testing.assert_allclose(
+        slow["entropy_bottleneck"]["matrix0"], 0.25 * base["entropy_bottleneck"]["matrix0"]
+    )
+    # the main transforms and the aux-fitted quantiles keep their own step
+    np.testing.assert_allclose(slow["g_a_0"]["kernel"], base["g_a_0"]["kernel"])
+    np.testing.assert_allclose(
+        slow["entropy_bottleneck"]["quantiles"], base["entropy_bottleneck"]["quantiles"]
+    )
+    assert np.abs(np.asarray(base["h_a_0"]["kernel"])).min() > 0

@@ -242,8 +242,26 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
     main = optax.chain(
         optax.clip_by_global_norm(o.clip_norm) if o.clip_norm else optax.identity(),
         optax.adam(create_learning_rate_schedule(config), b1=o.b1, b2=o.b2),
+        *([scale_hyperprior(o.hyper_lr_factor)] if o.get("hyper_lr_factor", 1.0) != 1.0 else []),
     )
     return optax.multi_transform({"main": main, "aux": optax.adam(o.aux_learning_rate)}, param_labels)
+
+
+#: Top-level parameter names of the hyperprior: h_a, h_s and the entropy bottleneck's density.
+HYPERPRIOR_PREFIXES = ("h_a", "h_s", "entropy_bottleneck")
+
+
+def scale_hyperprior(factor: float) -> optax.GradientTransformation:
+    """Multiplies the updates of the hyperprior's parameters by `factor` (its own learning rate)."""
+
+    def scale(path, u):
+        return u * factor if str(getattr(path[0], "key", "")).startswith(HYPERPRIOR_PREFIXES) else u
+
+    def update(updates, state, params=None):
+        del params
+        return jax.tree_util.tree_map_with_path(scale, updates), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
 
 
 # ---------------------------------------------------------------------------------------------

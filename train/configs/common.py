@@ -58,6 +58,8 @@ def get_config() -> ml_collections.ConfigDict:
     # >0: z's rate enters the loss with weight step / z_rate_warmup_steps (capped at 1), so that
     # h_a/h_s learn to use z before its rate is charged in full (against the hyperprior collapse).
     c.optim.z_rate_warmup_steps = 0
+    # The hyperprior's (h_a, h_s, entropy bottleneck) learning rate relative to the others'.
+    c.optim.hyper_lr_factor = 1.0
     c.optim.aux_learning_rate = 1e-3  # Adam on the entropy bottleneck quantiles only
 
     # A non-finite loss skips the update; this many in a row stop the run.
