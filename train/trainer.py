@@ -470,6 +470,12 @@ def build_train_setup(
     init_from = config.get("init_from") if warm_start else None
     init_params = load_init_params(init_from, spec) if init_from else None
     state, shardings = create_train_state(spec, tx, init_key, mesh, options, init_params)
+    if config.optim.get("hyper_lr_factor", 1.0) != 1.0 and not any(
+        k.startswith(HYPERPRIOR_PREFIXES) for k in state.params
+    ):
+        raise ValueError(
+            f"optim.hyper_lr_factor: {spec.name} has no {'/'.join(HYPERPRIOR_PREFIXES)} parameters"
+        )
     step = jit_train_step(
         spec,
         tx,
