@@ -168,6 +168,15 @@ def is_aux_param(path) -> bool:
     return getattr(last, "key", getattr(last, "name", None)) == "quantiles"
 
 
+#: Top-level parameter names of the hyperprior: h_a, h_s and the entropy bottleneck's density.
+HYPERPRIOR_PREFIXES = ("h_a", "h_s", "entropy_bottleneck")
+
+
+def is_hyperprior_param(path) -> bool:
+    """True for h_a's, h_s's and the entropy bottleneck's parameters (see `optim.hyper_lr_factor`)."""
+    return str(getattr(path[0], "key", "")).startswith(HYPERPRIOR_PREFIXES)
+
+
 def param_labels(params: PyTree) -> PyTree:
     return jax.tree_util.tree_map_with_path(lambda path, _: "aux" if is_aux_param(path) else "main", params)
 
@@ -247,15 +256,11 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
     return optax.multi_transform({"main": main, "aux": optax.adam(o.aux_learning_rate)}, param_labels)
 
 
-#: Top-level parameter names of the hyperprior: h_a, h_s and the entropy bottleneck's density.
-HYPERPRIOR_PREFIXES = ("h_a", "h_s", "entropy_bottleneck")
-
-
 def scale_hyperprior(factor: float) -> optax.GradientTransformation:
     """Multiplies the updates of the hyperprior's parameters by `factor` (its own learning rate)."""
 
     def scale(path, u):
-        return u * factor if str(getattr(path[0], "key", "")).startswith(HYPERPRIOR_PREFIXES) else u
+        return u * factor if is_hyperprior_param(path) else u
 
     def update(updates, state, params=None):
         del params
@@ -471,7 +476,7 @@ def build_train_setup(
     init_params = load_init_params(init_from, spec) if init_from else None
     state, shardings = create_train_state(spec, tx, init_key, mesh, options, init_params)
     if config.optim.get("hyper_lr_factor", 1.0) != 1.0 and not any(
-        k.startswith(HYPERPRIOR_PREFIXES) for k in state.params
+        is_hyperprior_param(path) for path, _ in jax.tree_util.tree_flatten_with_path(state.params)[0]
     ):
         raise ValueError(
             f"optim.hyper_lr_factor: {spec.name} has no {'/'.join(HYPERPRIOR_PREFIXES)} parameters"
