@@ -292,6 +292,17 @@ def resume_record(record: dict, step: int, args) -> None:
     print(f"  resumed at step {step}", flush=True)
 
 
+def default_label(args) -> str:
+    """The framework, plus the jaxlic trainer options that differ from CompressAI's training, so
+    that `merge` never averages such a run with the plain ones of its group."""
+    label = args.framework
+    if args.z_warmup:
+        label += f"-zwarm{args.z_warmup}"
+    if args.hyper_lr_factor != 1.0:
+        label += f"-hyperlr{args.hyper_lr_factor:g}"
+    return label
+
+
 def cmd_run(args) -> None:
     from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
 
@@ -308,7 +319,7 @@ def cmd_run(args) -> None:
     kodak = load_kodak(args.kodak, args.num_eval)
     record = {
         "framework": args.framework,
-        "label": args.label or args.framework,
+        "label": args.label or default_label(args),
         "model": args.model,
         "seed": args.seed,
         "provenance": provenance(" ".join(["python", "-m", "eval.learning_parity", *sys.argv[1:]])),
@@ -422,7 +433,11 @@ def main(argv=None):
     r = sub.add_parser("run", help="one run (one framework, one seed)")
     r.add_argument("--framework", choices=["jaxlic", "compressai"], required=True)
     r.add_argument("--model", choices=sorted(MODELS), default="ckbd")
-    r.add_argument("--label", default=None, help="name of a jaxlic variant (default: the framework)")
+    r.add_argument(
+        "--label",
+        default=None,
+        help="name of a jaxlic variant (default: the framework and its non-default trainer options)",
+    )
     r.add_argument("--out", required=True)
     r.add_argument("--compressai-python", default=None)
     r.add_argument("--N", type=int, default=0)

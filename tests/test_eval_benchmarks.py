@@ -165,3 +165,15 @@ def test_learning_parity_merge_compares_only_runs_of_the_same_lambda_and_lr(tmp_
     assert summary["ckbd/8x128px/jaxlic"]["rd_loss_ratio_to_compressai"] == 0.5
     other = summary["ckbd/8x128px/lambda0.0483/lr0.0001/jaxlic"]
     assert "rd_loss_ratio_to_compressai" not in other  # no CompressAI run at that lambda and lr
+
+
+def test_learning_parity_labels_runs_with_non_default_trainer_options_apart():
+    def label(*argv):
+        args = argparse.Namespace(framework="jaxlic", z_warmup=0, hyper_lr_factor=1.0)
+        for k, v in argv:
+            setattr(args, k, v)
+        return learning_parity.default_label(args)
+
+    assert label() == "jaxlic"
+    assert label(("hyper_lr_factor", 0.2)) == "jaxlic-hyperlr0.2"
+    assert label(("z_warmup", 1500)) == "jaxlic-zwarm1500"
