@@ -3,11 +3,13 @@
 import argparse
 import json
 import math
+import os
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from eval import conv_grad, learning_parity
+from eval import conv_grad, learning_parity, step_time
 
 
 def test_conv_grad_pieces_match_xla(tmp_path):
@@ -18,6 +20,45 @@ def test_conv_grad_pieces_match_xla(tmp_path):
     for row in result["layers"]:
         assert row["rel_err"] < 1e-5, row
         assert row["weight_grad_split_ms"] > 0 and row["ratio_xla_over_split"] > 0
+
+
+def _fake_checkout(folder, sleep_s, loss_scale):
+    """A checkout whose `train.trainer.setup_train_step` steps by sleeping: what eval.step_time needs."""
+    (folder / "train").mkdir(parents=True)
+    (folder / "train" / "__init__.py").write_text("")
+    (folder / "train" / "trainer.py").write_text(
+        "import time\n"
+        "def setup_train_step(config):\n"
+        "    def step(state, batch, key):\n"
+        f"        time.sleep({sleep_s})\n"
+        f"        return state + 1, {{'loss': {loss_scale} * float(batch.mean()) + state}}\n"
+        "    return None, 0, step, None\n"
+    )
+    (folder / "cfg.py").write_text(
+        "import ml_collections\n"
+        "def get_config():\n"
+        "    return ml_collections.ConfigDict(dict(model='fake', batch_size=2, data=dict(crop_size=8)))\n"
+    )
+    return folder
+
+
+def test_step_time_compares_two_checkouts_in_fresh_processes(tmp_path):
+    old = _fake_checkout(tmp_path / "old", 0.08, 1.0)
+    new = _fake_checkout(tmp_path / "new", 0.02, 1.0)
+    cores = sorted(os.sched_getaffinity(0))[:2]
+    args = ["--config", "cfg.py", "--steps", "3", "--rounds", "1", "--cores", ",".join(map(str, cores))]
+    r = step_time.main(["--old", str(old), "--new", str(new), *args, "--json", str(tmp_path / "r.json")])
+    assert r["model"] == "fake" and r["same_losses"]
+    assert 0.06 < r["old_step_s"] < 1 and 0.015 < r["new_step_s"] < r["old_step_s"] and r["speedup"] > 2
+    assert json.loads((tmp_path / "r.json").read_text())["rounds"][0]["new"]["times"]
+    other = _fake_checkout(tmp_path / "other", 0.0, 2.0)  # other numerics show; one core: in turn
+    r = step_time.main(["--old", str(old), "--new", str(other), *args[:-2], "--cores", ""])
+    assert not r["same_losses"]
+
+
+def test_step_time_refuses_a_folder_that_is_not_a_checkout(tmp_path):
+    with pytest.raises(SystemExit, match="not a jaxlic checkout"):
+        step_time.main(["--old", str(tmp_path)])
 
 
 def _tiny_data(write_images, tmp_path):

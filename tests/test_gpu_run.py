@@ -24,7 +24,7 @@ def test_gpu_run_script_trains_within_the_budget_and_writes_its_outputs(write_im
         os.environ,
         OUT=str(out),
         BUDGET_S="5",
-        CONFIG="train/configs/ckbd.py:smoke",
+        CONFIG="train/configs/ckbd.py:smoke,ckbd",
         TRAIN_FLAGS="--config.num_steps=1000 --config.async_checkpointing=False",
         EVAL_DIR="",
         WHEELS=str(tmp_path / "no-wheels"),
@@ -44,7 +44,7 @@ def test_gpu_run_script_trains_within_the_budget_and_writes_its_outputs(write_im
     assert set(expected) <= set(names), names
     summary = json.loads((out / "summary.json").read_text())
     assert summary["train_rc"] == 0 and summary["speed_rc"] == 0 and summary["coding_speed_rc"] == 0
-    assert summary["export"] == "ckbd-full-q3.json" and 1 <= summary["metrics"]["step"] < 1000
+    assert summary["export"] == "ckbd-q3.json" and 1 <= summary["metrics"]["step"] < 1000
     assert summary["step_time"]["step_s"] > 0
     listing = subprocess.run(["tar", "tzf", str(out / "export.tgz")], capture_output=True, text=True).stdout
-    assert "export/ckbd-full-q3.msgpack" in listing and "config.json" in listing
+    assert "export/ckbd-q3.msgpack" in listing and "config.json" in listing

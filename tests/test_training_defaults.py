@@ -115,21 +115,19 @@ def test_z_rate_warmup_charges_z_by_step(smoke_setup, image):
     config, t = ckbd.get_config("smoke,ckbd"), smoke_setup
     tx, schedule = trainer.create_optimizer(config), trainer.create_learning_rate_schedule(config)
     batch = jnp.asarray(np.stack([image[:64, :64], image[64:, 64:]]), jnp.float32) / 255.0
-    steps = {
-        w: jax.jit(
-            functools.partial(trainer.train_step, spec=t.spec, tx=tx, schedule=schedule, z_rate_warmup=w)
+    step = jax.jit(
+        functools.partial(trainer.train_step, spec=t.spec, tx=tx, schedule=schedule, z_rate_warmup=100)
+    )
+    for at, weight in ((0, 0.0), (50, 0.5), (150, 1.0)):
+        m = step(t.state.replace(step=jnp.asarray(at, t.state.step.dtype)), batch, t.key)[1]
+        assert float(m["bpp_z"]) > 1e-3 and float(m["bpp"]) == pytest.approx(
+            float(m["bpp_y"] + m["bpp_z"]), rel=1e-5
         )
-        for w in (0, 100)
-    }
-    for step, weight in ((0, 0.0), (50, 0.5), (150, 1.0)):
-        state = t.state.replace(step=jnp.asarray(step, t.state.step.dtype))
-        full = steps[0](state, batch, t.key)[1]
-        warm = steps[100](state, batch, t.key)[1]
-        assert float(full["bpp_z"]) > 1e-3
-        np.testing.assert_allclose(warm["bpp_z"], full["bpp_z"], rtol=1e-6)
-        np.testing.assert_allclose(
-            warm["loss"], full["loss"] - (1.0 - weight) * full["bpp_z"], rtol=1e-5, atol=1e-6
-        )
+        distortion = t.spec.lmbda * 255.0**2 * float(m["mse"])
+        expected = distortion + float(m["bpp_y"]) + weight * float(m["bpp_z"])
+        # float32 rounding of a loss of a few hundred is ~1e-4; a weight off by 0.5 moves it 5e-3
+        assert float(m["loss"]) == pytest.approx(expected, abs=3e-4)
+        assert 0.5 * float(m["bpp_z"]) > 10 * 3e-4
 
 
 def test_hyper_lr_factor_scales_only_the_hyperpriors_updates():

@@ -1,0 +1,158 @@
+"""Training-step time of two checkouts side by side: is the step of this commit faster than an older one's?
+
+Each measurement is a fresh process started in a checkout (`PYTHONPATH` = that checkout) that
+builds the train step of a training config with `train.trainer.setup_train_step`, which every
+commit since the trainer's first builder has, runs two warm-up steps on a fixed random batch and
+prints the median of `--steps` timed steps. One process per core (`OMP_NUM_THREADS=1`,
+`taskset`); with two cores the two checkouts run at the same time on different cores and swap
+cores every round, so neither gets the better core or the quieter minute. The result is the
+median step time of each side and the median of the per-round ratios old / new (> 1: the new
+step is faster). The first three losses are printed too: equal losses mean the two steps compute
+the same thing; different ones must be explained by the commits in between.
+
+  git worktree add --detach ../jaxlic-old bb87c57
+  python -m eval.step_time --old ../jaxlic-old --config train/configs/ckbd.py:cpu --json runs/step_time.json
+
+Stop training runs meanwhile (their cores are the measured ones).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import statistics
+import subprocess
+import sys
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# Runs in the measured checkout: only names that every commit's trainer has.
+WORKER = """
+import json, statistics, sys, time
+import jax, numpy as np
+from absl import flags
+from ml_collections import config_flags
+config, steps = sys.argv[1], int(sys.argv[2])
+config_flag = config_flags.DEFINE_config_file("config", config)
+flags.FLAGS(["step_time", *sys.argv[3:]])
+c = config_flag.value
+from train import trainer
+_, state, step, key = trainer.setup_train_step(c)
+batch = np.random.default_rng(0).random((c.batch_size, c.data.crop_size, c.data.crop_size, 3), np.float32)
+batch = jax.device_put(batch)
+t0 = time.perf_counter()
+for _ in range(2):
+    state, m = step(state, batch, key)
+    jax.block_until_ready(m)
+warmup = time.perf_counter() - t0
+times, losses = [], []
+for _ in range(steps):
+    t = time.perf_counter()
+    state, m = step(state, batch, key)
+    jax.block_until_ready(m)
+    times.append(time.perf_counter() - t)
+    losses.append(float(m["loss"]))
+print("STEP_TIME " + json.dumps(dict(model=c.model, batch=c.batch_size, crop=c.data.crop_size,
+      step_s=statistics.median(times), times=times, warmup_s=warmup, losses=losses[:3])))
+"""
+
+
+def measure(
+    checkout: pathlib.Path, config: str, steps: int, overrides: list[str], core: int | None
+) -> subprocess.Popen:
+    """Starts one measuring process in `checkout`; `result_of` reads its `{"step_s", "times", ...}`."""
+    env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-c", WORKER, config, str(steps), *overrides]
+    if core is not None and shutil.which("taskset"):
+        cmd = ["taskset", "-c", str(core), *cmd]
+    return subprocess.Popen(
+        cmd, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def result_of(proc: subprocess.Popen, label: str) -> dict:
+    out, err = proc.communicate()
+    for line in out.splitlines():
+        if line.startswith("STEP_TIME "):
+            return json.loads(line[len("STEP_TIME ") :])
+    tail = err.strip().splitlines()[-1:] or ["no output"]
+    sys.exit(f"error: the {label} step did not run (exit {proc.returncode}): {tail[0]}")
+
+
+def summarise(rounds: list[dict]) -> dict:
+    """`rounds`: `[{"old": measurement, "new": measurement}, ...]` -> medians and the ratio old / new."""
+    old = [r["old"]["step_s"] for r in rounds]
+    new = [r["new"]["step_s"] for r in rounds]
+    return {
+        "old_step_s": statistics.median(old),
+        "new_step_s": statistics.median(new),
+        "speedup": statistics.median(o / n for o, n in zip(old, new, strict=True)),
+        "same_losses": all(r["old"]["losses"] == r["new"]["losses"] for r in rounds),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--old", required=True, help="checkout of the older commit (a git worktree)")
+    ap.add_argument("--new", default=str(REPO), help="checkout of the newer commit (default: this one)")
+    ap.add_argument("--config", default="train/configs/ckbd.py:cpu", help="training config, path.py[:args]")
+    ap.add_argument("--old-config", help="the old checkout's config, if it is spelled differently")
+    ap.add_argument("--steps", type=int, default=8, help="timed steps per process")
+    ap.add_argument("--rounds", type=int, default=3, help="processes per side")
+    ap.add_argument("--cores", default="0,1", help="two cores: the sides run at once; one core: in turn")
+    ap.add_argument("--json", help="write the result here")
+    args, overrides = ap.parse_known_args(argv)
+    old, new = pathlib.Path(args.old).resolve(), pathlib.Path(args.new).resolve()
+    for path in (old, new):
+        if not (path / "train" / "trainer.py").exists():
+            sys.exit(f"error: {path} is not a jaxlic checkout (no train/trainer.py)")
+    cores = [int(c) for c in args.cores.split(",") if c.strip()] if args.cores else []
+    side = {"old": (old, args.old_config or args.config), "new": (new, args.config)}
+    rounds = []
+    for r in range(args.rounds):
+        order = ["old", "new"] if r % 2 == 0 else ["new", "old"]
+        measured = {}
+        if len(cores) >= 2:  # both at once, on two cores that swap every round
+            procs = {
+                name: measure(*side[name], args.steps, overrides, cores[i]) for i, name in enumerate(order)
+            }
+            measured = {name: result_of(p, name) for name, p in procs.items()}
+        else:
+            for name in order:
+                core = cores[0] if cores else None
+                measured[name] = result_of(measure(*side[name], args.steps, overrides, core), name)
+        rounds.append(measured)
+        print(
+            f"round {r + 1}/{args.rounds}: old {measured['old']['step_s']:.3f} s, new "
+            f"{measured['new']['step_s']:.3f} s per step",
+            flush=True,
+        )
+    result = summarise(rounds)
+    from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
+
+    result.update(
+        old=str(old),
+        new=str(new),
+        config=args.config,
+        old_config=side["old"][1],
+        model=rounds[0]["new"]["model"],
+        rounds=rounds,
+        provenance=provenance("python -m eval.step_time " + " ".join(sys.argv[1:] if argv is None else argv)),
+    )
+    print(
+        f"old {result['old_step_s']:.3f} s, new {result['new_step_s']:.3f} s per step (medians): "
+        f"new is {result['speedup']:.2f}x the old steps/s; losses "
+        + ("equal" if result["same_losses"] else "differ: the commits in between change the numerics")
+    )
+    if args.json:
+        path = pathlib.Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
