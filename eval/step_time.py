@@ -82,6 +82,22 @@ def result_of(proc: subprocess.Popen, label: str) -> dict:
     sys.exit(f"error: the {label} step did not run (exit {proc.returncode}): {tail[0]}")
 
 
+def commit_of(checkout: pathlib.Path) -> str | None:
+    """The checkout's commit (with `+dirty` for uncommitted changes), or None outside git."""
+    try:
+        rev = subprocess.run(
+            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(checkout), "status", "--porcelain", "-uno"], capture_output=True, text=True
+        )
+    except OSError:
+        return None
+    if rev.returncode:
+        return None
+    return rev.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
 def summarise(rounds: list[dict]) -> dict:
     """`rounds`: `[{"old": measurement, "new": measurement}, ...]` -> medians and the ratio old / new."""
     old = [r["old"]["step_s"] for r in rounds]
@@ -136,6 +152,8 @@ def main(argv=None):
     result.update(
         old=str(old),
         new=str(new),
+        old_commit=commit_of(old),
+        new_commit=commit_of(new),
         config=args.config,
         old_config=side["old"][1],
         model=rounds[0]["new"]["model"],

@@ -48,7 +48,7 @@ def test_step_time_compares_two_checkouts_in_fresh_processes(tmp_path):
     cores = sorted(os.sched_getaffinity(0))[:2]
     args = ["--config", "cfg.py", "--steps", "3", "--rounds", "1", "--cores", ",".join(map(str, cores))]
     r = step_time.main(["--old", str(old), "--new", str(new), *args, "--json", str(tmp_path / "r.json")])
-    assert r["model"] == "fake" and r["same_losses"]
+    assert r["model"] == "fake" and r["same_losses"] and r["old_commit"] is None  # not a git checkout
     assert 0.06 < r["old_step_s"] < 1 and 0.015 < r["new_step_s"] < r["old_step_s"] and r["speedup"] > 2
     assert json.loads((tmp_path / "r.json").read_text())["rounds"][0]["new"]["times"]
     other = _fake_checkout(tmp_path / "other", 0.0, 2.0)  # other numerics show; one core: in turn
