@@ -357,16 +357,19 @@ def cmd_run(args) -> None:
 
 
 # ---------------------------------------------------------------------------------- merge
-def _means(runs: list[dict]) -> dict:
+def _means(runs: list[dict], at: int | None = None) -> dict:
     """Final Kodak metrics averaged over runs; with a constant learning rate the last evaluation
-    is noisy, so also the mean of each run's last three evaluations (`<key>_last3`)."""
+    is noisy, so also the mean of each run's last three evaluations (`<key>_last3`). With `at`,
+    each run is read as if it had stopped at step `at` (its evaluations up to there)."""
+    curves = [[c for c in r["curve"] if at is None or c["step"] <= at] for r in runs]
+    finals = [r["kodak"] if at is None else c[-1] for r, c in zip(runs, curves, strict=True)]
     out = {
-        key: float(np.mean([r["kodak"][key] for r in runs]))
+        key: float(np.mean([f[key] for f in finals]))
         for key in ("rd_loss", "psnr", "bpp", "z_share", "live_z_channels")
     }
     out["steps_per_s"] = float(np.mean([r["steps_per_s"] for r in runs]))
     for key in ("rd_loss", "z_share"):
-        out[f"{key}_last3"] = float(np.mean([np.mean([c[key] for c in r["curve"][-3:]]) for r in runs]))
+        out[f"{key}_last3"] = float(np.mean([np.mean([c[key] for c in curve[-3:]]) for curve in curves]))
     return out
 
 
@@ -391,9 +394,12 @@ def cmd_merge(args) -> None:
             rs = [r for r in same if r["label"] == label and r["complete"]]
             if not rs:
                 continue
-            entry = {"seeds": [r["seed"] for r in rs], **_means(rs)}
-            if ref and rs[0]["framework"] != "compressai":
-                base = _means(ref)
+            steps = rs[0]["steps"]
+            entry = {"seeds": [r["seed"] for r in rs], "steps": steps, **_means(rs)}
+            # a shorter run is compared with CompressAI's evaluations up to its own last step
+            same_step = all(any(c["step"] == steps for c in r["curve"]) for r in ref)
+            if ref and same_step and rs[0]["framework"] != "compressai":
+                base = _means(ref, at=steps)
                 for key in ("rd_loss", "z_share", "rd_loss_last3", "z_share_last3"):
                     entry[f"{key}_ratio_to_compressai"] = entry[key] / base[key]
             summary[f"{group}/{label}"] = entry

@@ -174,19 +174,21 @@ def test_step_profile_counts_flops_and_roles_of_the_optimised_hlo():
 
 
 def test_learning_parity_merge_compares_only_runs_of_the_same_lambda_and_lr(tmp_path):
-    def record(framework, lmbda, lr, rd):
+    def record(framework, lmbda, lr, rd, steps=2, label=None):
         kodak = {"rd_loss": rd, "psnr": 20.0, "bpp": 0.2, "z_share": 0.1, "live_z_channels": 5.0}
-        settings = {"batch": 8, "size": 128, "lmbda": lmbda, "lr": lr, "steps": 2}
+        settings = {"batch": 8, "size": 128, "lmbda": lmbda, "lr": lr, "steps": steps}
         return {
             "framework": framework,
-            "label": framework,
+            "label": label or framework,
             "model": "ckbd",
             "seed": 0,
-            "steps": 2,
+            "steps": steps,
             "complete": True,
             "settings": settings,
             "kodak": kodak,
-            "curve": [dict(kodak, step=2)],
+            "curve": [dict(kodak, rd_loss=2 * rd, step=1), dict(kodak, step=2)]
+            if steps == 2
+            else [dict(kodak, step=1)],
             "steps_per_s": 1.0,
         }
 
@@ -196,6 +198,7 @@ def test_learning_parity_merge_compares_only_runs_of_the_same_lambda_and_lr(tmp_
             record("compressai", 0.0035, 5e-4, 2.0),
             record("jaxlic", 0.0035, 5e-4, 1.0),
             record("jaxlic", 0.0483, 1e-4, 8.0),
+            record("jaxlic", 0.0035, 5e-4, 3.0, steps=1, label="jaxlic-before"),
         ]
     ):
         files.append(tmp_path / f"{i}.json")
@@ -204,6 +207,8 @@ def test_learning_parity_merge_compares_only_runs_of_the_same_lambda_and_lr(tmp_
     learning_parity.main(["merge", *map(str, files), "--json", str(out)])
     summary = json.loads(out.read_text())["summary"]
     assert summary["ckbd/8x128px/jaxlic"]["rd_loss_ratio_to_compressai"] == 0.5
+    before = summary["ckbd/8x128px/jaxlic-before"]  # 1 step: against CompressAI's step-1 evaluation
+    assert before["steps"] == 1 and before["rd_loss_ratio_to_compressai"] == 0.75
     other = summary["ckbd/8x128px/lambda0.0483/lr0.0001/jaxlic"]
     assert "rd_loss_ratio_to_compressai" not in other  # no CompressAI run at that lambda and lr
 
