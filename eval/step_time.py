@@ -14,6 +14,10 @@ the same thing; different ones must be explained by the commits in between.
   python -m eval.step_time --old ../jaxlic-old --config train/configs/ckbd.py:cpu --json runs/step_time.json
 
 Stop training runs meanwhile (their cores are the measured ones).
+
+`--here` times this checkout's step alone, on the default device with its threads (what
+`tools/gpu_run.sh` records on an accelerator): `python -m eval.step_time --here --config
+train/configs/ckbd.py:gpu --steps 20 --json step_time.json`.
 """
 
 from __future__ import annotations
@@ -43,11 +47,12 @@ from train import trainer
 _, state, step, key = trainer.setup_train_step(c)
 batch = np.random.default_rng(0).random((c.batch_size, c.data.crop_size, c.data.crop_size, 3), np.float32)
 batch = jax.device_put(batch)
-t0 = time.perf_counter()
+warm = []
 for _ in range(2):
+    t = time.perf_counter()
     state, m = step(state, batch, key)
     jax.block_until_ready(m)
-warmup = time.perf_counter() - t0
+    warm.append(time.perf_counter() - t)
 times, losses = [], []
 for _ in range(steps):
     t = time.perf_counter()
@@ -55,18 +60,29 @@ for _ in range(steps):
     jax.block_until_ready(m)
     times.append(time.perf_counter() - t)
     losses.append(float(m["loss"]))
-print("STEP_TIME " + json.dumps(dict(model=c.model, batch=c.batch_size, crop=c.data.crop_size,
-      step_s=statistics.median(times), times=times, warmup_s=warmup, losses=losses[:3])))
+median = statistics.median(times)
+print("STEP_TIME " + json.dumps(dict(model=c.model, N=c.get("N"), batch=c.batch_size, crop=c.data.crop_size,
+      device=str(jax.devices()[0]), step_s=median, images_per_s=c.batch_size / median, times=times,
+      first_step_s=warm[0], warmup_s=sum(warm), losses=losses[:3])))
 """
 
 
 def measure(
-    checkout: pathlib.Path, config: str, steps: int, overrides: list[str], core: int | None
+    checkout: pathlib.Path, config: str, steps: int, overrides: list[str], core: int | None, pin: bool = True
 ) -> subprocess.Popen:
-    """Starts one measuring process in `checkout`; `result_of` reads its `{"step_s", "times", ...}`."""
-    env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS="1")
+    """Starts one measuring process in `checkout`; `result_of` reads its `{"step_s", "times", ...}`.
+
+    `pin`: one thread (`OMP_NUM_THREADS=1`) on `core`; without it the process keeps the
+    environment's threads and `PYTHONPATH` after the checkout's (an accelerator run's wheels).
+    """
+    path = str(checkout)
+    if not pin and os.environ.get("PYTHONPATH"):
+        path += os.pathsep + os.environ["PYTHONPATH"]
+    env = dict(os.environ, PYTHONPATH=path)
+    if pin:
+        env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-c", WORKER, config, str(steps), *overrides]
-    if core is not None and shutil.which("taskset"):
+    if pin and core is not None and shutil.which("taskset"):
         cmd = ["taskset", "-c", str(core), *cmd]
     return subprocess.Popen(
         cmd, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -110,9 +126,40 @@ def summarise(rounds: list[dict]) -> dict:
     }
 
 
+def _write(path: str, result: dict) -> None:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+
+
+def _command(argv) -> str:
+    return "python -m eval.step_time " + " ".join(sys.argv[1:] if argv is None else argv)
+
+
+def time_here(args, overrides: list[str], argv) -> dict:
+    """One process in `--new` (this checkout), its threads and device as they are."""
+    new = pathlib.Path(args.new).resolve()
+    result = result_of(measure(new, args.config, args.steps, overrides, None, pin=False), "this checkout's")
+    from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
+
+    result.update(config=args.config, commit=commit_of(new), provenance=provenance(_command(argv)))
+    print(
+        f"train step {result['step_s'] * 1e3:.1f} ms median of {args.steps} "
+        f"({result['images_per_s']:.1f} images/s) on {result['device']}, first step {result['first_step_s']:.1f} s"
+    )
+    if args.json:
+        _write(args.json, result)
+    return result
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--old", required=True, help="checkout of the older commit (a git worktree)")
+    ap.add_argument("--old", help="checkout of the older commit (a git worktree)")
+    ap.add_argument(
+        "--here",
+        action="store_true",
+        help="time this checkout's step alone, unpinned, on the default device (an accelerator run)",
+    )
     ap.add_argument("--new", default=str(REPO), help="checkout of the newer commit (default: this one)")
     ap.add_argument("--config", default="train/configs/ckbd.py:cpu", help="training config, path.py[:args]")
     ap.add_argument("--old-config", help="the old checkout's config, if it is spelled differently")
@@ -121,6 +168,10 @@ def main(argv=None):
     ap.add_argument("--cores", default="0,1", help="two cores: the sides run at once; one core: in turn")
     ap.add_argument("--json", help="write the result here")
     args, overrides = ap.parse_known_args(argv)
+    if args.here:
+        return time_here(args, overrides, argv)
+    if not args.old:
+        sys.exit("error: --old CHECKOUT is required (or --here to time this checkout alone)")
     old, new = pathlib.Path(args.old).resolve(), pathlib.Path(args.new).resolve()
     for path in (old, new):
         if not (path / "train" / "trainer.py").exists():
@@ -158,7 +209,7 @@ def main(argv=None):
         old_config=side["old"][1],
         model=rounds[0]["new"]["model"],
         rounds=rounds,
-        provenance=provenance("python -m eval.step_time " + " ".join(sys.argv[1:] if argv is None else argv)),
+        provenance=provenance(_command(argv)),
     )
     print(
         f"old {result['old_step_s']:.3f} s, new {result['new_step_s']:.3f} s per step (medians): "
@@ -166,9 +217,7 @@ def main(argv=None):
         + ("equal" if result["same_losses"] else "differ: the commits in between change the numerics")
     )
     if args.json:
-        path = pathlib.Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2))
+        _write(args.json, result)
     return result
 
 

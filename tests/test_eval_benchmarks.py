@@ -59,6 +59,18 @@ def test_step_time_compares_two_checkouts_in_fresh_processes(tmp_path):
 def test_step_time_refuses_a_folder_that_is_not_a_checkout(tmp_path):
     with pytest.raises(SystemExit, match="not a jaxlic checkout"):
         step_time.main(["--old", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--old CHECKOUT is required"):
+        step_time.main([])
+
+
+def test_step_time_here_times_one_checkout_with_the_accelerator_fields(tmp_path):
+    new = _fake_checkout(tmp_path / "new", 0.03, 1.0)
+    args = ["--here", "--new", str(new), "--config", "cfg.py", "--steps", "3"]
+    r = step_time.main([*args, "--json", str(tmp_path / "h.json")])
+    assert json.loads((tmp_path / "h.json").read_text()) == r
+    assert r["config"] == "cfg.py" and "cpu" in r["device"].lower()
+    assert 0.025 < r["step_s"] < 1 and r["images_per_s"] == pytest.approx(2 / r["step_s"])
+    assert len(r["times"]) == 3 and r["first_step_s"] > 0.025 and r["N"] is None
 
 
 def _tiny_data(write_images, tmp_path):

@@ -92,31 +92,7 @@ status "training exited with $train_rc after ${train_s}s"
 #    program as training's step, so a compilation cache serves it too).
 status "timing the train step"
 # shellcheck disable=SC2086
-"$PY" - "$CONFIG" "$OUT/step_time.json" $STEP_ARGS $TRAIN_FLAGS <<'EOF'
-import argparse, json, statistics, sys, time
-import jax, numpy as np
-from absl import flags
-from ml_collections import config_flags
-ap = argparse.ArgumentParser()
-ap.add_argument("config"); ap.add_argument("out"); ap.add_argument("--steps", type=int, default=20)
-a, overrides = ap.parse_known_args()
-config_flag = config_flags.DEFINE_config_file("config", a.config)
-flags.FLAGS(["step_time", *overrides])
-c = config_flag.value
-from train import trainer
-_, state, step, key = trainer.setup_train_step(c)
-rng = np.random.default_rng(0)
-batch = jax.device_put(rng.random((c.batch_size, c.data.crop_size, c.data.crop_size, 3), np.float32))
-t = time.perf_counter(); state, m = step(state, batch, key); jax.block_until_ready(m); first = time.perf_counter() - t
-times = []
-for _ in range(a.steps):
-    t = time.perf_counter(); state, m = step(state, batch, key); jax.block_until_ready(m); times.append(time.perf_counter() - t)
-res = dict(config=a.config, model=c.model, N=c.N, batch=c.batch_size, crop=c.data.crop_size,
-           device=str(jax.devices()[0]), first_step_s=first, step_s=statistics.median(times),
-           images_per_s=c.batch_size / statistics.median(times), steps=times)
-json.dump(res, open(a.out, "w"), indent=2)
-print(f"train step {res['step_s'] * 1e3:.1f} ms median of {a.steps} ({res['images_per_s']:.1f} images/s), first step {first:.1f}s")
-EOF
+"$PY" -m eval.step_time --here --config "$CONFIG" --json "$OUT/step_time.json" $STEP_ARGS $TRAIN_FLAGS
 step_rc=$?
 
 # 4. Decode benchmarks: checkerboard vs serial context (eval/speed.py), entropy coding.
