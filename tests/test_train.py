@@ -239,6 +239,29 @@ def test_variable_rate_run_warm_starts_from_its_fixed_rate_weights(data_dir, tmp
         setup_step(tiny_config(data_dir, model="ckbd-vr", init_from=str(path)))
 
 
+def test_z_gain_run_warm_starts_from_variable_rate_weights_without_them(data_dir, tmp_path):
+    from jaxlic import weights  # pylint: disable=g-import-not-at-top
+
+    state, _, _ = setup_step(tiny_config(data_dir, model="ckbd-vr", seed=1))
+    path = tmp_path / "vr.msgpack"
+    weights.save(path, trainer.to_host(state.params), {"model": "ckbd-vr", "N": 8, "M": 8})
+    config = tiny_config(data_dir, model="ckbd-vr", seed=2, init_from=str(path))
+    config.model_kwargs.z_gains = True
+    warm, step, key = setup_step(config)
+    got, want = leaves(warm.params), leaves(state.params)
+    fresh = {k for k in got if k.startswith(("['z_gain']", "['inv_z_gain']"))}
+    assert fresh and set(got) - fresh == set(want)
+    for k in want:  # y's trained gains are kept, not spread again
+        np.testing.assert_array_equal(got[k], want[k])
+    default = registry.default_rate(registry.VR_LAMBDAS)
+    want_log = 0.5 * np.log(np.asarray(registry.VR_LAMBDAS) / registry.VR_LAMBDAS[default])
+    for k in fresh:  # z's fresh gains spread like y's
+        sign = -1.0 if k.startswith("['inv_z_gain']") else 1.0
+        np.testing.assert_allclose(got[k], np.broadcast_to(sign * want_log[:, None], got[k].shape), rtol=1e-6)
+    warm, metrics = step(warm, fixed_batch(), key)
+    assert bool(metrics["finite"])
+
+
 def test_resume_does_not_reread_the_init_from_file(data_dir, tmp_path):
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
 

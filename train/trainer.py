@@ -41,7 +41,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxlic.losses import rd_loss
-from jaxlic.models.init import rate_spread_gains, torch_like_biases
+from jaxlic.models.init import GAIN_PAIRS, rate_spread_gains, torch_like_biases
 from train import input_pipeline, metric_writers
 
 PyTree = Any
@@ -299,13 +299,14 @@ def create_train_state(
         extra = set(variables) - {"params"}
         if extra:
             raise ValueError(f"model has non-parameter collections {extra}; trainer handles params only")
-        fresh_gains = spec.variable_rate and (params is None or "gain" not in params)
+        # Gain pairs that start fresh (a fresh run, or a warm start from weights without them).
+        fresh_gains = [p for p in GAIN_PAIRS if p[0] in variables["params"] and (params is None or p[0] not in params)]
         if params is None:  # a fresh run starts from PyTorch-like biases (jaxlic.models.init)
             params = torch_like_biases(variables["params"], jax.random.fold_in(k_params, 1))
         else:  # a warm start; parameters it lacks (WARM_START_FRESH only) start fresh
             params = {**variables["params"], **params}
         if fresh_gains:  # rate point i at gain sqrt(lambda_i / lambda of the default point)
-            params = rate_spread_gains(params, spec.lambdas, spec.lmbda)
+            params = rate_spread_gains(params, spec.lambdas, spec.lmbda, fresh_gains)
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
@@ -356,7 +357,7 @@ def load_init_params(path: str, spec: ModelSpec) -> PyTree:
 
 #: Top-level parameters a warm start may lack (a fixed-rate file starting a variable-rate run);
 #: they keep their initialisation.
-WARM_START_FRESH = ("gain", "inv_gain")
+WARM_START_FRESH = tuple(name for pair in GAIN_PAIRS for name in pair)
 
 
 def train_step(

@@ -80,23 +80,26 @@ class HostCoder:
     def num_sections(self) -> int:
         return 1 + self.latent.num_sections
 
-    def _z(self, run: _Run, z_sym: np.ndarray) -> np.ndarray:
+    def _z(self, run: _Run, z_sym: np.ndarray, rate_args: tuple) -> np.ndarray:
         z_hat = z_sym.astype(np.float32) + self.z_medians
-        return run.net(self.hyper_fn, z_hat)
+        return run.net(self.hyper_fn, z_hat, *rate_args)
 
     def _z_channels(self, z_shape):
         return np.broadcast_to(np.arange(z_shape[-1]), z_shape)
 
-    def encode(self, y: np.ndarray, z: np.ndarray, timings: dict) -> list[bytes]:
-        """Latents y [1, h, w, M], z [1, h/4, w/4, N] -> the stream sections."""
+    def encode(self, y: np.ndarray, z: np.ndarray, timings: dict, rate_args: tuple = ()) -> list[bytes]:
+        """Latents y [1, h, w, M], z [1, h/4, w/4, N] -> the stream sections.
+
+        `rate_args`: the hyper-synthesis's extra arguments (a variable-rate model's rate parameter).
+        """
         run = _Run(self, timings)
         z_sym = np.round(z - self.z_medians).astype(np.int32)
         sections = [run.coded(rangecoder.encode_indexed, z_sym, self._z_channels(z.shape), self.z_tables)]
-        hyper = self._z(run, z_sym)
+        hyper = self._z(run, z_sym, rate_args)
         return sections + self.latent.encode(run, hyper, y)
 
-    def decode(self, sections, y_shape, z_shape, timings: dict) -> np.ndarray:
-        """The stream sections -> y_hat [1, h, w, M] (float32).
+    def decode(self, sections, y_shape, z_shape, timings: dict, rate_args: tuple = ()) -> np.ndarray:
+        """The stream sections -> y_hat [1, h, w, M] (float32); `rate_args` as for `encode`.
 
         Raises:
           BitstreamError: on a wrong number of sections or a malformed section.
@@ -105,5 +108,5 @@ class HostCoder:
             raise BitstreamError(f"expected {self.num_sections} sections, found {len(sections)}")
         run = _Run(self, timings)
         z_sym = run.coded(rangecoder.decode_indexed, sections[0], self._z_channels(z_shape), self.z_tables)
-        hyper = self._z(run, z_sym.reshape(z_shape))
+        hyper = self._z(run, z_sym.reshape(z_shape), rate_args)
         return self.latent.decode(run, hyper, sections[1:], y_shape)

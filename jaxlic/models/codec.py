@@ -247,7 +247,7 @@ class Codec:
             )
             y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
-        sections = self._coder.encode(y, z, t)
+        sections = self._coder.encode(y, z, t, self._rate_args(q))
         extra = {} if q is None else {RATE_KEY: rate_to_extra(q)}
         data = container.pack(container.Header(self.name, self.quality, h, w, extra), sections)
         self.last_timings = t
@@ -340,6 +340,7 @@ class Codec:
             y_shape=(1, hp // 16, wp // 16, self.cfg.M),
             z_shape=(1, hp // 64, wp // 64, self.cfg.N),
             timings=t,
+            rate_args=self._rate_args(q),
         )
         t0 = time.perf_counter()
         x_hat = self.synthesize(y_hat, q)

@@ -163,6 +163,9 @@ class Compressor(nn.Module):
 
             self.gain = GainUnit(c.num_rates, M)
             self.inv_gain = GainUnit(c.num_rates, M)
+            if c.z_gains:
+                self.z_gain = GainUnit(c.num_rates, N)
+                self.inv_z_gain = GainUnit(c.num_rates, N)
 
     def _check_rate(self, rate):
         if self.cfg.num_rates > 0 and rate is None:
@@ -180,17 +183,26 @@ class Compressor(nn.Module):
     def analysis(self, x, rate=None):
         """x [B,H,W,3] in [0,1] -> (y [B,H/16,W/16,M], z [B,H/64,W/64,N]).
 
-        A variable-rate model scales y by its gains at `rate` (scalar or [B]) before z.
+        A variable-rate model scales y by its gains at `rate` (scalar or [B]) before z, and z by
+        its own gains when it has them (`cfg.z_gains`).
         """
         y = self._run(self.g_a, x)
         if self.cfg.num_rates > 0:
             self._check_rate(rate)
             y = self.gain(y, rate)
         z = self._run(self.h_a, jnp.abs(y) if self._abs_hyper_input else y)
+        if self.cfg.z_gains:
+            z = self.z_gain(z, rate)
         return y, z
 
-    def hyper_synthesis(self, z_hat):
-        """z_hat -> hyper features: entropy params (no context) or the hyper half of their input."""
+    def hyper_synthesis(self, z_hat, rate=None):
+        """z_hat -> hyper features: entropy params (no context) or the hyper half of their input.
+
+        With z gains (`cfg.z_gains`) z_hat is first rescaled by their inverse at `rate`.
+        """
+        if self.cfg.z_gains:
+            self._check_rate(rate)
+            z_hat = self.inv_z_gain(z_hat, rate)
         return self._run(self.h_s, z_hat)
 
     def entropy_params(self, hyper, ctx=None):
@@ -252,7 +264,7 @@ class Compressor(nn.Module):
         mixed = self.cfg.train_quant == "mixed"
         if mixed:  # the hyper-synthesis sees z rounded as the coder rounds it (straight-through)
             z_hat = quantize(z, "ste", offset=jax.lax.stop_gradient(self.entropy_bottleneck.medians()))
-        hyper = self.hyper_synthesis(z_hat)
+        hyper = self.hyper_synthesis(z_hat, rate)
         y_dec, y_lik = self.latent.train(self, hyper, y, self.make_rng("noise"), mixed=mixed)
         return {"x_hat": self.synthesis(y_dec, rate), "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "z": z}
 
@@ -268,8 +280,8 @@ class Compressor(nn.Module):
         "round" (the coder's values), "ste" (the same values with the identity's gradient: the
         coder's own loss, differentiable in (y, z)) or a function `r(v)` of the offset-free
         values (e.g. the soft rounding of `jaxlic.models.refine`). Encoder-side latent refinement
-        descends the last two. `rate` is a variable-rate model's rate parameter (for the
-        synthesis only: y and z are already gained).
+        descends the last two. `rate` is a variable-rate model's rate parameter (for the inverse
+        gains before h_s and g_s: y and z are already gained).
         """
         med = jax.lax.stop_gradient(self.entropy_bottleneck.medians())
         if callable(rounding):
@@ -277,7 +289,7 @@ class Compressor(nn.Module):
         else:
             z_hat = quantize(z, rounding, offset=med)
         z_lik = self.entropy_bottleneck.likelihood(z_hat)
-        hyper = self.hyper_synthesis(z_hat)
+        hyper = self.hyper_synthesis(z_hat, rate)
         y_hat, y_lik = self.latent.evaluate(self, hyper, y, rounding)
         return {
             "x_hat": self.synthesis(y_hat, rate),

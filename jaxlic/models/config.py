@@ -45,6 +45,9 @@ class ModelConfig:
       num_rates: 0 for a fixed-rate model; > 0 for a variable-rate model with this many trained
         rate points (gain units of Cui et al. 2021, "Asymmetric Gained Deep Image Compression
         With Continuous Rate Adaptation"), coding at any rate parameter q in [0, num_rates - 1].
+      z_gains: a variable-rate model also scales the hyper-latent z by gains at the rate
+        parameter (and h_s's input by their inverse), Cui et al.'s hyper gain units: without
+        them one z serves every rate, at the size the highest needs.
     """
 
     name: str
@@ -60,6 +63,7 @@ class ModelConfig:
     pp_features: int = 48
     train_quant: str = "mixed"
     num_rates: int = 0
+    z_gains: bool = False
 
     def __post_init__(self):
         for field, allowed in (
@@ -73,6 +77,8 @@ class ModelConfig:
         latent_registry.check(self.context, self.entropy)
         if not isinstance(self.num_rates, int) or isinstance(self.num_rates, bool) or self.num_rates < 0:
             raise ValueError(f"num_rates={self.num_rates!r}; expected an integer >= 0")
+        if self.z_gains and not self.num_rates:
+            raise ValueError("z_gains needs a variable-rate model (num_rates > 0)")
 
     @property
     def variable_rate(self) -> bool:
@@ -88,9 +94,11 @@ class ModelConfig:
         return dataclasses.replace(self, **kw)
 
     def to_dict(self) -> dict:
-        """The fields as a dict; ``num_rates`` only for variable-rate models, so the metadata of
-        fixed-rate weights files stays as it was before variable rates existed."""
+        """The fields as a dict; ``num_rates`` only for variable-rate models and ``z_gains`` only
+        when set, so the metadata of earlier weights files stays as it was."""
         d = dataclasses.asdict(self)
         if not self.num_rates:
             del d["num_rates"]
+        if not self.z_gains:
+            del d["z_gains"]
         return d

@@ -43,8 +43,12 @@ def torch_like_biases(params, key: jax.Array):
     return visit(dict(params))
 
 
-def rate_spread_gains(params, lambdas, reference: float):
-    """Returns `params` with fresh gain units spread over the rate points by their lambdas.
+#: Gain-unit pairs (gain, inverse gain) of a variable-rate model: y's, and z's when it has them.
+GAIN_PAIRS = (("gain", "inv_gain"), ("z_gain", "inv_z_gain"))
+
+
+def rate_spread_gains(params, lambdas, reference: float, pairs=GAIN_PAIRS):
+    """Returns `params` with the gain units of `pairs` that it has spread over the rate points.
 
     Rate point i scales y by ``sqrt(lambdas[i] / reference)`` (the inverse gain unit by its
     reciprocal), the same for every channel: at high rate, the MSE-optimal quantisation step goes
@@ -52,11 +56,15 @@ def rate_spread_gains(params, lambdas, reference: float):
     keeps gain 1 (a warm start from a fixed-rate model of that lambda is that model there).
     Adam moves a log gain by about the learning rate per step, so gains that all start at 1
     would need thousands of steps to separate the points (a 500-step run from 1 at lr 2e-4 coded
-    Kodak at 0.334 and 0.345 bpp at its lowest and highest points).
+    Kodak at 0.334 and 0.345 bpp at its lowest and highest points). z's gains (`z_gains`
+    models) get the same spread: z's quantisation then coarsens with y's.
     """
     log_g = 0.5 * jnp.log(jnp.asarray(lambdas, jnp.float32) / reference)
     out = dict(params)
-    for name, sign in (("gain", 1.0), ("inv_gain", -1.0)):
-        shape = params[name]["log_gain"].shape
-        out[name] = {**params[name], "log_gain": jnp.broadcast_to(sign * log_g[:, None], shape)}
+    for pair in pairs:
+        if pair[0] not in params:
+            continue
+        for name, sign in zip(pair, (1.0, -1.0), strict=True):
+            shape = params[name]["log_gain"].shape
+            out[name] = {**params[name], "log_gain": jnp.broadcast_to(sign * log_g[:, None], shape)}
     return out

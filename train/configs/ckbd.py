@@ -17,6 +17,8 @@ Image Compression With Continuous Rate Adaptation"): `vr` trains the `-vr` varia
 model on all rate points of `jaxlic.models.registry.VR_LAMBDAS` (each example draws one), e.g.
   python -m train.main --config train/configs/ckbd.py:cpu,vr --workdir runs/ckbd-full-vr
   python -m train.main --config train/configs/ckbd.py:smoke,vr --workdir /tmp/smoke-vr
+`vr,zgain` gives z gain units of its own too (`ModelConfig.z_gains`), so z's rate follows the
+rate point instead of one z serving every rate.
 The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
 variant, about 8 h on a 2-core CPU: 3000 steps, resumes with longer schedules up to 8400
 steps, then a fine-tune on 256 px crops to 11000 (the exact commands are in
@@ -45,11 +47,11 @@ MODELS = ("ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    """Args: comma-separated `smoke` and/or one of MODELS (default ckbd-full)."""
+    """Args: comma-separated `smoke`, `cpu`, `gpu`, `vr`, `zgain` and/or one of MODELS (default ckbd-full)."""
     c = common.get_config()
     c.model = "ckbd-full"
     c.optim.learning_rate = 1e-4
-    variable_rate = False
+    variable_rate = z_gains = False
     for part in filter(None, (arg or "").split(",")):
         if part == "smoke":
             common.smoke(c)
@@ -59,14 +61,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             gpu(c)
         elif part == "vr":
             variable_rate = True
+        elif part == "zgain":
+            z_gains = True
         elif part in MODELS:
             c.model = part
         else:
             raise ValueError(
-                f"unknown config arg {part!r}; expected 'smoke', 'cpu', 'gpu', 'vr' or one of {MODELS}"
+                f"unknown config arg {part!r}; expected 'smoke', 'cpu', 'gpu', 'vr', 'zgain' or one of {MODELS}"
             )
+    if z_gains and not variable_rate:
+        raise ValueError("config arg 'zgain' needs 'vr' (z gains belong to variable-rate models)")
     if variable_rate:
         c.model = f"{c.model}-vr"
+    if z_gains:
+        c.model_kwargs.z_gains = True
     return c
 
 
