@@ -300,7 +300,9 @@ def create_train_state(
         if extra:
             raise ValueError(f"model has non-parameter collections {extra}; trainer handles params only")
         # Gain pairs that start fresh (a fresh run, or a warm start from weights without them).
-        fresh_gains = [p for p in GAIN_PAIRS if p[0] in variables["params"] and (params is None or p[0] not in params)]
+        fresh_gains = [
+            p for p in GAIN_PAIRS if p[0] in variables["params"] and (params is None or p[0] not in params)
+        ]
         if params is None:  # a fresh run starts from PyTorch-like biases (jaxlic.models.init)
             params = torch_like_biases(variables["params"], jax.random.fold_in(k_params, 1))
         else:  # a warm start; parameters it lacks (WARM_START_FRESH only) start fresh
