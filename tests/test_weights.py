@@ -71,3 +71,38 @@ def test_foreign_and_future_files_are_refused(tmp_path):
     (tmp_path / "future.msgpack").write_bytes(serialization.msgpack_serialize(blob))
     with pytest.raises(ModelError, match="unsupported weights version 99"):
         weights.load(tmp_path / "future.msgpack")
+
+
+def test_compact_weights_tool_checks_the_copy_codes_like_the_original(
+    vr_codec, save_codec, tmp_path, monkeypatch
+):
+    import importlib.util
+    import json
+    import pathlib
+
+    from PIL import Image
+
+    spec = importlib.util.spec_from_file_location(
+        "compact_weights", pathlib.Path(__file__).parents[1] / "tools" / "compact_weights.py"
+    )
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setattr(weights, "HALF_MIN_SIZE", 256)  # the tiny model's kernels count as large
+    codec = vr_codec()
+    save_codec(codec, tmp_path / "w.msgpack")
+    (tmp_path / "w.json").write_text(json.dumps({"metrics": {"loss": 1.0}}))
+    Image.fromarray((np.random.default_rng(2).uniform(size=(32, 48, 3)) * 255).astype(np.uint8)).save(
+        tmp_path / "a.png"
+    )
+    assert (
+        tool.main(
+            [str(tmp_path / "w.msgpack"), str(tmp_path / "h.msgpack"), "--check", str(tmp_path / "a.png")]
+        )
+        == 0
+    )
+    info = json.loads((tmp_path / "h.json").read_text())
+    assert info["stored"] == "float16" and info["metrics"] == {"loss": 1.0}
+    rows = info["compact_check"]
+    assert [r["rate"] for r in rows] == [0.0, codec.rate_range[1] / 2, codec.rate_range[1]]
+    for r in rows:
+        assert r["float16"]["bytes"] > 0 and abs(r["d_psnr"]) < 0.5 and abs(r["d_bytes_pct"]) < 10

@@ -4,7 +4,10 @@
 
 The JSON beside the input (config and metrics) is copied beside the output, with
 `"stored": "float16"`. The compact file is a (slightly) different model: measure it, not the
-original, before quoting numbers for it (`jaxlic eval IMAGES --weights OUT ...`).
+original, before quoting numbers for it (`jaxlic eval IMAGES --weights OUT ...`), or show that
+it codes like the original: `--check IMG [IMG ...]` codes each image with both files (a
+variable-rate model at its lowest, middle and highest rate parameter), prints the differences
+in bytes and PSNR and keeps them in the output's JSON as `"compact_check"`.
 """
 
 import argparse
@@ -18,10 +21,39 @@ import numpy as np
 from jaxlic import weights
 
 
+def check(original: pathlib.Path, compact: pathlib.Path, images: list[str]) -> list[dict]:
+    """Codes each image with both weights files: bytes and PSNR of each, per rate point."""
+    from PIL import Image  # pylint: disable=g-import-not-at-top
+
+    from jaxlic import zoo  # pylint: disable=g-import-not-at-top
+
+    a, b = zoo.load(weights=original), zoo.load(weights=compact)
+    lo, hi = a.rate_range
+    rates = [lo, (lo + hi) / 2, hi] if a.variable_rate else [None]
+    rows = []
+    for path in images:
+        img = np.asarray(Image.open(path).convert("RGB"))
+        for q in rates:
+            row = {"image": pathlib.Path(path).name, "rate": q}
+            for label, codec in (("float32", a), ("float16", b)):
+                data = codec.compress(img) if q is None else codec.compress(img, quality=q)
+                err = np.mean((codec.decompress(data).astype(np.float64) - img) ** 2)
+                row[label] = {"bytes": len(data), "psnr": float(10 * np.log10(255.0**2 / max(err, 1e-10)))}
+            row["d_psnr"] = row["float16"]["psnr"] - row["float32"]["psnr"]
+            row["d_bytes_pct"] = 100.0 * (row["float16"]["bytes"] / row["float32"]["bytes"] - 1.0)
+            print(
+                f"{row['image']} rate {q}: {row['float32']['bytes']} -> {row['float16']['bytes']} bytes "
+                f"({row['d_bytes_pct']:+.2f}%), {row['d_psnr']:+.4f} dB"
+            )
+            rows.append(row)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("input", type=pathlib.Path)
     p.add_argument("output", type=pathlib.Path)
+    p.add_argument("--check", nargs="+", metavar="IMAGE", help="code these images with both files")
     args = p.parse_args(argv)
     params, meta = weights.load(args.input)
     weights.save(args.output, params, {**meta, "stored": "float16"}, half=True)
@@ -31,8 +63,10 @@ def main(argv=None) -> int:
         for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(back))
     )
     side = args.input.with_suffix(".json")
-    if side.is_file():
-        info = json.loads(side.read_text())
+    info = json.loads(side.read_text()) if side.is_file() else {}
+    if args.check:
+        info["compact_check"] = check(args.input, args.output, args.check)
+    if info:
         args.output.with_suffix(".json").write_text(
             json.dumps({**info, "stored": "float16"}, indent=2) + "\n"
         )
