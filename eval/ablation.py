@@ -78,8 +78,13 @@ def averaged_curve(rows: list[dict]) -> dict:
 
 
 def decode_seconds(rows: list[dict], image: str = DECODE_IMAGE, rate: float = RATE) -> float | None:
-    """Decoding time of ``image`` at the point nearest ``rate`` (None without that image or time)."""
-    sel = [r for r in rows if r["image"] == image and isinstance(r.get("decoding_time"), float)]
+    """Decoding time of ``image`` (a file name without its suffix, as `jaxlic eval`'s rows name
+    files with theirs) at the point nearest ``rate`` (None without that image or time)."""
+    sel = [
+        r
+        for r in rows
+        if pathlib.PurePath(r["image"]).stem == image and isinstance(r.get("decoding_time"), float)
+    ]
     if not sel:
         return None
     return float(min(sel, key=lambda r: abs(math.log(r["bpp"] / rate)))["decoding_time"])
@@ -102,10 +107,15 @@ def model_flops(weights_path: str, height: int = 512, width: int = 768) -> float
 
 
 def _weights_meta(path: str) -> dict:
+    """`{"steps", "seed"}` of a weights file as the trainer exports it (`metrics.step`,
+    `train_config.seed`); None where the file does not say."""
     from jaxlic import weights as weights_io  # pylint: disable=g-import-not-at-top
 
     _, meta = weights_io.load(path)
-    return meta
+    return {
+        "steps": (meta.get("metrics") or {}).get("step"),
+        "seed": (meta.get("train_config") or {}).get("seed"),
+    }
 
 
 def ablation(
@@ -130,7 +140,7 @@ def ablation(
             continue
         meta = _weights_meta(weights[name]) if name in weights else {}
         variants[name] = {
-            "steps": meta.get("steps", meta.get("step")),
+            "steps": meta.get("steps"),
             "seed": meta.get("seed"),
             "curve": averaged_curve(rows[name]),
             "weights": weights.get(name),

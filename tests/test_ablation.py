@@ -23,7 +23,7 @@ def _write(tmp_path, name, shift_by_image, decode=1.0):
                 psnr = 30.0 + i + 4.0 * math.log2(bpp / 0.15) + shift
                 w.writerow(
                     dict(
-                        image=image,
+                        image=image + ".png",  # as jaxlic eval names them
                         kind="model",
                         name=name,
                         quality=q,
@@ -98,7 +98,13 @@ def test_ablation_reads_steps_and_seed_from_weights_and_counts_flops(tmp_path):
     shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, 0.0, method="forward_train"), x)
     params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes["params"])
     path = tmp_path / "ckbd-vr.msgpack"
-    meta = {"model": "ckbd-vr", "config": model.cfg.to_dict(), "quality": 3, "steps": 1234, "seed": 7}
+    meta = {  # as train.trainer.export_weights writes it
+        "model": "ckbd-vr",
+        "config": model.cfg.to_dict(),
+        "quality": 0,
+        "metrics": {"step": 1234, "loss": 1.0},
+        "train_config": {"seed": 7, "num_steps": 5000},
+    }
     weights.save(path, params, meta)
     rows = {"ckbd": matched.read_rows(_write(tmp_path, "ckbd", {"kodim23": 0.0}))}
     record = ablation.ablation(rows, weights={"ckbd": str(path)}, count_flops=True)
