@@ -42,8 +42,14 @@ cont() {  # cont CORE
       --config.optim.hyper_lr_factor=1.0 --config.eval_every_steps=500 >> runs/default/vr8-cont.log 2>&1 || return 1
   fi
   [ -f "$out/per_image_ckbd-full-vr.csv" ] && return 0
-  taskset -c "$core" $PY -m jaxlic.cli eval ../shared/data/kodak --weights "$dir/export/ckbd-full-vr-q0.msgpack" \
-    --qualities 0,1,2,2.5,3,3.5,4,4.5,5,6,7 --reuse results/kodak/per_image_codecs.csv --out "$out" --force \
+  # the compact copy that would ship (jaxlic/pretrained/), evaluated as stored, beside the
+  # same classical-codec and fixed-rate rows as the shipped default's table
+  local w=runs/default/ckbd-full-vr-q0.msgpack
+  [ -f "$w" ] || $PY tools/compact_weights.py "$dir/export/ckbd-full-vr-q0.msgpack" "$w" \
+    --check ../shared/data/kodak/kodim05.png ../shared/data/kodak/kodim23.png >> runs/default/eval-vr8-cont.log 2>&1 || return 1
+  taskset -c "$core" $PY -m jaxlic.cli eval ../shared/data/kodak --weights "$w" \
+    --qualities 0,1,2,2.5,3,3.5,4,4.5,5,6,7 --out "$out" --force --reuse results/kodak/per_image_codecs.csv \
+    results/kodak/per_image_ckbd-full.csv results/kodak/per_image_ckbd-full+refine40.csv \
     >> runs/default/eval-vr8-cont.log 2>&1
 }
 chain0() { both 0 ckbd 0 && both 0 ckbd-gmm 0 && both 0 ckbd-pp 0 && both 0 ckbd 1; }
