@@ -26,6 +26,7 @@ def check(original: pathlib.Path, compact: pathlib.Path, images: list[str]) -> l
     from PIL import Image  # pylint: disable=g-import-not-at-top
 
     from jaxlic import zoo  # pylint: disable=g-import-not-at-top
+    from jaxlic.metrics import psnr  # pylint: disable=g-import-not-at-top
 
     a, b = zoo.load(weights=original), zoo.load(weights=compact)
     lo, hi = a.rate_range
@@ -37,8 +38,7 @@ def check(original: pathlib.Path, compact: pathlib.Path, images: list[str]) -> l
             row = {"image": pathlib.Path(path).name, "rate": q}
             for label, codec in (("float32", a), ("float16", b)):
                 data = codec.compress(img) if q is None else codec.compress(img, quality=q)
-                err = np.mean((codec.decompress(data).astype(np.float64) - img) ** 2)
-                row[label] = {"bytes": len(data), "psnr": float(10 * np.log10(255.0**2 / max(err, 1e-10)))}
+                row[label] = {"bytes": len(data), "psnr": psnr(img, codec.decompress(data))}
             row["d_psnr"] = row["float16"]["psnr"] - row["float32"]["psnr"]
             row["d_bytes_pct"] = 100.0 * (row["float16"]["bytes"] / row["float32"]["bytes"] - 1.0)
             print(
