@@ -14,17 +14,22 @@ run() {  # run CORE VARIANT SEED
   taskset -c "$core" $PY -m train.main --config "train/configs/ckbd.py:cpu,vr,$variant" --workdir "$dir" \
     --config.seed="$seed" --config.num_steps="$STEPS" >> "runs/ablation/$variant-s$seed.log" 2>&1
 }
+compact_eval() {  # compact_eval CORE EXPORT WEIGHTS OUT LOG [jaxlic eval args]: the compact copy
+  # (float16, checked against the export on two images), then its Kodak curve as stored
+  local core=$1 src=$2 w=$3 out=$4 log=$5
+  shift 5
+  [ -f "$w" ] || $PY tools/compact_weights.py "$src" "$w" \
+    --check ../shared/data/kodak/kodim05.png ../shared/data/kodak/kodim23.png >> "$log" 2>&1 || return 1
+  taskset -c "$core" $PY -m jaxlic.cli eval ../shared/data/kodak --weights "$w" --out "$out" --force "$@" >> "$log" 2>&1
+}
 evaluate() {  # evaluate CORE VARIANT SEED: Kodak curve of a finished run (8 rate points, real streams)
-  # of its compact weights (float16, committed under results/ablation/weights/), the file the table quotes
-  local core=$1 variant=$2 seed=$3 out=runs/abl/$2-s$3 w=results/ablation/weights/$2-s$3.msgpack
+  # of its compact weights (committed under results/ablation/weights/), the file the table quotes
+  local core=$1 variant=$2 seed=$3 out=runs/abl/$2-s$3
   [ -f "$out/per_image_$variant-vr.csv" ] && return 0
-  mkdir -p results/ablation/weights
-  [ -f "$w" ] || $PY tools/compact_weights.py "runs/ablation/$variant-s$seed/export/$variant-vr-q0.msgpack" "$w" \
-    --check ../shared/data/kodak/kodim05.png ../shared/data/kodak/kodim23.png \
-    >> "runs/ablation/eval-$variant-s$seed.log" 2>&1 || return 1
-  taskset -c "$core" $PY -m jaxlic.cli eval ../shared/data/kodak --weights "$w" --out "$out" --force \
-    >> "runs/ablation/eval-$variant-s$seed.log" 2>&1 || return 1
-  mkdir -p results/ablation/kodak && cp "$out/per_image_$variant-vr.csv" "results/ablation/kodak/$variant-s$seed.csv"
+  mkdir -p results/ablation/weights results/ablation/kodak
+  compact_eval "$core" "runs/ablation/$variant-s$seed/export/$variant-vr-q0.msgpack" \
+    "results/ablation/weights/$variant-s$seed.msgpack" "$out" "runs/ablation/eval-$variant-s$seed.log" || return 1
+  cp "$out/per_image_$variant-vr.csv" "results/ablation/kodak/$variant-s$seed.csv"
 }
 both() { run "$@" && evaluate "$@"; }
 # The new default (issue "The seed's ablation"): the run behind the shipped ckbd-full-vr
@@ -42,15 +47,11 @@ cont() {  # cont CORE
       --config.optim.hyper_lr_factor=1.0 --config.eval_every_steps=500 >> runs/default/vr8-cont.log 2>&1 || return 1
   fi
   [ -f "$out/per_image_ckbd-full-vr.csv" ] && return 0
-  # the compact copy that would ship (jaxlic/pretrained/), evaluated as stored, beside the
-  # same classical-codec and fixed-rate rows as the shipped default's table
-  local w=runs/default/ckbd-full-vr-q0.msgpack
-  [ -f "$w" ] || $PY tools/compact_weights.py "$dir/export/ckbd-full-vr-q0.msgpack" "$w" \
-    --check ../shared/data/kodak/kodim05.png ../shared/data/kodak/kodim23.png >> runs/default/eval-vr8-cont.log 2>&1 || return 1
-  taskset -c "$core" $PY -m jaxlic.cli eval ../shared/data/kodak --weights "$w" \
-    --qualities 0,1,2,2.5,3,3.5,4,4.5,5,6,7 --out "$out" --force --reuse results/kodak/per_image_codecs.csv \
-    results/kodak/per_image_ckbd-full.csv results/kodak/per_image_ckbd-full+refine40.csv \
-    >> runs/default/eval-vr8-cont.log 2>&1
+  # the compact copy that would ship (jaxlic/pretrained/), beside the same classical-codec and
+  # fixed-rate rows as the shipped default's table
+  compact_eval "$core" "$dir/export/ckbd-full-vr-q0.msgpack" runs/default/ckbd-full-vr-q0.msgpack "$out" \
+    runs/default/eval-vr8-cont.log --qualities 0,1,2,2.5,3,3.5,4,4.5,5,6,7 --reuse results/kodak/per_image_codecs.csv \
+    results/kodak/per_image_ckbd-full.csv results/kodak/per_image_ckbd-full+refine40.csv
 }
 chain0() { both 0 ckbd 0 && both 0 ckbd-gmm 0 && both 0 ckbd-pp 0 && both 0 ckbd 1; }
 chain1() { both 1 ckbd-full 0 && { cont 1 || echo "the default's continuation failed"; } && both 1 ckbd-attn 0 && both 1 ckbd-full 1; }
