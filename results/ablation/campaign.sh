@@ -8,10 +8,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 PY=${PYTHON:-$PWD/.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 STEPS=${STEPS:-5000}
+# WIDE=1: one run on both cores (no taskset), for a run that would not finish in a session on
+# one core; ONLY=VARIANT-sSEED: that run (and its evaluation) alone, the chain's others skipped.
+pin() { local core=$1; shift; if [ "${WIDE:-0}" = 1 ]; then "$@"; else taskset -c "$core" "$@"; fi; }
+[ "${WIDE:-0}" = 1 ] && export OMP_NUM_THREADS=2 MKL_NUM_THREADS=2
 run() {  # run CORE VARIANT SEED
   local core=$1 variant=$2 seed=$3 dir=runs/ablation/$2-s$3
   [ -f "$dir/export/$variant-vr-q0.json" ] && return 0
-  taskset -c "$core" $PY -m train.main --config "train/configs/ckbd.py:cpu,vr,$variant" --workdir "$dir" \
+  pin "$core" $PY -m train.main --config "train/configs/ckbd.py:cpu,vr,$variant" --workdir "$dir" \
     --config.seed="$seed" --config.num_steps="$STEPS" >> "runs/ablation/$variant-s$seed.log" 2>&1
 }
 compact_eval() {  # compact_eval CORE EXPORT WEIGHTS OUT LOG [jaxlic eval args]: the compact copy
@@ -20,7 +24,7 @@ compact_eval() {  # compact_eval CORE EXPORT WEIGHTS OUT LOG [jaxlic eval args]:
   shift 5
   [ -f "$w" ] || $PY tools/compact_weights.py "$src" "$w" \
     --check ../shared/data/kodak/kodim05.png ../shared/data/kodak/kodim23.png >> "$log" 2>&1 || return 1
-  taskset -c "$core" $PY -m jaxlic.cli eval ../shared/data/kodak --weights "$w" --out "$out" --force "$@" >> "$log" 2>&1
+  pin "$core" $PY -m jaxlic.cli eval ../shared/data/kodak --weights "$w" --out "$out" --force "$@" >> "$log" 2>&1
 }
 evaluate() {  # evaluate CORE VARIANT SEED: Kodak curve of a finished run (8 rate points, real streams)
   # of its compact weights (committed under results/ablation/weights/), the file the table quotes
@@ -31,7 +35,13 @@ evaluate() {  # evaluate CORE VARIANT SEED: Kodak curve of a finished run (8 rat
     "results/ablation/weights/$variant-s$seed.msgpack" "$out" "runs/ablation/eval-$variant-s$seed.log" || return 1
   cp "$out/per_image_$variant-vr.csv" "results/ablation/kodak/$variant-s$seed.csv"
 }
-both() { run "$@" && evaluate "$@"; }
+# A run whose per-image rows are committed is done: a new checkout has no runs/ (it does not
+# outlive the session that made it), and committed results must not be trained again.
+both() {
+  [ -f "results/ablation/kodak/$2-s$3.csv" ] && return 0
+  [ -n "${ONLY:-}" ] && [ "$ONLY" != "$2-s$3" ] && return 0
+  run "$@" && evaluate "$@"
+}
 # The new default (issue "The seed's ablation"): the run behind the shipped ckbd-full-vr
 # (runs/vrcost/vr8: ckbd-full-q2 + 2000 variable-rate steps) resumed from its step 2000 with a
 # restarted schedule to CONT_STEPS; then its Kodak curve at the shipped table's rate points
@@ -39,6 +49,7 @@ both() { run "$@" && evaluate "$@"; }
 CONT_STEPS=${CONT_STEPS:-4000}
 cont() {  # cont CORE
   local core=$1 dir=runs/default/vr8-cont out=runs/abl/default-vr8-cont
+  [ -d runs/vrcost/vr8 ] || [ -d "$dir" ] || return 0  # shipped on 2026-11-29; its run is gone
   if [ ! -d "$dir" ]; then mkdir -p runs/default && cp -r runs/vrcost/vr8 "$dir" && rm -rf "$dir/export"; fi
   if [ ! -f "$dir/export/ckbd-full-vr-q0.json" ]; then
     taskset -c "$core" $PY -m train.main --config train/configs/ckbd.py:cpu,vr --workdir "$dir" \
@@ -53,8 +64,9 @@ cont() {  # cont CORE
     runs/default/eval-vr8-cont.log --qualities 0,1,2,2.5,3,3.5,4,4.5,5,6,7 --reuse results/kodak/per_image_codecs.csv \
     results/kodak/per_image_ckbd-full.csv results/kodak/per_image_ckbd-full+refine40.csv
 }
-chain0() { both 0 ckbd 0 && both 0 ckbd-gmm 0 && both 0 ckbd-pp 0 && both 0 ckbd 1; }
-chain1() { both 1 ckbd-full 0 && { cont 1 || echo "the default's continuation failed"; } && both 1 ckbd-attn 0 && both 1 ckbd-full 1; }
+# Order: the two faster variants first, so that each fits in one session (runs/ does not outlive it).
+chain0() { both 0 ckbd 0 && both 0 ckbd-gmm 0 && both 0 ckbd 1 && both 0 ckbd-full 1; }
+chain1() { both 1 ckbd-full 0 && { cont 1 || echo "the default's continuation failed"; } && both 1 ckbd-pp 0 && both 1 ckbd-attn 0; }
 # Usage: campaign.sh [0|1|all]. One chain per core; a chain already running is not started twice.
 # A second start waits for the first (a run it left is finished or resumed, a finished one skipped).
 locked() { exec 9>"runs/ablation/chain$1.lock"; flock -n 9 || { echo "chain $1 is running: waiting"; flock 9; }; "chain$1"; }
