@@ -4,14 +4,15 @@
 # Two arms from the same start, ckbd-full s0 of the ablation (5000 steps, live hyperprior: z is
 # 59% of the rate at q0), trained alike for STEPS more steps on one core; the `zgain` arm starts
 # its z gains fresh (spread like y's), everything else from the file. The arms run one after the
-# other on CORE; each one's validation (2 Kodak images at q0 / q3 / q7) is in its log.
+# other on CORE (ARMS=plain CORE=0 and ARMS=zgain CORE=1: one per core at once); each one's
+# validation (2 Kodak images at q0 / q3 / q7) is in its log.
 set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 PY=${PYTHON:-$PWD/.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-STEPS=${STEPS:-400} CORE=${CORE:-0}
+STEPS=${STEPS:-400} CORE=${CORE:-0} ARMS=${ARMS:-plain zgain}
 mkdir -p runs/zgain
-for arm in plain zgain; do
+for arm in $ARMS; do
   cfg=cpu,vr,ckbd-full
   [ "$arm" = zgain ] && cfg=$cfg,zgain
   [ -f "runs/zgain/$arm/export/ckbd-full-vr-q0.json" ] && continue
@@ -20,4 +21,4 @@ for arm in plain zgain; do
     --config.num_steps="$STEPS" --config.optim.learning_rate=1.5e-4 --config.optim.warmup_steps=50 \
     --config.eval_every_steps=$((STEPS / 2)) >> "runs/zgain/$arm.log" 2>&1 || exit 1
 done
-grep -a "validation" runs/zgain/plain.log runs/zgain/zgain.log
+for arm in $ARMS; do grep -a "validation:" "runs/zgain/$arm.log"; done
