@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 PY=${PYTHON:-$PWD/.venv/bin/python}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 STEPS=${STEPS:-5000}
+mkdir -p runs/ablation  # logs and chain locks; a new checkout has no runs/
 # WIDE=1: one run on both cores (no taskset), for a run that would not finish in a session on
 # one core; ONLY=VARIANT-sSEED: that run (and its evaluation) alone, the chain's others skipped.
 pin() { local core=$1; shift; if [ "${WIDE:-0}" = 1 ]; then "$@"; else taskset -c "$core" "$@"; fi; }
@@ -52,7 +53,7 @@ cont() {  # cont CORE
   [ -d runs/vrcost/vr8 ] || [ -d "$dir" ] || return 0  # shipped on 2026-11-29; its run is gone
   if [ ! -d "$dir" ]; then mkdir -p runs/default && cp -r runs/vrcost/vr8 "$dir" && rm -rf "$dir/export"; fi
   if [ ! -f "$dir/export/ckbd-full-vr-q0.json" ]; then
-    taskset -c "$core" $PY -m train.main --config train/configs/ckbd.py:cpu,vr --workdir "$dir" \
+    pin "$core" $PY -m train.main --config train/configs/ckbd.py:cpu,vr --workdir "$dir" \
       --config.init_from=jaxlic/pretrained/ckbd-full-q2.msgpack --config.seed=0 --config.num_steps="$CONT_STEPS" \
       --config.optim.schedule_start=2000 --config.optim.learning_rate=1.5e-4 --config.optim.warmup_steps=100 \
       --config.optim.hyper_lr_factor=1.0 --config.eval_every_steps=500 >> runs/default/vr8-cont.log 2>&1 || return 1
