@@ -21,11 +21,12 @@ averaged the same way. The averaged curves in the JSON and the plot are for plot
 
 Writes ``ablation.json`` (``{"variants": {name: {"steps", "seed", "curve": {"bpp", "psnr"},
 "weights", "decode_s", "gflops_768x512"}}, "vs_ckbd": {name: {"dpsnr_at_0.15", "ci95", "n", "outside",
-"bd_rate", "bd_rate_ci95"}}, "seed_spread_db", "seed_spread", "claims", "provenance"}``),
+"bd_rate", "bd_rate_ci95", "by_rate": {bpp: {"mean_db", "ci95", "n"}}}}, "seed_spread_db", "seed_spread", "claims", "provenance"}``),
 ``table.md`` (ours beside the claims) and ``rd.png``. ``steps`` and ``seed`` come from a
 variant's weights file when given (its metadata), ``decode_s`` is the decoding time of
 kodim23 at the variant's point nearest 0.15 bpp, ``gflops_768x512`` (with ``--flops``) XLA's count
-of the variant's rounding pass on a 768 x 512 image.
+of the variant's rounding pass on a 768 x 512 image. ``by_rate`` is the same per-image gain at
+each of ``GAIN_RATES``.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ from jaxlic.evaluation import matched
 BASELINE = "ckbd"
 VARIANTS = ("ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
 RATE = 0.15
+#: The rates each variant's gain over the baseline is also read at (``vs_ckbd[name]["by_rate"]``).
+GAIN_RATES = (0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 #: The seed's claims: PSNR gains at about 0.15 bpp on Kodak over the checkerboard baseline (dB).
 CLAIMED_GAIN_DB = {"ckbd-attn": 0.23, "ckbd-gmm": 0.25, "ckbd-pp": 0.13, "ckbd-full": 0.37}
 CLAIMED_DECODING = "checkerboard decoding far faster than a serial context"
@@ -159,6 +162,10 @@ def ablation(
             "bd_rate": bd["mean_pct"],
             "bd_rate_ci95": bd["ci95"],
             "claimed_db": CLAIMED_GAIN_DB[name],
+            "by_rate": {
+                f"{r:g}": _gain_summary(matched.gain_at_rate(rows[name], rows[BASELINE], r))
+                for r in GAIN_RATES
+            },
         }
     spread = {
         name: matched.gain_at_rate(other, rows[name], rate)
@@ -169,11 +176,14 @@ def ablation(
         "variants": variants,
         "vs_ckbd": vs,
         "seed_spread_db": max((abs(s["mean_db"]) for s in spread.values()), default=None),
-        "seed_spread": {
-            n: {"mean_db": s["mean_db"], "ci95": s["ci95"], "n": s["n"]} for n, s in spread.items()
-        },
+        "seed_spread": {n: _gain_summary(s) for n, s in spread.items()},
         "claims": {"gain_db_at_0.15": CLAIMED_GAIN_DB, "decoding": CLAIMED_DECODING},
     }
+
+
+def _gain_summary(gain: dict) -> dict:
+    """The mean, 95% CI and image count of a ``matched.gain_at_rate`` result."""
+    return {"mean_db": gain["mean_db"], "ci95": gain["ci95"], "n": gain["n"]}
 
 
 def _num(v, fmt: str) -> str:

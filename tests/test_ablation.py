@@ -66,6 +66,8 @@ def test_ablation_writes_json_table_and_plot(tmp_path, capsys):
     full = record["vs_ckbd"]["ckbd-full"]
     assert full["dpsnr_at_0.15"] == pytest.approx(0.4) and full["n"] == 2 and full["claimed_db"] == 0.37
     assert full["bd_rate"] < 0 and full["ci95"][0] <= 0.4 <= full["ci95"][1]
+    assert full["by_rate"]["0.15"] == {"mean_db": full["dpsnr_at_0.15"], "ci95": full["ci95"], "n": 2}
+    assert set(full["by_rate"]) == {"0.1", "0.15", "0.2", "0.3", "0.4", "0.5"}
     assert set(record["variants"]) == {"ckbd", "ckbd-full"}
     assert record["variants"]["ckbd"]["decode_s"] == 2.0
     assert record["variants"]["ckbd"]["curve"]["bpp"] == pytest.approx(list(RATES))
