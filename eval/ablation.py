@@ -24,7 +24,9 @@ Writes ``ablation.json`` (``{"variants": {name: {"steps", "seed", "curve": {"bpp
 "bd_rate", "bd_rate_ci95", "by_rate": {bpp: {"mean_db", "ci95", "n"}}}}, "seed_spread_db", "seed_spread", "claims", "provenance"}``),
 ``table.md`` (ours beside the claims) and ``rd.png``. ``steps`` and ``seed`` come from a
 variant's weights file when given (its metadata), ``decode_s`` is the decoding time of
-kodim23 at the variant's point nearest 0.15 bpp, ``gflops_768x512`` (with ``--flops``) XLA's count
+kodim23 at the variant's point nearest 0.15 bpp: by default the one its ``jaxlic eval`` run
+recorded, or with ``--decode-times`` the median of ``python -m eval.decode_time`` (all files
+decoded side by side in interleaved rounds; ``decode_source`` says which), ``gflops_768x512`` (with ``--flops``) XLA's count
 of the variant's rounding pass on a 768 x 512 image. ``by_rate`` is the same per-image gain at
 each of ``GAIN_RATES``.
 """
@@ -127,8 +129,12 @@ def ablation(
     weights=None,
     rate=RATE,
     count_flops=False,
+    decode_times: dict | None = None,
 ) -> dict:
     """The ablation record (see the module docstring) from per-image rows by variant name.
+
+    ``decode_times``: ``python -m eval.decode_time``'s JSON record, whose medians replace the
+    decoding times of the per-image rows.
 
     Raises:
         JaxlicError: the baseline is missing, or the variants were measured on different images.
@@ -147,7 +153,11 @@ def ablation(
             "seed": meta.get("seed"),
             "curve": averaged_curve(rows[name]),
             "weights": weights.get(name),
-            "decode_s": decode_seconds(rows[name], rate=rate),
+            "decode_s": (
+                decode_seconds(rows[name], rate=rate)
+                if decode_times is None
+                else (decode_times["results"].get(name) or {}).get("decode_s")
+            ),
             "gflops_768x512": model_flops(weights[name]) / 1e9 if count_flops and name in weights else None,
         }
         if name == BASELINE:
@@ -178,6 +188,11 @@ def ablation(
         "seed_spread_db": max((abs(s["mean_db"]) for s in spread.values()), default=None),
         "seed_spread": {n: _gain_summary(s) for n, s in spread.items()},
         "claims": {"gain_db_at_0.15": CLAIMED_GAIN_DB, "decoding": CLAIMED_DECODING},
+        "decode_source": (
+            "each variant's own `jaxlic eval` run (not side by side)"
+            if decode_times is None
+            else f"side by side: {decode_times['command']}"
+        ),
     }
 
 
@@ -212,10 +227,22 @@ def table_md(record: dict, rate: float = RATE) -> str:
             f"| {row['claimed_db']:+.2f} | {_num(row['bd_rate'], '+.2f')} % | {_num(v['decode_s'], '.2f')} "
             f"| {_num(v['gflops_768x512'], '.1f')} |"
         )
+    lines += ["", f"Decoding times: {record['decode_source']}."]
     if record["seed_spread"]:
         parts = ", ".join(f"{n} {_num(s['mean_db'], '+.3f')} dB" for n, s in record["seed_spread"].items())
         lines += ["", f"Seed-to-seed difference at {rate:g} bpp (second seed − first): {parts}."]
     return "\n".join(lines) + "\n"
+
+
+def _read_decode_times(path: str) -> dict:
+    """``python -m eval.decode_time``'s JSON record (its ``results`` and ``command``)."""
+    try:
+        record = json.loads(pathlib.Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise JaxlicError(f"--decode-times: cannot read {path}: {e}") from e
+    if not isinstance(record, dict) or not isinstance(record.get("results"), dict) or "command" not in record:
+        raise JaxlicError(f"--decode-times: {path} is not a record of python -m eval.decode_time")
+    return record
 
 
 def main(argv=None) -> int:
@@ -225,6 +252,9 @@ def main(argv=None) -> int:
     p.add_argument("--weights", action="append", default=[], help="NAME=weights file (steps, seed, path)")
     p.add_argument("--rate", type=float, default=RATE, help="bpp of the comparison (default 0.15)")
     p.add_argument("--flops", action="store_true", help="count each variant's FLOPs (needs --weights)")
+    p.add_argument(
+        "--decode-times", help="JSON of `python -m eval.decode_time` (side-by-side decoding times)"
+    )
     p.add_argument("--out", help="folder for ablation.json, table.md and rd.png")
     args = p.parse_args(argv)
     try:
@@ -233,7 +263,8 @@ def main(argv=None) -> int:
             n: matched.read_rows(path) for n, path in _named_paths(args.second_seed, "--second-seed").items()
         }
         weights = _named_paths(args.weights, "--weights")
-        record = ablation(rows, second, weights, args.rate, count_flops=args.flops)
+        decode_times = _read_decode_times(args.decode_times) if args.decode_times else None
+        record = ablation(rows, second, weights, args.rate, count_flops=args.flops, decode_times=decode_times)
     except JaxlicError as e:
         print(f"ablation: error: {e}", file=sys.stderr)
         return 1

@@ -77,6 +77,17 @@ def test_ablation_writes_json_table_and_plot(tmp_path, capsys):
     assert "| ckbd-full | +0.400" in table and "+0.37" in table
     assert (out / "rd.png").stat().st_size > 0
     assert "ckbd-full" in capsys.readouterr().out
+    assert "not side by side" in table
+    times = tmp_path / "decode.json"  # as eval.decode_time writes it; ckbd-full not timed
+    times.write_text(
+        json.dumps({"command": "python -m eval.decode_time X", "results": {"ckbd": {"decode_s": 0.5}}})
+    )
+    assert ablation.main([*args, "--decode-times", str(times), "--out", str(out)]) == 0
+    record = json.loads((out / "ablation.json").read_text())
+    assert (
+        record["variants"]["ckbd"]["decode_s"] == 0.5 and record["variants"]["ckbd-full"]["decode_s"] is None
+    )
+    assert "side by side: python -m eval.decode_time X" in (out / "table.md").read_text()
 
 
 def test_ablation_errors_are_one_line(tmp_path, capsys):
@@ -84,8 +95,10 @@ def test_ablation_errors_are_one_line(tmp_path, capsys):
     assert ablation.main(["--variant", f"ckbd-full={full}"]) == 1  # no baseline
     assert ablation.main(["--variant", f"ckbd-xl={full}"]) == 1
     assert ablation.main(["--variant", "ckbd"]) == 1
+    (tmp_path / "t.json").write_text("{}")
+    assert ablation.main(["--variant", f"ckbd={full}", "--decode-times", str(tmp_path / "t.json")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and all(line.startswith("ablation: error:") for line in err)
+    assert len(err) == 4 and all(line.startswith("ablation: error:") for line in err)
 
 
 def test_ablation_reads_steps_and_seed_from_weights_and_counts_flops(tmp_path):
