@@ -77,7 +77,11 @@ case "${1:-all}" in
 esac
 ( locked 0 ) & ( locked 1 ) &
 wait
-K=results/ablation/kodak
+K=results/ablation/kodak W=results/ablation/weights
+# decoding times side by side (interleaved rounds, nothing else running), then the table
+$PY -m eval.decode_time --weights ckbd=$W/ckbd-s0.msgpack --weights ckbd-attn=$W/ckbd-attn-s0.msgpack \
+  --weights ckbd-gmm=$W/ckbd-gmm-s0.msgpack --weights ckbd-pp=$W/ckbd-pp-s0.msgpack \
+  --weights ckbd-full=$W/ckbd-full-s0.msgpack --rounds 9 --json results/ablation/decode_time.json
 $PY -m eval.ablation \
   --variant ckbd=$K/ckbd-s0.csv --variant ckbd-attn=$K/ckbd-attn-s0.csv \
   --variant ckbd-gmm=$K/ckbd-gmm-s0.csv --variant ckbd-pp=$K/ckbd-pp-s0.csv \
@@ -85,5 +89,6 @@ $PY -m eval.ablation \
   --second-seed ckbd=$K/ckbd-s1.csv --second-seed ckbd-full=$K/ckbd-full-s1.csv \
   --weights ckbd=results/ablation/weights/ckbd-s0.msgpack --weights ckbd-attn=results/ablation/weights/ckbd-attn-s0.msgpack \
   --weights ckbd-gmm=results/ablation/weights/ckbd-gmm-s0.msgpack --weights ckbd-pp=results/ablation/weights/ckbd-pp-s0.msgpack \
-  --weights ckbd-full=results/ablation/weights/ckbd-full-s0.msgpack --flops --out results/ablation
+  --weights ckbd-full=results/ablation/weights/ckbd-full-s0.msgpack --flops \
+  --decode-times results/ablation/decode_time.json --out results/ablation
 echo ABLATION DONE
