@@ -1,6 +1,5 @@
 """Variable-rate models (gain units, Cui et al. 2021): one model, a continuum of rates, real streams."""
 
-import hashlib
 import json
 import pathlib
 import subprocess
@@ -14,6 +13,7 @@ import pytest
 from jaxlic import zoo
 from jaxlic.coding import container
 from jaxlic.errors import BitstreamError, ModelError
+from jaxlic.metrics import psnr
 from jaxlic.models import registry
 from jaxlic.models.codec import rate_from_extra
 
@@ -72,12 +72,25 @@ def test_default_model_is_the_shipped_variable_rate_one(image):
     assert codec.decompress(default).shape == image.shape
 
 
+SHIPPED_STREAM = pathlib.Path(__file__).parent / "fixtures" / "streams" / "ckbd-full-q2-astronaut.jlic"
+
+
 def test_shipped_stream_unchanged():
+    """A stream the shipped fixed-rate ckbd-full-q2 wrote of scikit-image's astronaut (committed
+    2026-12-03; 7783 bytes, 28.4024 dB) still decodes to that image, and coding it now gives a
+    stream of about that size and quality. Not a digest of a fresh encoding: the encoder's floats,
+    hence its rounding of a few latents, move with the installed libraries: the digest pinned
+    earlier failed on 2026-12-03 in a fresh install (jax 0.10.2, numpy 2.4.6) with jaxlic
+    unchanged since a run where it passed."""
     from skimage import data
 
-    codec = zoo.load("ckbd-full")
-    digest = hashlib.sha256(codec.compress(data.astronaut())).hexdigest()
-    assert digest == "6dfc96f5931b142c49eb229532aa6d45cd29b04e78fe275cbc53dd204766f5a5"
+    img = data.astronaut()
+    codec = zoo.load("ckbd-full", 2)
+    old = SHIPPED_STREAM.read_bytes()
+    assert len(old) == 7783 and abs(psnr(img, codec.decompress(old)) - 28.4024) < 0.01
+    new = codec.compress(img)
+    assert abs(len(new) / len(old) - 1) < 0.01
+    assert abs(psnr(img, codec.decompress(new)) - 28.4024) < 0.02
 
 
 def test_model_needs_rate_and_takes_one_per_example():
