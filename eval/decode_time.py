@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ import time
 import numpy as np
 
 from jaxlic.errors import JaxlicError
+from jaxlic.evaluation.rd import provenance
 from jaxlic.metrics import psnr
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -93,13 +93,9 @@ def summarize(times: dict, streams: dict) -> dict:
     return rows
 
 
-def machine() -> dict:
-    import jax  # pylint: disable=g-import-not-at-top
-
+def load() -> dict:
+    """What shares the machine at the start (the rest of the machine is ``provenance``'s)."""
     return {
-        "device": jax.devices()[0].device_kind,
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
@@ -132,7 +128,7 @@ def main(argv=None) -> int:
         if not pathlib.Path(image).exists():
             raise JaxlicError(f"no image at {image} (give one with --image)")
         img = read_image(image)[0]
-        env = machine()
+        env = load()
         codecs = {n: zoo.load(weights=w) for n, w in paths.items()}
         streams = streams_at_rate(codecs, img, a.bpp)
         rows = summarize(interleaved(codecs, streams, a.rounds), streams)
@@ -152,11 +148,11 @@ def main(argv=None) -> int:
         )
     if a.json:
         record = {
-            "command": "python -m eval.decode_time " + " ".join(sys.argv[1:] if argv is None else argv),
+            **provenance("python -m eval.decode_time " + " ".join(sys.argv[1:] if argv is None else argv)),
             "image": image,
             "target_bpp": a.bpp,
             "rounds": a.rounds,
-            "machine": env,
+            "load": env,
             "weights": paths,
             "results": rows,
         }

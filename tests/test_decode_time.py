@@ -50,6 +50,7 @@ def test_two_weights_files_side_by_side(tmp_path, vr_codec, small_codec, save_co
     )
     rec = json.loads(out.read_text())
     assert list(rec["results"]) == ["vr", "fixed"] and rec["rounds"] == 2
+    assert rec["command"].startswith("python -m eval.decode_time --weights") and "CPUs" in rec["machine"]
     assert rec["results"]["vr"]["ratio_over_vr"] == 1.0
     for r in rec["results"].values():
         assert len(r["times"]) == 2 and r["decode_s_min"] <= r["decode_s"] <= r["decode_s_max"]
