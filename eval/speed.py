@@ -6,8 +6,10 @@
 
 Default: one 768x512 image (Kodak's kodim23 when ../shared is present, else a crop of
 scikit-image's astronaut), random-init weights at N=M=128 for `ckbd`, `ckbd-full` and the serial
-`cheng2020-anchor`; median of `--repeats` runs after a warm-up; each time split into network
-and range-coding seconds. Prints the decode-time ratio serial / checkerboard and XLA's FLOP counts
+`cheng2020-anchor`; after one warm-up each, `--repeats` rounds coding with every codec in a
+rotated order (side by side: a change of the machine's load falls on all alike), medians, each
+time split into network and range-coding seconds. Prints the decode-time ratio serial /
+checkerboard (the median over rounds of the two times in the same round) and XLA's FLOP counts
 of FDRAM vs. Cheng's attention block and of post-processing vs. the synthesis transform.
 """
 
@@ -25,6 +27,7 @@ import time
 
 import numpy as np
 
+from jaxlic.evaluation.rd import provenance
 from jaxlic.metrics import psnr
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -43,42 +46,66 @@ def default_image() -> tuple[np.ndarray, str]:
     return np.asarray(img), "skimage astronaut (768x512 crop)"
 
 
-def time_codec(codec, img: np.ndarray, repeats: int) -> dict:
-    """Median encode/decode seconds (after one warm-up) with network/coding split."""
-    rec: dict[str, list[float]] = {
-        k: []
-        for k in (
-            "encode_s",
-            "decode_s",
-            "encode_network_s",
-            "encode_coding_s",
-            "decode_network_s",
-            "decode_coding_s",
-            "decode_synthesis_s",
-        )
-    }
-    for r in range(repeats + 1):
-        t0 = time.perf_counter()
-        data = codec.compress(img)
-        t1 = time.perf_counter()
-        enc_t = dict(codec.last_timings)
-        out = codec.decompress(data)
-        t2 = time.perf_counter()
-        if r == 0:
-            continue
-        rec["encode_s"].append(t1 - t0)
-        rec["decode_s"].append(t2 - t1)
-        rec["encode_network_s"].append(enc_t["network_s"])
-        rec["encode_coding_s"].append(enc_t["coding_s"])
-        rec["decode_network_s"].append(codec.last_timings["network_s"])
-        rec["decode_coding_s"].append(codec.last_timings["coding_s"])
-        rec["decode_synthesis_s"].append(codec.last_timings["synthesis_s"])
-    res = {k: statistics.median(v) for k, v in rec.items()}
+SPLIT = {
+    "encode_network_s": ("encode", "network_s"),
+    "encode_coding_s": ("encode", "coding_s"),
+    "decode_network_s": ("decode", "network_s"),
+    "decode_coding_s": ("decode", "coding_s"),
+    "decode_synthesis_s": ("decode", "synthesis_s"),
+}
+
+
+def rotated(names: list[str], r: int) -> list[str]:
+    """Round ``r``'s order: the names rotated by ``r``, so each codec takes each place in turn."""
+    k = r % len(names) if names else 0
+    return names[k:] + names[:k]
+
+
+def time_codecs(codecs: dict, img: np.ndarray, repeats: int) -> dict:
+    """Encode/decode seconds of every codec on ``img``, measured side by side.
+
+    Each codec codes the image once first (the compile, not timed); then ``repeats`` rounds, each
+    coding with every codec in a rotated order, so that a change of the machine's load falls on
+    every codec alike. Per codec: the medians with the network / range-coding split and the
+    per-round times (``rounds_encode_s``, ``rounds_decode_s``) for ratios within a round.
+    """
+    names = list(codecs)
+    rec = {n: {"encode_s": [], "decode_s": [], **{k: [] for k in SPLIT}} for n in names}
+    last = {}
+    for name in names:  # warm-up: compile encoder and decoder
+        data = codecs[name].compress(img)
+        last[name] = (data, codecs[name].decompress(data))
+    for r in range(repeats):
+        for name in rotated(names, r):
+            codec = codecs[name]
+            t0 = time.perf_counter()
+            data = codec.compress(img)
+            t1 = time.perf_counter()
+            timings = {"encode": dict(codec.last_timings)}
+            out = codec.decompress(data)
+            t2 = time.perf_counter()
+            timings["decode"] = codec.last_timings
+            rec[name]["encode_s"].append(t1 - t0)
+            rec[name]["decode_s"].append(t2 - t1)
+            for k, (phase, key) in SPLIT.items():
+                rec[name][k].append(timings[phase][key])
+            last[name] = (data, out)
     h, w = img.shape[:2]
-    res["bytes"] = len(data)
-    res["bpp"] = 8 * len(data) / (h * w)
-    res["psnr"] = psnr(img, out)
+    res = {}
+    for name in names:
+        data, out = last[name]
+        res[name] = {k: statistics.median(v) for k, v in rec[name].items()}
+        res[name]["rounds_encode_s"] = rec[name]["encode_s"]
+        res[name]["rounds_decode_s"] = rec[name]["decode_s"]
+        res[name].update(bytes=len(data), bpp=8 * len(data) / (h * w), psnr=psnr(img, out))
     return res
+
+
+def round_ratio(per_image: list[dict], num: str, den: str, key: str = "rounds_decode_s") -> float:
+    """Median over images and rounds of ``num``'s time over ``den``'s in the same round."""
+    return statistics.median(
+        a / b for res in per_image for a, b in zip(res[num][key], res[den][key], strict=True)
+    )
 
 
 def flops_report(n: int = 128, h: int = 512, w: int = 768) -> dict:
@@ -158,6 +185,7 @@ def main(argv=None) -> int:
             codecs[name] = zoo.random_codec(name, quality=3, N=a.N)
 
     results: dict = {
+        **provenance("python -m eval.speed " + " ".join(sys.argv[1:] if argv is None else argv)),
         "device": _device(),
         "images": [p for _, p in images],
         "N": a.N,
@@ -165,9 +193,15 @@ def main(argv=None) -> int:
         "decode_s": {},
         "detail": {},
     }
-    for name, codec in codecs.items():
-        per_image = [time_codec(codec, img, a.repeats) for img, _ in tqdm(images, desc=name, leave=False)]
-        agg = {k: statistics.median(r[k] for r in per_image) for k in per_image[0]}
+    per_image = [time_codecs(codecs, img, a.repeats) for img, _ in tqdm(images, desc="images", leave=False)]
+    results["repeats"] = a.repeats
+    results["interleaved"] = True
+    for name in codecs:
+        agg = {
+            k: statistics.median(r[name][k] for r in per_image)
+            for k in per_image[0][name]
+            if k[:7] != "rounds_"
+        }
         results["detail"][name] = agg
         results["encode_s"][name] = agg["encode_s"]
         results["decode_s"][name] = agg["decode_s"]
@@ -184,9 +218,10 @@ def main(argv=None) -> int:
     serial = [n for n, c in codecs.items() if isinstance(c.model.latent.schedule, Serial)]
     ckbd = [n for n, c in codecs.items() if isinstance(c.model.latent.schedule, Checkerboard)]
     if serial and ckbd:
-        ratio = results["decode_s"][serial[0]] / results["decode_s"][ckbd[0]]
+        # the median over rounds of the two codecs' times in the same round
+        ratio = round_ratio(per_image, serial[0], ckbd[0])
         results["ratio_serial_over_ckbd_decode"] = ratio
-        print(f"decode time ratio {serial[0]} / {ckbd[0]}: {ratio:.2f}x")
+        print(f"decode time ratio {serial[0]} / {ckbd[0]} (median of per-round ratios): {ratio:.2f}x")
         # The synthesis transform is the same work for both; the context model changes the rest.
         lat = {
             n: results["detail"][n]["decode_s"] - results["detail"][n]["decode_synthesis_s"]
