@@ -72,6 +72,9 @@ def test_ablation_writes_json_table_and_plot(tmp_path, capsys):
     assert record["variants"]["ckbd"]["decode_s"] == 2.0
     assert record["variants"]["ckbd"]["curve"]["bpp"] == pytest.approx(list(RATES))
     assert record["seed_spread_db"] == pytest.approx(0.0, abs=1e-9)
+    spread = record["seed_spread"]["ckbd"]
+    assert spread["n"] == 2 and spread["ci95"][0] < 0 < spread["ci95"][1] and "bd_rate_ci95" in spread
+    assert set(spread["by_rate"]) == set(full["by_rate"]) and spread["by_rate"]["0.15"]["n"] == 2
     assert "command" in record["provenance"]
     table = (out / "table.md").read_text()
     assert "| ckbd-full | +0.400" in table and "+0.37" in table
