@@ -240,8 +240,16 @@ def table_md(record: dict, rate: float = RATE) -> str:
         )
     lines += ["", f"Decoding times: {record['decode_source']}."]
     if record["seed_spread"]:
-        parts = ", ".join(f"{n} {_num(s['mean_db'], '+.3f')} dB" for n, s in record["seed_spread"].items())
-        lines += ["", f"Seed-to-seed difference at {rate:g} bpp (second seed − first): {parts}."]
+        parts = ", ".join(
+            f"{n} {_num(s['mean_db'], '+.3f')} dB [{_num(s['ci95'][0], '+.3f')}, {_num(s['ci95'][1], '+.3f')}]"
+            f" ({s['n']}), BD-rate {_num(s.get('bd_rate'), '+.2f')} %"
+            for n, s in record["seed_spread"].items()
+        )
+        lines += [
+            "",
+            f"Seed-to-seed difference at {rate:g} bpp (second seed − first, per image): {parts}. The brackets"
+            " above are over images and do not include it.",
+        ]
     return "\n".join(lines) + "\n"
 
 

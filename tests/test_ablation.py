@@ -78,6 +78,9 @@ def test_ablation_writes_json_table_and_plot(tmp_path, capsys):
     assert "command" in record["provenance"]
     table = (out / "table.md").read_text()
     assert "| ckbd-full | +0.400" in table and "+0.37" in table
+    seed_line = table.strip().splitlines()[-1]
+    assert seed_line.startswith("Seed-to-seed difference at 0.15 bpp (second seed − first, per image): ckbd ")
+    assert "0.000 dB [" in seed_line and "(2), BD-rate " in seed_line
     assert (out / "rd.png").stat().st_size > 0
     assert "ckbd-full" in capsys.readouterr().out
     assert "not side by side" in table
