@@ -159,6 +159,8 @@ def main(argv=None) -> int:
     ap.add_argument("--compressai-python", help="interpreter of an environment with CompressAI")
     ap.add_argument("--no-flops", action="store_true")
     a = ap.parse_args(argv)
+    if a.repeats < 1:
+        ap.error("--repeats must be at least 1")
 
     from tqdm import tqdm
 
