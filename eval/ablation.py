@@ -164,35 +164,21 @@ def ablation(
         }
         if name == BASELINE:
             continue
-        gain = matched.gain_at_rate(rows[name], rows[BASELINE], rate)
-        bd = matched.bd_rate_per_image(rows[name], rows[BASELINE])
+        gain, curve = _versus(rows[name], rows[BASELINE], rate)
         vs[name] = {
             key: gain["mean_db"],
             "ci95": gain["ci95"],
             "n": gain["n"],
             "outside": gain["outside"],
-            "bd_rate": bd["mean_pct"],
-            "bd_rate_ci95": bd["ci95"],
+            **curve,
             "claimed_db": CLAIMED_GAIN_DB[name],
-            "by_rate": {
-                f"{r:g}": _gain_summary(matched.gain_at_rate(rows[name], rows[BASELINE], r))
-                for r in GAIN_RATES
-            },
         }
     # second seed − first, like a variant against the baseline: at ``rate``, BD-rate, by rate
     spread = {}
     for name, other in (second or {}).items():
-        if name not in rows:
-            continue
-        bd = matched.bd_rate_per_image(other, rows[name])
-        spread[name] = {
-            **_gain_summary(matched.gain_at_rate(other, rows[name], rate)),
-            "bd_rate": bd["mean_pct"],
-            "bd_rate_ci95": bd["ci95"],
-            "by_rate": {
-                f"{r:g}": _gain_summary(matched.gain_at_rate(other, rows[name], r)) for r in GAIN_RATES
-            },
-        }
+        if name in rows:
+            gain, curve = _versus(other, rows[name], rate)
+            spread[name] = {**_gain_summary(gain), **curve}
     return {
         "variants": variants,
         "vs_ckbd": vs,
@@ -205,6 +191,14 @@ def ablation(
             else f"side by side: {decode_times['command']}"
         ),
     }
+
+
+def _versus(rows: list[dict], base: list[dict], rate: float) -> tuple[dict, dict]:
+    """``rows`` against ``base`` per image: the gain at ``rate``, and BD-rate with the by-rate gains."""
+    bd = matched.bd_rate_per_image(rows, base)
+    by_rate = {f"{r:g}": _gain_summary(matched.gain_at_rate(rows, base, r)) for r in GAIN_RATES}
+    curve = {"bd_rate": bd["mean_pct"], "bd_rate_ci95": bd["ci95"], "by_rate": by_rate}
+    return matched.gain_at_rate(rows, base, rate), curve
 
 
 def _gain_summary(gain: dict) -> dict:

@@ -25,6 +25,7 @@ import time
 
 import numpy as np
 
+from eval.speed import rotated
 from jaxlic.errors import JaxlicError
 from jaxlic.evaluation.rd import provenance
 from jaxlic.metrics import psnr
@@ -62,7 +63,7 @@ def interleaved(codecs: dict, streams: dict, rounds: int) -> dict:
     names = list(codecs)
     times = {n: {"decode_s": [], **{k: [] for k in SPLIT}} for n in names}
     for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
+        for name in rotated(names, r):
             codec = codecs[name]
             t0 = time.perf_counter()
             out = codec.decompress(streams[name]["stream"])
