@@ -1,24 +1,32 @@
-"""Times CompressAI's models; run with the *reference* interpreter (see tools/make_reference_env.sh).
+"""Times CompressAI's models one round at a time, for eval.speed to interleave with its own codecs.
 
-    .venv-ref/bin/python eval/compressai_speed.py IMAGE.png --models Cheng2020AnchorCheckerboard,Cheng2020Anchor
+Run with the *reference* interpreter (see tools/make_reference_env.sh); it must not import jaxlic
+(CompressAI pins numpy<2). eval.speed starts it as
 
-Prints one JSON object: {model: {"encode_s": median, "decode_s": median, "bytes": n}} for random-init
-weights at N=128 (quality 3's width), CPU, torch.no_grad, median of --repeats runs after a warm-up.
-It must not import jaxlic (different numpy); it is a standalone script.
+    .venv-ref/bin/python eval/compressai_speed.py --models Cheng2020AnchorCheckerboard,Cheng2020Anchor --N 128
+
+and speaks a line protocol over stdin/stdout, one JSON object answered per request line:
+
+    (on start)    -> {"ready": [models], "torch", "compressai", "threads"}
+    load PATH     -> {"ok": true}             the image every later round codes
+    round MODEL   -> {"encode_s", "decode_s", "bytes", "psnr"}   one compress + decompress
+    quit          (or end of input) ends it
+
+Models are random-init at width N (quality 3's width), CPU, torch.no_grad. A failure answers
+{"error": "one line"}. The client does the warm-up (its first round per model is not counted).
 """
 
 import argparse
 import json
-import statistics
+import sys
 import time
 
 import numpy as np
-import torch
-from PIL import Image
 
 
 def build(name: str, n: int):
     import compressai.models as cm
+    import torch
 
     try:
         cls = getattr(cm, name)
@@ -32,42 +40,88 @@ def build(name: str, n: int):
     return net
 
 
+def load(path: str):
+    import torch
+    from PIL import Image
+
+    img = np.asarray(Image.open(path).convert("RGB"))
+    x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    h, w = x.shape[2:]
+    ph, pw = (64 - h % 64) % 64, (64 - w % 64) % 64
+    return img, torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+def one_round(net, img: np.ndarray, x) -> dict:
+    t0 = time.perf_counter()
+    c = net.compress(x)
+    t1 = time.perf_counter()
+    out = net.decompress(c["strings"], c["shape"])
+    t2 = time.perf_counter()
+    h, w = img.shape[:2]
+    rec = out["x_hat"][0, :, :h, :w].clamp(0, 1).permute(1, 2, 0).numpy()
+    mse = np.mean((np.round(rec * 255.0) - img.astype(np.float64)) ** 2)
+    return {
+        "encode_s": t1 - t0,
+        "decode_s": t2 - t1,
+        "bytes": sum(len(s[0]) for s in c["strings"]),
+        "psnr": float(10 * np.log10(255.0**2 / max(mse, 1e-10))),
+    }
+
+
+def serve(models, load, code, lines=sys.stdin, out=sys.stdout, about=None) -> None:
+    """The line protocol: ``load(path)`` reads an image, ``code(model, image)`` times one round;
+    ``about`` (versions, threads) goes out with the first line."""
+
+    def reply(obj):
+        out.write(json.dumps(obj) + "\n")
+        out.flush()
+
+    reply({"ready": sorted(models), **(about or {})})
+    image = None
+    for line in lines:
+        cmd, _, arg = line.strip().partition(" ")
+        try:
+            if cmd == "quit":
+                return
+            if cmd == "load":
+                image = load(arg)
+                reply({"ok": True})
+            elif cmd == "round":
+                if image is None:
+                    raise ValueError("no image loaded")
+                if arg not in models:
+                    raise ValueError(f"unknown model {arg!r}; serving {sorted(models)}")
+                reply(code(arg, image))
+            else:
+                raise ValueError(f"unknown request {line.strip()!r}")
+        except Exception as e:  # one line back to the client, which raises it
+            reply({"error": f"{type(e).__name__}: {e}".splitlines()[0]})
+
+
 def main():
+    import torch
+
     ap = argparse.ArgumentParser()
-    ap.add_argument("image")
     ap.add_argument("--models", default="Cheng2020AnchorCheckerboard,Cheng2020Anchor")
     ap.add_argument("--N", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    img = np.asarray(Image.open(a.image).convert("RGB"), np.float32) / 255.0
-    x = torch.from_numpy(img).permute(2, 0, 1)[None]
-    h, w = x.shape[2:]
-    ph, pw = (64 - h % 64) % 64, (64 - w % 64) % 64
-    x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
-    out = {}
-    with torch.no_grad():
-        for name in a.models.split(","):
-            net = build(name, a.N)
-            enc, dec = [], []
-            for r in range(a.repeats + 1):
-                t0 = time.perf_counter()
-                c = net.compress(x)
-                t1 = time.perf_counter()
-                net.decompress(c["strings"], c["shape"])
-                t2 = time.perf_counter()
-                if r:  # first run is the warm-up
-                    enc.append(t1 - t0)
-                    dec.append(t2 - t1)
-            nbytes = sum(len(s[0]) for s in c["strings"])
-            out[name] = {
-                "encode_s": statistics.median(enc),
-                "decode_s": statistics.median(dec),
-                "bytes": nbytes,
-            }
-    print(json.dumps(out))
+    nets = {name: build(name, a.N) for name in a.models.split(",")}
+
+    def code(model, image):
+        with torch.no_grad():
+            return one_round(nets[model], *image)
+
+    import compressai
+
+    about = {
+        "torch": torch.__version__,
+        "compressai": compressai.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    serve(nets, load, code, about=about)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m eval.speed --json results/speed.json
     python -m eval.speed --images ../shared/data/kodak --weights jaxlic/pretrained/ckbd-full-q2.msgpack
-    python -m eval.speed --compressai-python .venv-ref/bin/python   # + CompressAI, same run
+    python -m eval.speed --compressai-python .venv-ref/bin/python   # + CompressAI, same rounds
 
 Default: one 768x512 image (Kodak's kodim23 when ../shared is present, else a crop of
 scikit-image's astronaut), random-init weights at N=M=128 for `ckbd`, `ckbd-full` and the serial
@@ -11,11 +11,16 @@ rotated order (side by side: a change of the machine's load falls on all alike),
 time split into network and range-coding seconds. Prints the decode-time ratio serial /
 checkerboard (the median over rounds of the two times in the same round) and XLA's FLOP counts
 of FDRAM vs. Cheng's attention block and of post-processing vs. the synthesis transform.
+With `--compressai-python`, CompressAI's `Cheng2020AnchorCheckerboard` and `Cheng2020Anchor`
+(random init, width N) run in that interpreter and take their turns in the same rounds
+(eval/compressai_speed.py); their ratios to ours are per-round medians too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -61,43 +66,46 @@ def rotated(names: list[str], r: int) -> list[str]:
     return names[k:] + names[:k]
 
 
+def _code(codec, img: np.ndarray) -> dict:
+    """One encode + decode of ``img``: seconds (split into network and range coding where the
+    codec reports it), stream bytes and PSNR. A codec with ``time_round`` times itself (another
+    process, e.g. CompressAI's interpreter)."""
+    if hasattr(codec, "time_round"):
+        return codec.time_round(img)
+    t0 = time.perf_counter()
+    data = codec.compress(img)
+    t1 = time.perf_counter()
+    timings = {"encode": dict(codec.last_timings)}
+    out = codec.decompress(data)
+    t2 = time.perf_counter()
+    timings["decode"] = codec.last_timings
+    split = {k: timings[phase][key] for k, (phase, key) in SPLIT.items()}
+    return {"encode_s": t1 - t0, "decode_s": t2 - t1, **split, "bytes": len(data), "psnr": psnr(img, out)}
+
+
 def time_codecs(codecs: dict, img: np.ndarray, repeats: int) -> dict:
     """Encode/decode seconds of every codec on ``img``, measured side by side.
 
     Each codec codes the image once first (the compile, not timed); then ``repeats`` rounds, each
     coding with every codec in a rotated order, so that a change of the machine's load falls on
-    every codec alike. Per codec: the medians with the network / range-coding split and the
-    per-round times (``rounds_encode_s``, ``rounds_decode_s``) for ratios within a round.
+    every codec alike. Per codec: the medians (with the network / range-coding split where the
+    codec reports it) and the per-round times (``rounds_encode_s``, ``rounds_decode_s``) for
+    ratios within a round.
     """
     names = list(codecs)
-    rec = {n: {"encode_s": [], "decode_s": [], **{k: [] for k in SPLIT}} for n in names}
-    last = {}
     for name in names:  # warm-up: compile encoder and decoder
-        data = codecs[name].compress(img)
-        last[name] = (data, codecs[name].decompress(data))
+        _code(codecs[name], img)
+    rounds: dict[str, list[dict]] = {n: [] for n in names}
     for r in range(repeats):
         for name in rotated(names, r):
-            codec = codecs[name]
-            t0 = time.perf_counter()
-            data = codec.compress(img)
-            t1 = time.perf_counter()
-            timings = {"encode": dict(codec.last_timings)}
-            out = codec.decompress(data)
-            t2 = time.perf_counter()
-            timings["decode"] = codec.last_timings
-            rec[name]["encode_s"].append(t1 - t0)
-            rec[name]["decode_s"].append(t2 - t1)
-            for k, (phase, key) in SPLIT.items():
-                rec[name][k].append(timings[phase][key])
-            last[name] = (data, out)
+            rounds[name].append(_code(codecs[name], img))
     h, w = img.shape[:2]
     res = {}
-    for name in names:
-        data, out = last[name]
-        res[name] = {k: statistics.median(v) for k, v in rec[name].items()}
-        res[name]["rounds_encode_s"] = rec[name]["encode_s"]
-        res[name]["rounds_decode_s"] = rec[name]["decode_s"]
-        res[name].update(bytes=len(data), bpp=8 * len(data) / (h * w), psnr=psnr(img, out))
+    for name, rs in rounds.items():
+        res[name] = {k: statistics.median(x[k] for x in rs) for k in rs[0] if k.endswith("_s")}
+        res[name]["rounds_encode_s"] = [x["encode_s"] for x in rs]
+        res[name]["rounds_decode_s"] = [x["decode_s"] for x in rs]
+        res[name].update(bytes=rs[-1]["bytes"], bpp=8 * rs[-1]["bytes"] / (h * w), psnr=rs[-1]["psnr"])
     return res
 
 
@@ -138,13 +146,85 @@ def flops_report(n: int = 128, h: int = 512, w: int = 768) -> dict:
     }
 
 
-def compressai_times(python: str, image_path: str, n: int, repeats: int) -> dict:
-    script = REPO / "eval" / "compressai_speed.py"
-    cmd = [python, str(script), image_path, "--N", str(n), "--repeats", str(repeats)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-    if r.returncode != 0:
-        raise RuntimeError(f"CompressAI timing failed: {r.stderr.strip().splitlines()[-1:]}")
-    return json.loads(r.stdout.strip().splitlines()[-1])
+COMPRESSAI_SCRIPT = REPO / "eval" / "compressai_speed.py"
+COMPRESSAI_MODELS = ("Cheng2020AnchorCheckerboard", "Cheng2020Anchor")
+
+
+class ExternalCodecs:
+    """Codecs timed in another interpreter, one round per request (eval/compressai_speed.py's line
+    protocol), so that ``time_codecs`` interleaves them with jaxlic's codecs round by round.
+
+    ``codec(model)`` gives an object with ``time_round(img)``. The image goes over as a PNG in a
+    temporary folder, once per image. A failure of the other process is a one-line RuntimeError.
+    """
+
+    def __init__(self, python: str, models, n: int, script: pathlib.Path | str | None = None):
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._dir = tempfile.TemporaryDirectory()
+        cmd = [python, str(script or COMPRESSAI_SCRIPT), "--models", ",".join(models), "--N", str(n)]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
+        )
+        self._image = None
+        self.about = self._ask(None)  # waits until the models are built
+        self.models = self.about.pop("ready")
+
+    def _ask(self, request: str | None) -> dict:
+        if request is not None:
+            try:
+                self.proc.stdin.write(request + "\n")
+                self.proc.stdin.flush()
+            except BrokenPipeError:
+                pass  # reported below, with the other process's last words
+        answer = self.proc.stdout.readline()
+        if not answer:
+            self.proc.wait()
+            self._stderr.seek(0)
+            last = (self._stderr.read().strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"CompressAI timing process ended (exit {self.proc.returncode}): {last}")
+        reply = json.loads(answer)
+        if "error" in reply:
+            raise RuntimeError(f"CompressAI timing: {reply['error']}")
+        return reply
+
+    def time_round(self, model: str, img: np.ndarray) -> dict:
+        key = (img.shape, hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest())
+        if key != self._image:
+            from PIL import Image
+
+            path = os.path.join(self._dir.name, "image.png")
+            Image.fromarray(img).save(path)
+            self._ask(f"load {path}")
+            self._image = key
+        return self._ask(f"round {model}")
+
+    def codec(self, model: str):
+        return _ExternalCodec(self, model)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (BrokenPipeError, subprocess.TimeoutExpired):
+                self.proc.kill()
+        self._stderr.close()
+        self._dir.cleanup()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class _ExternalCodec:
+    def __init__(self, server: ExternalCodecs, model: str):
+        self.server, self.model = server, model
+
+    def time_round(self, img: np.ndarray) -> dict:
+        return self.server.time_round(self.model, img)
 
 
 def main(argv=None) -> int:
@@ -185,6 +265,7 @@ def main(argv=None) -> int:
     else:
         for name in a.models.split(","):
             codecs[name] = zoo.random_codec(name, quality=3, N=a.N)
+    ours = dict(codecs)
 
     results: dict = {
         **provenance("python -m eval.speed " + " ".join(sys.argv[1:] if argv is None else argv)),
@@ -195,7 +276,16 @@ def main(argv=None) -> int:
         "decode_s": {},
         "detail": {},
     }
-    per_image = [time_codecs(codecs, img, a.repeats) for img, _ in tqdm(images, desc="images", leave=False)]
+    with contextlib.ExitStack() as stack:
+        if a.compressai_python:  # CompressAI's codecs take their turns in the same rounds
+            print("starting CompressAI's interpreter ...", flush=True)
+            server = stack.enter_context(ExternalCodecs(a.compressai_python, COMPRESSAI_MODELS, a.N))
+            for m in COMPRESSAI_MODELS:
+                codecs[f"compressai {m}"] = server.codec(m)
+            results["compressai_env"] = server.about
+        per_image = [
+            time_codecs(codecs, img, a.repeats) for img, _ in tqdm(images, desc="images", leave=False)
+        ]
     results["repeats"] = a.repeats
     results["interleaved"] = True
     for name in codecs:
@@ -207,18 +297,20 @@ def main(argv=None) -> int:
         results["detail"][name] = agg
         results["encode_s"][name] = agg["encode_s"]
         results["decode_s"][name] = agg["decode_s"]
-        print(
-            f"{name:>22}: encode {agg['encode_s']:.3f}s (net {agg['encode_network_s']:.3f} + "
-            f"coding {agg['encode_coding_s']:.3f})  decode {agg['decode_s']:.3f}s (net "
-            f"{agg['decode_network_s']:.3f} + coding {agg['decode_coding_s']:.3f}; g_s {agg['decode_synthesis_s']:.3f})  "
-            f"{agg['bpp']:.3f} bpp  {agg['psnr']:.2f} dB",
-            flush=True,
-        )
+        if name in ours:
+            split = (
+                f"encode {agg['encode_s']:.3f}s (net {agg['encode_network_s']:.3f} + coding "
+                f"{agg['encode_coding_s']:.3f})  decode {agg['decode_s']:.3f}s (net {agg['decode_network_s']:.3f}"
+                f" + coding {agg['decode_coding_s']:.3f}; g_s {agg['decode_synthesis_s']:.3f})"
+            )
+        else:
+            split = f"encode {agg['encode_s']:.3f}s  decode {agg['decode_s']:.3f}s"
+        print(f"{name:>34}: {split}  {agg['bpp']:.3f} bpp  {agg['psnr']:.2f} dB", flush=True)
 
     from jaxlic.latent.schedules import Checkerboard, Serial
 
-    serial = [n for n, c in codecs.items() if isinstance(c.model.latent.schedule, Serial)]
-    ckbd = [n for n, c in codecs.items() if isinstance(c.model.latent.schedule, Checkerboard)]
+    serial = [n for n, c in ours.items() if isinstance(c.model.latent.schedule, Serial)]
+    ckbd = [n for n, c in ours.items() if isinstance(c.model.latent.schedule, Checkerboard)]
     if serial and ckbd:
         # the median over rounds of the two codecs' times in the same round
         ratio = round_ratio(per_image, serial[0], ckbd[0])
@@ -236,28 +328,19 @@ def main(argv=None) -> int:
         )
 
     if a.compressai_python:
-        if len(images) != 1:
-            print("CompressAI timing uses the first image only")
-        img, path = images[0]
-        with tempfile.TemporaryDirectory() as d:
-            if not os.path.exists(path):
-                from PIL import Image
-
-                path = os.path.join(d, "image.png")
-                Image.fromarray(img).save(path)
-            ca = compressai_times(a.compressai_python, path, a.N, a.repeats)
-        results["compressai_decode_s"] = {k: v["decode_s"] for k, v in ca.items()}
-        results["compressai_encode_s"] = {k: v["encode_s"] for k, v in ca.items()}
-        for k, v in ca.items():
-            print(f"{'compressai ' + k:>22}: encode {v['encode_s']:.3f}s  decode {v['decode_s']:.3f}s")
-        if ckbd and "Cheng2020AnchorCheckerboard" in ca:
-            r = ca["Cheng2020AnchorCheckerboard"]["decode_s"] / results["decode_s"][ckbd[0]]
-            results["ratio_compressai_ckbd_over_ours_decode"] = r
-            print(f"CompressAI checkerboard decode / ours: {r:.2f}x")
-        if serial and "Cheng2020Anchor" in ca:
-            r = ca["Cheng2020Anchor"]["decode_s"] / results["decode_s"][serial[0]]
-            results["ratio_compressai_serial_over_ours_decode"] = r
-            print(f"CompressAI serial decode / ours: {r:.2f}x")
+        ca = {m: results["detail"][f"compressai {m}"] for m in COMPRESSAI_MODELS}
+        results["compressai_decode_s"] = {m: v["decode_s"] for m, v in ca.items()}
+        results["compressai_encode_s"] = {m: v["encode_s"] for m, v in ca.items()}
+        # ratios within a round, like the serial / checkerboard one
+        for mine, theirs, key in (
+            (ckbd, "Cheng2020AnchorCheckerboard", "ratio_compressai_ckbd_over_ours_decode"),
+            (serial, "Cheng2020Anchor", "ratio_compressai_serial_over_ours_decode"),
+        ):
+            if mine:
+                results[key] = round_ratio(per_image, f"compressai {theirs}", mine[0])
+                print(
+                    f"CompressAI {theirs} decode / our {mine[0]} (median of per-round ratios): {results[key]:.2f}x"
+                )
 
     if not a.no_flops:
         fl = flops_report(a.N)

@@ -60,7 +60,7 @@ def test_rotated_orders():
     ]
 
 
-def test_main_reports_the_per_round_ratio_with_provenance(monkeypatch, tmp_path, capsys):
+def _run_main(monkeypatch, tmp_path, *extra):
     import json
     import types
 
@@ -83,8 +83,120 @@ def test_main_reports_the_per_round_ratio_with_provenance(monkeypatch, tmp_path,
     Image.fromarray(np.zeros((4, 8, 3), np.uint8)).save(tmp_path / "img.png")
     out = tmp_path / "speed.json"
     argv = ["--image", str(tmp_path / "img.png"), "--models", "ckbd,cheng2020-anchor"]
-    assert speed.main([*argv, "--repeats", "3", "--no-flops", "--json", str(out)]) == 0
-    rec = json.loads(out.read_text())
+    assert speed.main([*argv, "--repeats", "3", "--no-flops", "--json", str(out), *extra]) == 0
+    return json.loads(out.read_text())
+
+
+def test_main_reports_the_per_round_ratio_with_provenance(monkeypatch, tmp_path, capsys):
+    rec = _run_main(monkeypatch, tmp_path)
     assert rec["ratio_serial_over_ckbd_decode"] == 4.0 and rec["interleaved"] and rec["repeats"] == 3
     assert rec["command"].startswith("python -m eval.speed --image") and "CPUs" in rec["machine"]
     assert "median of per-round ratios): 4.00x" in capsys.readouterr().out
+
+
+def test_main_times_compressai_in_the_same_rounds(monkeypatch, tmp_path, capsys):
+    import sys
+
+    script, _ = _fake_server(tmp_path)
+    monkeypatch.setattr(speed, "COMPRESSAI_SCRIPT", script)
+    rec = _run_main(monkeypatch, tmp_path, "--compressai-python", sys.executable)
+    assert rec["compressai_env"] == {"torch": "0.fake"}
+    assert rec["compressai_decode_s"] == {"Cheng2020AnchorCheckerboard": 3.0, "Cheng2020Anchor": 12.0}
+    # ours decode in 4, 7, 10 s (ckbd) and 16, 28, 40 s (serial) as the load rises; theirs 3 and 12
+    assert rec["ratio_compressai_ckbd_over_ours_decode"] == 3.0 / 7.0
+    assert rec["ratio_compressai_serial_over_ours_decode"] == 12.0 / 28.0
+    out = capsys.readouterr().out
+    assert "compressai Cheng2020Anchor: encode 1.000s  decode 12.000s" in out
+    assert "CompressAI Cheng2020Anchor decode / our cheng2020-anchor (median of per-round ratios)" in out
+
+
+_FAKE_SERVER = """
+import sys
+sys.path.insert(0, {repo!r})
+from eval import compressai_speed
+
+costs = {{"Cheng2020AnchorCheckerboard": 3.0, "Cheng2020Anchor": 12.0}}
+if {die!r}:
+    sys.exit("torch is missing")
+log = open({log!r}, "a")
+
+def load(path):
+    log.write("load\\n")
+    log.flush()
+    return path
+
+def code(model, image):
+    log.write("round " + model + "\\n")
+    log.flush()
+    return {{"encode_s": 1.0, "decode_s": costs[model], "bytes": 6, "psnr": 31.0}}
+
+compressai_speed.serve(costs, load, code, about={{"torch": "0.fake"}})
+"""
+
+
+def _fake_server(tmp_path, die=False):
+    script = tmp_path / ("dying.py" if die else "server.py")
+    log = tmp_path / "requests.log"
+    script.write_text(_FAKE_SERVER.format(repo=str(speed.REPO), log=str(log), die=die))
+    return script, log
+
+
+def test_compressai_codecs_take_their_turns_in_the_same_rounds(monkeypatch, tmp_path):
+    """The external codecs are coded in the rotated rounds with ours (not in a separate run),
+    through eval/compressai_speed.py's real protocol loop, and load each image once."""
+    import sys
+
+    clock, log = _Clock(), []
+    monkeypatch.setattr(speed.time, "perf_counter", clock)
+    script, requests = _fake_server(tmp_path)
+    img = np.zeros((4, 8, 3), np.uint8)
+    with speed.ExternalCodecs(sys.executable, speed.COMPRESSAI_MODELS, 128, script=script) as server:
+        assert server.models == sorted(speed.COMPRESSAI_MODELS)
+
+        class Logged:  # records when an external codec takes its turn
+            def __init__(self, name, codec):
+                self.name, self.codec = name, codec
+
+            def time_round(self, img):
+                log.append(("dec", self.name))
+                return self.codec.time_round(img)
+
+        codecs = {
+            "ckbd": _Fake("ckbd", clock, log, 1.0, 1.0),
+            "compressai ckbd": Logged("ca-ckbd", server.codec("Cheng2020AnchorCheckerboard")),
+            "compressai serial": Logged("ca-serial", server.codec("Cheng2020Anchor")),
+        }
+        res = speed.time_codecs(codecs, img, repeats=3)
+        res2 = speed.time_codecs(codecs, img + 1, repeats=1)
+    lines = requests.read_text().split()
+    # one load per image; a warm-up plus one request per round for each external codec
+    assert requests.read_text().count("load") == 2
+    assert lines.count("Cheng2020Anchor") == 4 + 2 and lines.count("Cheng2020AnchorCheckerboard") == 4 + 2
+    assert res["compressai serial"]["rounds_decode_s"] == [12.0, 12.0, 12.0]
+    assert res["compressai ckbd"]["bpp"] == 8 * 6 / 32 and res["compressai ckbd"]["psnr"] == 31.0
+    # a warm-up each, then rounds in rotated order, ours among them
+    turns = [n for kind, n in log if kind == "dec"][:12]
+    assert turns == ["ckbd", "ca-ckbd", "ca-serial"] + ["ckbd", "ca-ckbd", "ca-serial"] + [
+        "ca-ckbd",
+        "ca-serial",
+        "ckbd",
+    ] + ["ca-serial", "ckbd", "ca-ckbd"]
+    assert speed.round_ratio([res], "compressai serial", "compressai ckbd") == 4.0
+    assert len(res2["ckbd"]["rounds_decode_s"]) == 1
+
+
+def test_compressai_process_failures_are_one_line_errors(tmp_path):
+    import sys
+
+    import pytest
+
+    dying, _ = _fake_server(tmp_path, die=True)
+    with pytest.raises(RuntimeError, match=r"process ended \(exit 1\): torch is missing$"):
+        speed.ExternalCodecs(sys.executable, speed.COMPRESSAI_MODELS, 128, script=dying).close()
+    script, _ = _fake_server(tmp_path)
+    with speed.ExternalCodecs(sys.executable, speed.COMPRESSAI_MODELS, 128, script=script) as server:
+        with pytest.raises(RuntimeError, match="no image loaded"):
+            server._ask("round Cheng2020Anchor")
+        img = np.zeros((4, 8, 3), np.uint8)
+        with pytest.raises(RuntimeError, match="unknown model 'Nope'"):
+            server.time_round("Nope", img)
