@@ -275,6 +275,7 @@ def main(argv=None) -> int:
         "encode_s": {},
         "decode_s": {},
         "detail": {},
+        "rounds_decode_s": {},  # per codec, per image: the decode seconds of each round
     }
     with contextlib.ExitStack() as stack:
         if a.compressai_python:  # CompressAI's codecs take their turns in the same rounds
@@ -295,6 +296,7 @@ def main(argv=None) -> int:
             if k[:7] != "rounds_"
         }
         results["detail"][name] = agg
+        results["rounds_decode_s"][name] = [r[name]["rounds_decode_s"] for r in per_image]
         results["encode_s"][name] = agg["encode_s"]
         results["decode_s"][name] = agg["decode_s"]
         if name in ours:

@@ -105,6 +105,7 @@ def test_main_times_compressai_in_the_same_rounds(monkeypatch, tmp_path, capsys)
     # ours decode in 4, 7, 10 s (ckbd) and 16, 28, 40 s (serial) as the load rises; theirs 3 and 12
     assert rec["ratio_compressai_ckbd_over_ours_decode"] == 3.0 / 7.0
     assert rec["ratio_compressai_serial_over_ours_decode"] == 12.0 / 28.0
+    assert rec["rounds_decode_s"]["ckbd"] == [[4.0, 7.0, 10.0]]
     out = capsys.readouterr().out
     assert "compressai Cheng2020Anchor: encode 1.000s  decode 12.000s" in out
     assert "CompressAI Cheng2020Anchor decode / our cheng2020-anchor (median of per-round ratios)" in out
