@@ -5,23 +5,21 @@ Run with the *reference* interpreter (see tools/make_reference_env.sh); it must 
 
     .venv-ref/bin/python eval/compressai_speed.py --models Cheng2020AnchorCheckerboard,Cheng2020Anchor --N 128
 
-and speaks a line protocol over stdin/stdout, one JSON object answered per request line:
+and drives it with eval/worker.py's line protocol:
 
     (on start)    -> {"ready": [models], "torch", "compressai", "threads"}
     load PATH     -> {"ok": true}             the image every later round codes
     round MODEL   -> {"encode_s", "decode_s", "bytes", "psnr"}   one compress + decompress
-    quit          (or end of input) ends it
 
-Models are random-init at width N (quality 3's width), CPU, torch.no_grad. A failure answers
-{"error": "one line"}. The client does the warm-up (its first round per model is not counted).
+Models are random-init at width N (quality 3's width), CPU, torch.no_grad. The client does the
+warm-up (its first round per model is not counted).
 """
 
 import argparse
-import json
-import sys
 import time
 
 import numpy as np
+from worker import serve  # eval/worker.py: this script's folder is on the path
 
 
 def build(name: str, n: int):
@@ -68,34 +66,23 @@ def one_round(net, img: np.ndarray, x) -> dict:
     }
 
 
-def serve(models, load, code, lines=sys.stdin, out=sys.stdout, about=None) -> None:
-    """The line protocol: ``load(path)`` reads an image, ``code(model, image)`` times one round;
-    ``about`` (versions, threads) goes out with the first line."""
+def handlers(nets: dict, load, code) -> dict:
+    """The requests: ``load PATH`` (``load(path)`` -> image) and ``round MODEL``
+    (``code(nets[MODEL], image)`` -> timings)."""
+    image = []
 
-    def reply(obj):
-        out.write(json.dumps(obj) + "\n")
-        out.flush()
+    def load_image(path):
+        image[:] = [load(path)]
+        return {"ok": True}
 
-    reply({"ready": sorted(models), **(about or {})})
-    image = None
-    for line in lines:
-        cmd, _, arg = line.strip().partition(" ")
-        try:
-            if cmd == "quit":
-                return
-            if cmd == "load":
-                image = load(arg)
-                reply({"ok": True})
-            elif cmd == "round":
-                if image is None:
-                    raise ValueError("no image loaded")
-                if arg not in models:
-                    raise ValueError(f"unknown model {arg!r}; serving {sorted(models)}")
-                reply(code(arg, image))
-            else:
-                raise ValueError(f"unknown request {line.strip()!r}")
-        except Exception as e:  # one line back to the client, which raises it
-            reply({"error": f"{type(e).__name__}: {e}".splitlines()[0]})
+    def round_(model):
+        if not image:
+            raise ValueError("no image loaded")
+        if model not in nets:
+            raise ValueError(f"unknown model {model!r}; serving {sorted(nets)}")
+        return code(nets[model], image[0])
+
+    return {"load": load_image, "round": round_}
 
 
 def main():
@@ -110,9 +97,9 @@ def main():
         torch.set_num_threads(a.threads)
     nets = {name: build(name, a.N) for name in a.models.split(",")}
 
-    def code(model, image):
+    def code(net, image):
         with torch.no_grad():
-            return one_round(nets[model], *image)
+            return one_round(net, *image)
 
     import compressai
 
@@ -121,7 +108,7 @@ def main():
         "compressai": compressai.__version__,
         "threads": torch.get_num_threads(),
     }
-    serve(nets, load, code, about=about)
+    serve(handlers(nets, load, code), sorted(nets), about)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import json
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -151,41 +150,22 @@ COMPRESSAI_MODELS = ("Cheng2020AnchorCheckerboard", "Cheng2020Anchor")
 
 
 class ExternalCodecs:
-    """Codecs timed in another interpreter, one round per request (eval/compressai_speed.py's line
-    protocol), so that ``time_codecs`` interleaves them with jaxlic's codecs round by round.
+    """Codecs timed in another interpreter (eval/compressai_speed.py, driven by an
+    eval.worker.Worker), one round per request, so that ``time_codecs`` interleaves them with
+    jaxlic's codecs round by round.
 
     ``codec(model)`` gives an object with ``time_round(img)``. The image goes over as a PNG in a
     temporary folder, once per image. A failure of the other process is a one-line RuntimeError.
     """
 
     def __init__(self, python: str, models, n: int, script: pathlib.Path | str | None = None):
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        from eval.worker import Worker
+
         self._dir = tempfile.TemporaryDirectory()
         cmd = [python, str(script or COMPRESSAI_SCRIPT), "--models", ",".join(models), "--N", str(n)]
-        self.proc = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True
-        )
+        self.worker = Worker(cmd, what="CompressAI timing process")  # waits until the models are built
+        self.models, self.about = self.worker.ready, self.worker.about
         self._image = None
-        self.about = self._ask(None)  # waits until the models are built
-        self.models = self.about.pop("ready")
-
-    def _ask(self, request: str | None) -> dict:
-        if request is not None:
-            try:
-                self.proc.stdin.write(request + "\n")
-                self.proc.stdin.flush()
-            except BrokenPipeError:
-                pass  # reported below, with the other process's last words
-        answer = self.proc.stdout.readline()
-        if not answer:
-            self.proc.wait()
-            self._stderr.seek(0)
-            last = (self._stderr.read().strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"CompressAI timing process ended (exit {self.proc.returncode}): {last}")
-        reply = json.loads(answer)
-        if "error" in reply:
-            raise RuntimeError(f"CompressAI timing: {reply['error']}")
-        return reply
 
     def time_round(self, model: str, img: np.ndarray) -> dict:
         key = (img.shape, hashlib.sha1(np.ascontiguousarray(img).tobytes()).hexdigest())
@@ -194,22 +174,15 @@ class ExternalCodecs:
 
             path = os.path.join(self._dir.name, "image.png")
             Image.fromarray(img).save(path)
-            self._ask(f"load {path}")
+            self.worker.ask(f"load {path}")
             self._image = key
-        return self._ask(f"round {model}")
+        return self.worker.ask(f"round {model}")
 
     def codec(self, model: str):
         return _ExternalCodec(self, model)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write("quit\n")
-                self.proc.stdin.close()
-                self.proc.wait(timeout=30)
-            except (BrokenPipeError, subprocess.TimeoutExpired):
-                self.proc.kill()
-        self._stderr.close()
+        self.worker.close()
         self._dir.cleanup()
 
     def __enter__(self):

@@ -4,9 +4,10 @@ Times one full training step (forward, RD loss, backward, clipped Adam update, a
 quantiles) of cheng2020-anchor (Cheng et al., 2020) at N=128 on a batch of 8 x 256 x 256, as
 in `train/trainer.py`: median over several steps after warm-up (compilation excluded). Given
 `--compressai-python` (the interpreter of an environment with torch + CompressAI, e.g.
-`.venv-ref/bin/python`), the same step of CompressAI's model runs in that subprocess
-(`eval/train_speed_compressai.py`), interleaved round by round with the jaxlic runs so both see
-the same machine load.
+`.venv-ref/bin/python`), the same step of CompressAI's model runs in that interpreter
+(`eval/train_speed_compressai.py`, driven by eval/worker.py), interleaved round by round with the
+jaxlic runs in a rotated order so both see the same machine load; the ratio is the median over
+rounds of the two frameworks' median step times in the same round.
 
   python -m eval.train_speed --json runs/train_speed.json
   python -m eval.train_speed --json runs/train_speed.json --compressai-python .venv-ref/bin/python
@@ -22,58 +23,30 @@ import argparse
 import json
 import pathlib
 import statistics
-import subprocess
+import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-class CompressAIWorker:
-    """The CompressAI training step in a subprocess, driven over stdin/stdout."""
+class CompressAIStep:
+    """The CompressAI training step in the reference interpreter (eval/train_speed_compressai.py),
+    driven by an eval.worker.Worker."""
 
     def __init__(self, python: str, args):
-        cmd = [
-            python,
-            str(HERE / "train_speed_compressai.py"),
-            "--model",
-            args.model,
-            "--N",
-            str(args.N),
-            "--M",
-            str(args.M),
-            "--batch",
-            str(args.batch),
-            "--size",
-            str(args.size),
-            "--lmbda",
-            str(args.lmbda),
-            "--warmup",
-            str(args.warmup),
-        ]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.info = json.loads(self._expect("READY"))
+        from eval.worker import Worker
 
-    def _expect(self, tag: str) -> str:
-        line = self.proc.stdout.readline()
-        if not line.startswith(tag):
-            self.proc.kill()
-            raise RuntimeError(
-                f"CompressAI worker: expected {tag}, got {line!r} (exit code {self.proc.poll()})"
-            )
-        return line[len(tag) :].strip()
+        cmd = [python, str(HERE / "train_speed_compressai.py")]
+        for flag in ("model", "N", "M", "batch", "size", "lmbda", "warmup"):
+            cmd += [f"--{flag}", str(getattr(args, flag))]
+        self.worker = Worker(cmd, what="CompressAI training-step worker")
+        self.info = self.worker.about
 
     def time_steps(self, n: int) -> list[float]:
-        self.proc.stdin.write(f"STEPS {n}\n")
-        self.proc.stdin.flush()
-        return json.loads(self._expect("TIMES"))
+        return self.worker.ask(f"steps {n}")["times"]
 
     def close(self):
-        try:
-            self.proc.stdin.write("QUIT\n")
-            self.proc.stdin.flush()
-            self.proc.wait(timeout=30)
-        except (BrokenPipeError, subprocess.TimeoutExpired):
-            self.proc.kill()
+        self.worker.close()
 
 
 class JaxlicStep:
@@ -127,50 +100,66 @@ def main(argv=None):
     args = ap.parse_args(argv)
     args.M = args.M or args.N
 
-    worker = None
-    if args.compressai_python:
-        worker = CompressAIWorker(args.compressai_python, args)
+    from eval.speed import rotated
+    from jaxlic.evaluation.rd import provenance
+
+    steppers = {}
     try:
-        jx = JaxlicStep(args)
-        times = {"jaxlic": [], "compressai": []}
+        if args.compressai_python:
+            steppers["compressai"] = CompressAIStep(args.compressai_python, args)
+        jx = steppers["jaxlic"] = JaxlicStep(args)
+        names = sorted(steppers, key=lambda n: n != "jaxlic")  # jaxlic first in round 1
+        times = {n: [] for n in names}
+        rounds = {n: [] for n in names}  # each round's median step time
         for r in range(args.rounds):
-            times["jaxlic"] += jx.time_steps(args.steps)
-            if worker:
-                times["compressai"] += worker.time_steps(args.steps)
+            for name in rotated(names, r):  # each takes each place in turn
+                t = steppers[name].time_steps(args.steps)
+                times[name] += t
+                rounds[name].append(statistics.median(t))
             print(
-                f"round {r + 1}/{args.rounds}: jaxlic {statistics.median(times['jaxlic']):.4f} s"
-                + (f", CompressAI {statistics.median(times['compressai']):.4f} s" if worker else ""),
+                f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {rounds[n][-1]:.4f} s" for n in names),
                 flush=True,
             )
     finally:
-        if worker:
-            worker.close()
+        if "compressai" in steppers:
+            steppers["compressai"].close()
+    worker = steppers.get("compressai")
 
     jaxlic_s = statistics.median(times["jaxlic"])
-    compressai_s = statistics.median(times["compressai"]) if times["compressai"] else None
+    compressai_s = statistics.median(times["compressai"]) if worker else None
+    # side by side: the median over rounds of the two frameworks' times in the same round
+    ratio = (
+        statistics.median(c / j for c, j in zip(rounds["compressai"], rounds["jaxlic"], strict=True))
+        if worker
+        else None
+    )
     result = {
+        **provenance("python -m eval.train_speed " + " ".join(sys.argv[1:] if argv is None else argv)),
         "jaxlic_step_s": jaxlic_s,
         "compressai_step_s": compressai_s,
-        "ratio_compressai_over_jaxlic": compressai_s / jaxlic_s if compressai_s else None,
+        "ratio_compressai_over_jaxlic": ratio,
         "jaxlic_images_per_s": args.batch / jaxlic_s,
         "model": args.model,
         "N": args.N,
         "M": args.M,
         "batch": args.batch,
         "size": args.size,
+        "steps_per_round": args.steps,
+        "rounds": args.rounds,
         "jaxlic_device": jx.device,
         "jaxlic_warmup_s": jx.warmup_s,
         "compressai_env": worker.info if worker else None,
         "times": times,
+        "round_medians": rounds,
     }
     path = pathlib.Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     print(f"jaxlic: {jaxlic_s:.4f} s/step ({args.batch / jaxlic_s:.1f} images/s) on {jx.device}")
-    if compressai_s:
+    if worker:
         print(
             f"CompressAI: {compressai_s:.4f} s/step on {worker.info['device']}; "
-            f"ratio CompressAI / jaxlic = {compressai_s / jaxlic_s:.2f}"
+            f"ratio CompressAI / jaxlic = {ratio:.2f} (median of per-round ratios)"
         )
     return result
 

@@ -1,12 +1,11 @@
 """CompressAI side of `eval/train_speed.py`; run with the reference interpreter (torch + CompressAI).
 
-Standalone (never imports jaxlic). Builds one CompressAI model, then serves timing requests on
-stdin so the caller can interleave them with its own runs:
+Standalone (never imports jaxlic). Builds one CompressAI model, then serves timing requests
+(eval/worker.py's line protocol) so the caller can interleave them with its own runs:
 
-  -> READY {"device": ..., "torch": ...}      (once the model is built and warmed up)
-  <- STEPS k
-  -> TIMES [t1, ..., tk]                      (seconds per training step)
-  <- QUIT
+  -> {"ready": [model], "device", "torch", "threads"}   once the model is built and warmed up
+  <- steps K
+  -> {"times": [t1, ..., tK]}                            seconds per training step
 
 A training step is CompressAI's examples/train.py step: forward, RD loss
 (lmbda * 255^2 * MSE + bpp), backward, global-norm clipping, Adam on the main parameters, then
@@ -14,12 +13,11 @@ the aux loss and its Adam on the quantiles.
 """
 
 import argparse
-import json
 import math
-import sys
 import time
 
 import torch
+from worker import serve  # eval/worker.py: this script's folder is on the path
 
 CLASSES = {
     "cheng2020-anchor": ("compressai.models", "Cheng2020Anchor", False),
@@ -91,21 +89,17 @@ def main():
 
     for _ in range(args.warmup):
         step()
-    print(
-        "READY",
-        json.dumps({"device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}),
-        flush=True,
-    )
-    for line in sys.stdin:
-        cmd = line.split()
-        if not cmd or cmd[0] == "QUIT":
-            break
+
+    def steps(k):
         times = []
-        for _ in range(int(cmd[1])):
+        for _ in range(int(k)):
             t = time.perf_counter()
             step()
             times.append(time.perf_counter() - t)
-        print("TIMES", json.dumps(times), flush=True)
+        return {"times": times}
+
+    about = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    serve({"steps": steps}, [args.model], about)
 
 
 if __name__ == "__main__":

@@ -113,8 +113,9 @@ def test_main_times_compressai_in_the_same_rounds(monkeypatch, tmp_path, capsys)
 
 _FAKE_SERVER = """
 import sys
-sys.path.insert(0, {repo!r})
-from eval import compressai_speed
+sys.path.insert(0, {eval_dir!r})
+from worker import serve
+import compressai_speed  # its real request handlers, with fake models and timings
 
 costs = {{"Cheng2020AnchorCheckerboard": 3.0, "Cheng2020Anchor": 12.0}}
 if {die!r}:
@@ -126,19 +127,19 @@ def load(path):
     log.flush()
     return path
 
-def code(model, image):
-    log.write("round " + model + "\\n")
+def code(cost, image):
+    log.write("round " + str(cost) + "\\n")
     log.flush()
-    return {{"encode_s": 1.0, "decode_s": costs[model], "bytes": 6, "psnr": 31.0}}
+    return {{"encode_s": 1.0, "decode_s": cost, "bytes": 6, "psnr": 31.0}}
 
-compressai_speed.serve(costs, load, code, about={{"torch": "0.fake"}})
+serve(compressai_speed.handlers(costs, load, code), sorted(costs), about={{"torch": "0.fake"}})
 """
 
 
 def _fake_server(tmp_path, die=False):
     script = tmp_path / ("dying.py" if die else "server.py")
     log = tmp_path / "requests.log"
-    script.write_text(_FAKE_SERVER.format(repo=str(speed.REPO), log=str(log), die=die))
+    script.write_text(_FAKE_SERVER.format(eval_dir=str(speed.REPO / "eval"), log=str(log), die=die))
     return script, log
 
 
@@ -171,8 +172,8 @@ def test_compressai_codecs_take_their_turns_in_the_same_rounds(monkeypatch, tmp_
         res2 = speed.time_codecs(codecs, img + 1, repeats=1)
     lines = requests.read_text().split()
     # one load per image; a warm-up plus one request per round for each external codec
-    assert requests.read_text().count("load") == 2
-    assert lines.count("Cheng2020Anchor") == 4 + 2 and lines.count("Cheng2020AnchorCheckerboard") == 4 + 2
+    assert lines.count("load") == 2
+    assert lines.count("12.0") == 4 + 2 and lines.count("3.0") == 4 + 2
     assert res["compressai serial"]["rounds_decode_s"] == [12.0, 12.0, 12.0]
     assert res["compressai ckbd"]["bpp"] == 8 * 6 / 32 and res["compressai ckbd"]["psnr"] == 31.0
     # a warm-up each, then rounds in rotated order, ours among them
@@ -197,7 +198,7 @@ def test_compressai_process_failures_are_one_line_errors(tmp_path):
     script, _ = _fake_server(tmp_path)
     with speed.ExternalCodecs(sys.executable, speed.COMPRESSAI_MODELS, 128, script=script) as server:
         with pytest.raises(RuntimeError, match="no image loaded"):
-            server._ask("round Cheng2020Anchor")
+            server.worker.ask("round Cheng2020Anchor")
         img = np.zeros((4, 8, 3), np.uint8)
         with pytest.raises(RuntimeError, match="unknown model 'Nope'"):
             server.time_round("Nope", img)
