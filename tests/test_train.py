@@ -146,6 +146,46 @@ def test_wall_clock_budget_stops_cleanly_with_a_checkpoint_and_an_export(data_di
     assert int(resumed.step) == 2
 
 
+def test_sigterm_checkpoints_the_step_and_stops_then_the_run_resumes(data_dir, tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from train import input_pipeline
+
+    real = input_pipeline.create_train_iterator
+
+    def terminated_after_two_batches(*args, **kwargs):
+        for i, batch in enumerate(real(*args, **kwargs)):
+            if i == 2 and kwargs.get("start_step", 0) == 0:  # while step 3 is under way
+                os.kill(os.getpid(), signal.SIGTERM)
+            yield batch
+
+    monkeypatch.setattr(trainer.input_pipeline, "create_train_iterator", terminated_after_two_batches)
+    config = tiny_config(data_dir, num_steps=8, checkpoint_every_steps=100)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(trainer.TrainingInterrupted, match=r"^stopped by SIGTERM after step 3, checkpointed"):
+        trainer.train_and_evaluate(config, tmp_path)
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+    assert ocp.CheckpointManager(tmp_path / "checkpoints").latest_step() == 3
+    assert not (tmp_path / "export").exists()  # not a finished run
+    resumed = trainer.train_and_evaluate(config, tmp_path)
+    assert int(resumed.step) == 8 and (tmp_path / "export" / f"{MODEL}-q3.json").exists()
+
+
+def test_stop_request_second_signal_interrupts_at_once():
+    import os
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    with trainer.StopRequest() as stop:
+        assert not stop.requested(1, 50)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested(2, 50) and stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+
+
 def test_consecutive_nonfinite_steps_stop_the_run_keeping_the_last_good_checkpoint(data_dir, tmp_path):
     good = trainer.train_and_evaluate(
         tiny_config(data_dir, num_steps=2, **{"data.num_eval_images": 0}), tmp_path

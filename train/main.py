@@ -7,6 +7,9 @@ Examples:
   python -m train.main --config train/configs/cheng2020.py --workdir runs/c \
       --config.data.source=tfds:clic
 
+SIGTERM or Ctrl-C finishes the current step, checkpoints it and exits (status 143 / 130); the
+same command resumes the run. A second signal stops at once.
+
 Multi-host: add `--config.distributed` (and `--config.coordinator_address=HOST:PORT
 --config.num_processes=P --config.process_id=I` where JAX cannot detect them); start the same
 command on every host with a shared workdir.
@@ -35,6 +38,10 @@ def main(argv):
         trainer.train_and_evaluate(config, _WORKDIR.value)
     except (input_pipeline.DataError, JaxlicError) as e:
         sys.exit(f"error: {e}")
+    except trainer.TrainingInterrupted as e:
+        logging.warning("%s", e)
+        print(f"training {e}", file=sys.stderr)
+        sys.exit(128 + e.signum)  # the shell's status for a process ended by that signal
 
 
 if __name__ == "__main__":

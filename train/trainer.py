@@ -25,6 +25,8 @@ import functools
 import importlib
 import json
 import pathlib
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -52,6 +54,18 @@ FAST_COMPILE_CPU = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expen
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps had a non-finite loss or gradient."""
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT stopped the run after ``step``, which is checkpointed: the same command
+    resumes it."""
+
+    def __init__(self, step: int, signum: int, checkpoints: pathlib.Path):
+        self.step, self.signum = step, signum
+        super().__init__(
+            f"stopped by {signal.Signals(signum).name} after step {step}, checkpointed in {checkpoints}; "
+            "the same command resumes the run"
+        )
 
 
 @flax.struct.dataclass
@@ -686,6 +700,60 @@ class WallClock:
         return bool(multihost_utils.broadcast_one_to_all(np.int32(over)))
 
 
+class StopRequest:
+    """SIGTERM (a scheduler's preemption, the end of a session) or SIGINT (Ctrl-C) while training:
+    the trainer finishes the step, checkpoints it and raises `TrainingInterrupted`, so that no
+    step is lost. A second signal interrupts at once (KeyboardInterrupt / the default action).
+
+    Used as a context manager around the training loop; it installs its handlers only in the
+    main thread. With several processes, process 0's request decides, at log steps only (one
+    broadcast each), so that all processes stop after the same step.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, multi_process: bool = False):
+        self.multi_process = multi_process
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum, frame):
+        if self.signum is not None:  # the second one: do what it would have done without us
+            self._restore()
+            signal.raise_signal(signum)
+            return
+        self.signum = signum
+        logging.warning(
+            "%s received: checkpointing after this step, then stopping (send it again to stop at once)",
+            signal.Signals(signum).name,
+        )
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def __exit__(self, *exc):
+        self._restore()
+
+    def requested(self, step: int, every_steps: int) -> bool:
+        if not self.multi_process:
+            return self.signum is not None
+        if step % every_steps:
+            return False
+        from jax.experimental import multihost_utils
+
+        signum = multihost_utils.broadcast_one_to_all(np.int32(self.signum or 0))
+        self.signum = int(signum) or None
+        return self.signum is not None
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains `config.model` in `workdir`, resuming from its latest checkpoint if any.
 
@@ -699,6 +767,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     Raises:
       NonFiniteLossError: `config.max_nonfinite_steps` consecutive non-finite steps; the
         checkpoints on disk hold the last good parameters.
+      TrainingInterrupted: SIGTERM or SIGINT arrived; the step it arrived in was finished and
+        checkpointed (see `StopRequest`).
     """
     t_begin = time.time()
     workdir = pathlib.Path(workdir).resolve()
@@ -770,8 +840,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     prev_nonfinite = None
     t_log, step_log = time.time(), start_step
     wall_clock = WallClock(config.get("max_wall_s", 0), t_begin, multi_process=jax.process_count() > 1)
-    stopped_early = False
-    with metric_writers.ensure_flushes(writer):
+    stopped_early = interrupted = False
+    stop_request = StopRequest(multi_process=jax.process_count() > 1)
+    with metric_writers.ensure_flushes(writer), stop_request:
         for step in range(start_step + 1, config.num_steps + 1):
             local = next(train_iter)
             batch = jax.make_array_from_process_local_data(batch_sharding, local)
@@ -780,7 +851,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             history.append(metrics)
             # The last step of the run, or of the wall-clock budget: log, validate, checkpoint.
             stopped_early = step < config.num_steps and wall_clock.expired(step, config.log_every_steps)
-            final = step == config.num_steps or stopped_early
+            # A stop request (SIGTERM, SIGINT): checkpoint this step, skip its validation, stop.
+            interrupted = step < config.num_steps and stop_request.requested(step, config.log_every_steps)
+            final = step == config.num_steps or stopped_early or interrupted
             if stopped_early:
                 logging.info(
                     "Stopping after step %d: wall-clock budget config.max_wall_s=%gs reached",
@@ -826,7 +899,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 )
 
             eval_metrics = None
-            if eval_images and (step % config.eval_every_steps == 0 or final):
+            if eval_images and (step % config.eval_every_steps == 0 or final) and not interrupted:
                 with report_progress.timed("eval"):
                     eval_metrics = evaluate(state.params, eval_images, p_eval_step, replicated, real_bpp)
                 writer.write_scalars(step, {f"val/{k}": v for k, v in eval_metrics.items()})
@@ -855,7 +928,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             if config.halt_after_steps and step >= config.halt_after_steps:
                 logging.info("Halting after step %d (config.halt_after_steps)", step)
                 break
-            if stopped_early:
+            if stopped_early or interrupted:
                 break
 
     if prev_nonfinite is not None and int(prev_nonfinite) >= config.max_nonfinite_steps:
@@ -864,6 +937,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         raise NonFiniteLossError(f"the last {int(prev_nonfinite)} steps were non-finite")
     ckpt.wait_until_finished()
     ckpt.close()
+    if interrupted:
+        writer.close()
+        raise TrainingInterrupted(int(state.step), stop_request.signum, workdir / "checkpoints")
     done = int(state.step) == config.num_steps or stopped_early
     if config.export and done and is_main:
         metrics = dict(last_eval, step=int(state.step), wall_s=time.time() - t_begin)
