@@ -76,6 +76,7 @@ def test_ablation_writes_json_table_and_plot(tmp_path, capsys):
     assert spread["n"] == 2 and spread["ci95"][0] < 0 < spread["ci95"][1] and "bd_rate_ci95" in spread
     assert set(spread["by_rate"]) == set(full["by_rate"]) and spread["by_rate"]["0.15"]["n"] == 2
     assert "command" in record["provenance"]
+    assert record["vs_ckbd_over_seeds"] == {}  # ckbd-full has no second seed
     table = (out / "table.md").read_text()
     assert "| ckbd-full | +0.400" in table and "+0.37" in table
     seed_line = table.strip().splitlines()[-1]
@@ -94,6 +95,32 @@ def test_ablation_writes_json_table_and_plot(tmp_path, capsys):
         record["variants"]["ckbd"]["decode_s"] == 0.5 and record["variants"]["ckbd-full"]["decode_s"] is None
     )
     assert "side by side: python -m eval.decode_time X" in (out / "table.md").read_text()
+
+
+def test_ablation_compares_each_seed_with_the_baselines_same_seed(tmp_path):
+    images = ("kodim01", "kodim23")
+    args = ["--variant", "ckbd=" + _write(tmp_path, "ckbd", dict.fromkeys(images, 0.0))]
+    args += ["--variant", "ckbd-full=" + _write(tmp_path, "ckbd-full", {"kodim01": 0.3, "kodim23": 0.5})]
+    args += ["--second-seed", "ckbd=" + _write(tmp_path, "ckbd-s1", {"kodim01": -0.2, "kodim23": -0.2})]
+    # seed 1: +0.1 and -0.1 over ckbd s1, i.e. -0.1 and -0.3 over ckbd s0
+    args += [
+        "--second-seed",
+        "ckbd-full=" + _write(tmp_path, "ckbd-full-s1", {"kodim01": -0.1, "kodim23": -0.3}),
+    ]
+    out = tmp_path / "abl"
+    assert ablation.main([*args, "--out", str(out)]) == 0
+    record = json.loads((out / "ablation.json").read_text())
+    seeds = record["vs_ckbd_over_seeds"]["ckbd-full"]
+    assert seeds["per_seed_db"] == pytest.approx([0.4, 0.0], abs=1e-9)
+    assert seeds["mean_db"] == pytest.approx(0.2) and seeds["n"] == 2
+    assert seeds["ci95"] == pytest.approx([0.2, 0.2])  # per image (0.3+0.1)/2 and (0.5-0.1)/2
+    assert seeds["per_seed_bd_rate"][0] < 0 and abs(seeds["per_seed_bd_rate"][1]) < 0.1  # +-0.1 dB per image
+    assert record["seed_spread"]["ckbd-full"]["mean_db"] == pytest.approx(-0.6)
+    table = (out / "table.md").read_text()
+    assert (
+        "ckbd-full against ckbd on each seed (first, second; same-seed pairs): +0.400 and +0.000 dB" in table
+    )
+    assert "mean over the seeds +0.200 dB [+0.200, +0.200] (2 images" in table
 
 
 def test_ablation_errors_are_one_line(tmp_path, capsys):
