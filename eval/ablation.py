@@ -23,7 +23,8 @@ Writes ``ablation.json`` (``{"variants": {name: {"steps", "seed", "curve": {"bpp
 "weights", "decode_s", "gflops_768x512"}}, "vs_ckbd": {name: {"dpsnr_at_0.15", "ci95", "n", "outside",
 "bd_rate", "bd_rate_ci95", "by_rate": {bpp: {"mean_db", "ci95", "n"}}}}, "seed_spread_db", "seed_spread":
 {name: {"mean_db", "ci95", "n", "bd_rate", "bd_rate_ci95", "by_rate"}} (second seed − first),
-"vs_ckbd_over_seeds": {name: {"per_seed_db", "per_seed_ci95", "per_seed_bd_rate", "mean_db", "ci95", "n"}}
+"vs_ckbd_over_seeds": {name: {"per_seed_db", "per_seed_ci95", "per_seed_bd_rate", "mean_db", "ci95", "n",
+"by_rate"}}
 (where both the variant and the baseline have a second seed), "claims", "provenance"}``),
 ``table.md`` (ours beside the claims) and ``rd.png``. ``steps`` and ``seed`` come from a
 variant's weights file when given (its metadata), ``decode_s`` is the decoding time of
@@ -201,25 +202,31 @@ def _over_seeds(rows: dict[str, list[dict]], second: dict[str, list[dict]], rate
     A variant's second seed is compared with the baseline's second seed (the same seed, so the
     same data order), image by image; ``mean_db`` averages each image's two paired gains before
     the mean over images, and its interval is over images (it says nothing of more seeds).
+    ``by_rate``: the same mean over seeds at each of ``GAIN_RATES``.
     """
     if BASELINE not in second:
         return {}
+
+    def mean_over_seeds(name: str, at: float) -> tuple[list[dict], dict]:
+        gains = [matched.gain_at_rate(r[name], r[BASELINE], at) for r in (rows, second)]
+        images = sorted(set.intersection(*(set(g["per_image"]) for g in gains)))
+        per_image = [sum(g["per_image"][i] for g in gains) / len(gains) for i in images]
+        mean = float(sum(per_image) / len(per_image)) if per_image else float("nan")
+        return gains, {"mean_db": mean, "ci95": matched.bootstrap_ci(per_image), "n": len(images)}
+
     out = {}
     for name in VARIANTS:
         if name not in rows or name not in second:
             continue
-        gains = [matched.gain_at_rate(r[name], r[BASELINE], rate) for r in (rows, second)]
-        images = sorted(set.intersection(*(set(g["per_image"]) for g in gains)))
-        per_image = [sum(g["per_image"][i] for g in gains) / len(gains) for i in images]
+        gains, mean = mean_over_seeds(name, rate)
         out[name] = {
             "per_seed_db": [g["mean_db"] for g in gains],
             "per_seed_ci95": [g["ci95"] for g in gains],
             "per_seed_bd_rate": [
                 matched.bd_rate_per_image(r[name], r[BASELINE])["mean_pct"] for r in (rows, second)
             ],
-            "mean_db": float(sum(per_image) / len(per_image)) if per_image else float("nan"),
-            "ci95": matched.bootstrap_ci(per_image),
-            "n": len(images),
+            **mean,
+            "by_rate": {f"{r:g}": mean_over_seeds(name, r)[1] for r in GAIN_RATES},
         }
     return out
 

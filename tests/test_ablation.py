@@ -116,6 +116,8 @@ def test_ablation_compares_each_seed_with_the_baselines_same_seed(tmp_path):
     assert seeds["ci95"] == pytest.approx([0.2, 0.2])  # per image (0.3+0.1)/2 and (0.5-0.1)/2
     assert seeds["per_seed_bd_rate"][0] < 0 and abs(seeds["per_seed_bd_rate"][1]) < 0.1  # +-0.1 dB per image
     assert record["seed_spread"]["ckbd-full"]["mean_db"] == pytest.approx(-0.6)
+    assert seeds["by_rate"]["0.15"] == {"mean_db": seeds["mean_db"], "ci95": seeds["ci95"], "n": 2}
+    assert seeds["by_rate"]["0.3"]["mean_db"] == pytest.approx(0.2)  # the shifts hold at every rate
     table = (out / "table.md").read_text()
     assert (
         "ckbd-full against ckbd on each seed (first, second; same-seed pairs): +0.400 and +0.000 dB" in table
