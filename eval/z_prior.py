@@ -62,12 +62,12 @@ class CountPrior:
         return float(total)
 
 
-def z_symbols(codec, img: np.ndarray, quality: float) -> tuple[np.ndarray, float]:
-    """The quantised z of ``img`` at ``quality`` as integers [h, w, C], and its bits under the
-    model's own prior."""
+def z_symbols(codec, img: np.ndarray, quality: float) -> tuple[np.ndarray, dict]:
+    """The quantised z of ``img`` at ``quality`` as integers [h, w, C], and the bits of y and of z
+    under the model's own priors (``{"y": ..., "z": ...}``), from one forward pass."""
     out = codec.forward_eval(img, quality)
     z = np.asarray(out["z_hat"], np.float64)[0]
-    bits = float(-np.log2(np.asarray(out["likelihoods"]["z"], np.float64)[0]).sum())
+    bits = {k: float(-np.log2(np.asarray(out["likelihoods"][k], np.float64)).sum()) for k in ("y", "z")}
     # z_hat is an integer plus a per-channel offset; rounding keeps the symbols apart
     return np.round(z).astype(np.int64), bits
 
@@ -96,11 +96,11 @@ def z_prior(codec, train_images, images, qualities, alpha: float = 0.5, progress
         per_rate = CountPrior(train[q], alpha)
         bpp = {"learned": [], "pooled": [], "per_rate": []}
         for (sym, bits), px in zip(test[q], pixels):
-            bpp["learned"].append(bits / px)
+            bpp["learned"].append(bits["z"] / px)
             bpp["pooled"].append(pooled.bits(sym) / px)
             bpp["per_rate"].append(per_rate.bits(sym) / px)
         live = np.mean([int(np.sum(np.ptp(s.reshape(-1, s.shape[-1]), axis=0) > 0)) for s, _ in test[q]])
-        y_bpp = np.mean([codec.estimate_bpp(img, q) for img in images]) - np.mean(bpp["learned"])
+        y_bpp = np.mean([bits["y"] / px for (_, bits), px in zip(test[q], pixels)])
         rows[f"{q:g}"] = {
             **{f"bpp_z_{k}": float(np.mean(v)) for k, v in bpp.items()},
             "bpp_y": float(y_bpp),
@@ -162,10 +162,12 @@ def main(argv=None) -> dict:
             f"{row['bpp_z_per_rate']:.4f}    ({row['z_live_channels']:.1f})"
         )
     if args.json:
+        from jaxlic.evaluation.rd import provenance
+
         path = pathlib.Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
         command = "python -m eval.z_prior " + " ".join(sys.argv[1:] if argv is None else argv)
-        path.write_text(json.dumps({"weights": args.weights, "command": command, **r}, indent=2))
+        path.write_text(json.dumps({"weights": args.weights, **provenance(command), **r}, indent=2))
     return r
 
 

@@ -30,6 +30,9 @@ def test_per_rate_tables_fitted_on_the_same_images_never_lose_to_the_pooled_one(
     for q, row in r["by_rate"].items():
         assert row["bpp_z_per_rate"] <= row["bpp_z_pooled"] + 1e-9, q
         assert row["bpp_z_learned"] > 0 and row["bpp_y"] > 0 and 0 <= row["z_live_channels"] <= codec.cfg.N
+        # y's and z's bits from the one forward pass add up to the codec's own estimate
+        estimate = np.mean([codec.estimate_bpp(img, float(q)) for img in images])
+        assert row["bpp_y"] + row["bpp_z_learned"] == pytest.approx(estimate, rel=1e-6)
 
 
 def test_a_fixed_rate_model_is_a_one_line_error(tmp_path, small_codec, save_codec, capsys):
