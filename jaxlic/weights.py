@@ -10,6 +10,7 @@ alike), so its results are measured on the file itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -84,3 +85,28 @@ def check_matches(params, reference) -> None:
         if wrong:
             parts.append(f"shape mismatch {[(k, flat[k], ref[k]) for k in wrong[:3]]}")
         raise ModelError("weights do not match the model: " + "; ".join(parts))
+
+
+#: Parameters that only the encoder uses (the analysis side): left out of `fingerprint`, so that
+#: a stream names exactly the weights its decoder needs.
+ENCODER_ONLY = ("g_a_", "h_a_", "gain", "z_gain")
+
+
+def fingerprint(params) -> int:
+    """A 63-bit content hash of the decoder's parameters (float32 values, by path).
+
+    Streams carry it (`jaxlic.models.codec`), so that a stream meeting other weights of the same
+    model name fails with a one-line error instead of decoding to garbage. Encoder-only
+    parameters (`ENCODER_ONLY` prefixes of top-level names) are left out.
+    """
+    h = hashlib.sha256()
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
+        top = str(getattr(path[0], "key", path[0]))
+        if top.startswith(ENCODER_ONLY[:2]) or top in ENCODER_ONLY[2:]:
+            continue
+        a = np.ascontiguousarray(np.asarray(leaf, np.float32))
+        h.update(jax.tree_util.keystr(path).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.astype("<f4").tobytes())
+    return int.from_bytes(h.digest()[:8], "big") >> 1

@@ -91,8 +91,8 @@ def test_wrong_magic_says_not_a_jaxlic_stream():
 
 def test_unknown_version_is_named_in_message():
     data = bytearray(_valid_stream())
-    data[4] = 2
-    with pytest.raises(BitstreamError, match="unsupported jaxlic format version 2"):
+    data[4] = 3
+    with pytest.raises(BitstreamError, match="unsupported jaxlic format version 3"):
         unpack(bytes(data))
 
 

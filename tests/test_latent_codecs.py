@@ -28,8 +28,9 @@ def _stream(codec):
     z = (rng.normal(size=(1, 1, 2, codec.cfg.N)) * 4).astype(np.float32)
     y.flat[0], z.flat[0] = 300.0, -200.0
     t = {"network_s": 0.0, "coding_s": 0.0}
-    sections = codec._coder.encode(y, z, t)
-    data = container.pack(container.Header(name, codec.quality, H, W), sections)
+    sections, check = codec._coder.encode(y, z, t)
+    extra = {container.WEIGHTS_KEY: codec.weights_id, container.SYMBOLS_KEY: check}
+    data = container.pack(container.Header(name, codec.quality, H, W, extra), sections)
     x_hat, _ = codec.decompress_float(data)
     return data, {"image": codec.decompress(data), "x_hat": x_hat}
 

@@ -7,7 +7,7 @@ image size, and the entropy-coded payload as a list of opaque byte sections (e.g
 Layout (all integers unsigned LEB128 varints unless said otherwise)::
 
     magic      4 bytes  b"JLIC"
-    version    1 byte   FORMAT_VERSION (1)
+    version    1 byte   FORMAT_VERSION (2; version 1 streams are read too)
     total      4 bytes  big-endian u32: length of the whole stream, CRC included
     model      1 byte length (1..64) + printable ASCII
     quality    varint   (< 2**16)
@@ -22,6 +22,12 @@ Layout (all integers unsigned LEB128 varints unless said otherwise)::
 with explicit bounds, so a truncated, corrupted or hostile stream raises
 :class:`jaxlic.errors.BitstreamError` with a one-line message before anything sized by the
 stream is allocated. Images larger than ``max_pixels`` are refused unless the caller raises it.
+
+Version 2 has the same layout; a codec's version 2 stream holds in its extra fields ``weights`` (`WEIGHTS_KEY`: the
+fingerprint of the decoder's parameters, `jaxlic.weights.fingerprint`) and ``symbols``
+(`SYMBOLS_KEY`: CRC32 of the decoded latents), and may hold ``exact`` (`EXACT_KEY`: 1 when the
+entropy parameters came from the exact integer path). Version 1 streams (float entropy path, no
+symbol check) are still read.
 """
 
 from __future__ import annotations
@@ -34,7 +40,11 @@ import zlib
 from jaxlic.errors import BitstreamError
 
 MAGIC = b"JLIC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+#: Version 2's extra fields: the decoder weights' fingerprint, the decoded latents' CRC32, and
+#: the entropy path (1: exact).
+WEIGHTS_KEY, SYMBOLS_KEY, EXACT_KEY = "weights", "symbols", "exact"
 
 MAX_MODEL_NAME = 64
 MAX_QUALITY = 2**16 - 1
@@ -63,6 +73,7 @@ class Header:
         width: image width in pixels.
         extra: small optional integer fields (identifier keys, signed 64-bit values), e.g. a
             latent padding or a flag; empty by default.
+        version: the format version (`FORMAT_VERSION` when writing; 1 for old streams).
     """
 
     model: str
@@ -70,6 +81,17 @@ class Header:
     height: int
     width: int
     extra: dict[str, int] = dataclasses.field(default_factory=dict)
+    version: int = FORMAT_VERSION
+
+    @property
+    def exact(self) -> bool:
+        """Whether the entropy parameters came from the exact (integer) path."""
+        return bool(self.extra.get(EXACT_KEY, 0))
+
+    @property
+    def has_symbol_check(self) -> bool:
+        """Whether the stream carries the CRC32 of its decoded latents (version 2)."""
+        return SYMBOLS_KEY in self.extra
 
     @property
     def pixels(self) -> int:
@@ -163,6 +185,8 @@ def _check_header_fields(header: Header, fail) -> None:
     ):
         if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
             fail(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if header.version not in READ_VERSIONS:
+        fail(f"format version must be one of {READ_VERSIONS}, got {header.version!r}")
     if len(header.extra) > MAX_EXTRA:
         fail(f"at most {MAX_EXTRA} extra fields allowed, got {len(header.extra)}")
     for key, value in header.extra.items():
@@ -219,7 +243,7 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
     total = _FIXED_PREFIX + len(body) + _CRC_BYTES
     if total > MAX_STREAM_BYTES:
         raise ValueError(f"stream of {total} bytes exceeds the format limit of {MAX_STREAM_BYTES}")
-    out = bytearray(MAGIC) + bytes([FORMAT_VERSION]) + struct.pack(">I", total) + body
+    out = bytearray(MAGIC) + bytes([header.version]) + struct.pack(">I", total) + body
     out += struct.pack(">I", zlib.crc32(out) & 0xFFFFFFFF)
     return bytes(out)
 
@@ -250,9 +274,10 @@ def unpack(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header
     if n < len(MAGIC) + 1:
         raise BitstreamError(f"stream truncated: {n} bytes, too short for a jaxlic header")
     version = data[len(MAGIC)]
-    if version != FORMAT_VERSION:
+    if version not in READ_VERSIONS:
         raise BitstreamError(
-            f"unsupported jaxlic format version {version} (this jaxlic reads version {FORMAT_VERSION})"
+            f"unsupported jaxlic format version {version} (this jaxlic reads versions "
+            f"{', '.join(map(str, READ_VERSIONS))})"
         )
     if n < _MIN_STREAM:
         raise BitstreamError(f"stream truncated: {n} bytes, too short for a jaxlic header")
@@ -292,7 +317,7 @@ def unpack(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[Header
         if key in extra:
             _raise_bitstream_error(f"duplicate extra key {key!r}")
         extra[key] = _unzigzag(reader.uvarint(f"extra value {key!r}", 2**64 - 1, max_bytes=10))
-    header = Header(model=model, quality=quality, height=height, width=width, extra=extra)
+    header = Header(model=model, quality=quality, height=height, width=width, extra=extra, version=version)
     _check_header_fields(header, _raise_bitstream_error)
     if header.pixels > max_pixels:
         raise BitstreamError(

@@ -39,6 +39,29 @@ class LatentCodec:
         """Whether the model has a context network and an entropy-parameter network."""
         return self.schedule.mask_type is not None
 
+    def networks(self, M: int) -> dict:
+        """This codec's own networks for y of M channels, by the names the model gives them:
+        with a context schedule, its context network ("context_prediction") and the
+        entropy-parameter network ("entropy_parameters", Minnen et al. 2018's three 1x1 convs);
+        CompressAI's names, so its weights import as they are."""
+        if not self.uses_context:
+            return {}
+        from jaxlic.layers.context import MaskedConv
+        from jaxlic.layers.residual import leaky_relu
+        from jaxlic.layers.subpixel import conv
+
+        sched = self.schedule
+        return {
+            "context_prediction": MaskedConv(2 * M, sched.kernel_size, sched.mask_type),
+            "entropy_parameters": [
+                conv(M * 10 // 3, 1),
+                leaky_relu,
+                conv(M * 8 // 3, 1),
+                leaky_relu,
+                conv(M * self.family.params_per_channel, 1),
+            ],
+        }
+
     def hyper_channels(self, M: int) -> int:
         """Output channels of the hyper-synthesis for y of M channels."""
         return self.schedule.hyper_channels(M, self.family)
@@ -68,8 +91,8 @@ class LatentCodec:
         return self.schedule.param_functions(self.family)
 
     # ---------------------------------------------------------------- host (numpy)
-    def encode(self, run, hyper: np.ndarray, y: np.ndarray) -> list[bytes]:
-        """y [1, h, w, M] -> the y sections (see `ContextSchedule.encode`)."""
+    def encode(self, run, hyper, y: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+        """y [1, h, w, M] -> (the y sections, y_hat) (see `ContextSchedule.encode`)."""
         return self.schedule.encode(run, self.family, hyper, y)
 
     def decode(self, run, hyper: np.ndarray, sections, y_shape) -> np.ndarray:

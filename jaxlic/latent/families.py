@@ -36,6 +36,7 @@ import numpy as np
 
 from jaxlic.coding import rangecoder
 from jaxlic.entropy import gaussian, mixture
+from jaxlic.latent import indices
 
 __all__ = [
     "EntropyFamily",
@@ -77,6 +78,9 @@ class EntropyFamily:
 
     #: Whether positions can be coded one at a time into a shared stream (the serial schedule).
     stepwise: ClassVar[bool] = False
+    #: Fractional bits of the decoded latents on the exact path (the context network's input):
+    #: 0 where y_hat is an integer, 6 where it is an integer plus a mean on the 1/64 grid.
+    exact_input_bits: ClassVar[int] = 0
 
     @property
     def params_per_channel(self) -> int:
@@ -95,6 +99,15 @@ class EntropyFamily:
     def offset(self, p: dict):
         """The point y is rounded around (0 for families that code round(y))."""
         return None
+
+    def from_accumulator(self, acc, bits) -> dict:
+        """Exact path: the integer parameters from the entropy-parameter network's int32
+        accumulator `acc` [..., C] holding ``value * 2^bits`` (`bits` [C], per channel).
+
+        Keys: "level" (scale level of `jaxlic.entropy.exact`'s grid), "mean64" (means in units
+        of 1/64), "weight256" (mixture weights summing to 256), as the family has them.
+        """
+        raise NotImplementedError
 
     def quantize(self, y, p: dict, rounding: Rounding, rng=None):
         """Quantised y, as the coder quantises it.
@@ -152,28 +165,51 @@ class _Gaussian(EntropyFamily):
     stepwise: ClassVar[bool] = True
 
     def _means(self, p: dict):
+        if "mean64" in p:  # exact path: integers in units of 1/64
+            return indices.mean_values(p["mean64"])
         return p.get("means")
+
+    def _scales(self, p: dict):
+        return indices.scale_values(p["level"]) if "level" in p else p["scales"]
+
+    def from_accumulator(self, acc, bits):
+        parts = self.split(acc)
+        pbits = self.split(indices.broadcast_bits(bits, acc))
+        out = {"level": indices.scale_level(parts["scales"], pbits["scales"])}
+        if "means" in parts:
+            out["mean64"] = indices.mean_index(parts["means"], pbits["means"])
+        return out
 
     def offset(self, p: dict):
         return self._means(p)
 
     def likelihood(self, y_q, p: dict, *, coded: bool):
         means = self._means(p)
-        return gaussian.gaussian_likelihood(y_q, jnp.zeros_like(y_q) if means is None else means, p["scales"])
+        zero = jnp.zeros_like(y_q)
+        return gaussian.gaussian_likelihood(y_q, zero if means is None else means, self._scales(p))
 
     def encode(self, y_sel, p):
         means = self._means(p)
         if means is None:
             means = np.zeros_like(y_sel)
         sym = np.round(y_sel - means).astype(np.int32)
-        return gaussian.encode_gaussian(sym, p["scales"]), sym.astype(np.float32) + means
+        if "level" in p:
+            data = indices.entropy().encode_gaussian(sym, p["level"])
+        else:
+            data = gaussian.encode_gaussian(sym, p["scales"])
+        return data, sym.astype(np.float32) + means
 
     def decode(self, data, p):
-        values = gaussian.decode_gaussian(data, p["scales"]).astype(np.float32)
+        if "level" in p:
+            values = indices.entropy().decode_gaussian(data, np.asarray(p["level"])).astype(np.float32)
+        else:
+            values = gaussian.decode_gaussian(data, p["scales"]).astype(np.float32)
         means = self._means(p)
         return values if means is None else values + means
 
     def _step_args(self, p, m):
+        if "level" in p:
+            raise NotImplementedError("the exact path codes no serial schedule")
         means = self._means(p)
         means = np.zeros(m, np.float32) if means is None else np.asarray(means).reshape(m)
         return means, gaussian.scale_indexes(np.asarray(p["scales"]).reshape(m)), gaussian.build_tables()
@@ -205,6 +241,8 @@ class ScaleGaussian(_Gaussian):
 @dataclasses.dataclass(frozen=True)
 class MeanScaleGaussian(_Gaussian):
     """Mean-scale Gaussian, parameters `{"scales", "means"}`; codes round(y - means)."""
+
+    exact_input_bits: ClassVar[int] = 6
 
     @property
     def params_per_channel(self) -> int:
@@ -241,10 +279,25 @@ class GaussianMixture(EntropyFamily):
         }
 
     def coding_params(self, p):
+        if "level" in p:  # exact path: already integers
+            return p
         w, m, s = mixture.quantize_params(p["logits"], p["means"], p["scales"])
         return {"weights": w, "means": m, "scales": s}
 
+    def from_accumulator(self, acc, bits):
+        parts = self.split(acc)
+        pbits = self.split(indices.broadcast_bits(bits, acc))
+        return {
+            "weight256": indices.mixture_weights(parts["logits"], pbits["logits"]),
+            "mean64": indices.mean_index(parts["means"], pbits["means"]),
+            "level": indices.scale_level(parts["scales"], pbits["scales"]),
+        }
+
     def likelihood(self, y_q, p, *, coded):
+        if "level" in p:  # exact path: the grid values of the integer parameters
+            w = p["weight256"].astype(jnp.float32) * np.float32(1 / 256)
+            means, scales = indices.mean_values(p["mean64"]), indices.scale_values(p["level"])
+            return mixture.mixture_likelihood(y_q, jnp.log(w), means, scales)
         if coded:
             q = self.coding_params(p)
             return mixture.mixture_likelihood(y_q, jnp.log(q["weights"]), q["means"], q["scales"])
@@ -254,10 +307,25 @@ class GaussianMixture(EntropyFamily):
         k = self.K
         return (p["weights"].reshape(-1, k), p["means"].reshape(-1, k), p["scales"].reshape(-1, k))
 
+    def _int_rows(self, p):
+        k = self.K
+        return tuple(np.asarray(p[key]).reshape(-1, k) for key in ("weight256", "mean64", "level"))
+
     def encode(self, y_sel, p):
         sym = np.round(y_sel).astype(np.int32)
+        if "level" in p:
+            return indices.entropy().encode_mixture(sym.reshape(-1), *self._int_rows(p)), sym.astype(
+                np.float32
+            )
         return mixture.encode_mixture(sym.reshape(-1), *self._rows(p)), sym.astype(np.float32)
 
     def decode(self, data, p):
+        if "level" in p:
+            return (
+                indices.entropy()
+                .decode_mixture(data, *self._int_rows(p))
+                .astype(np.float32)
+                .reshape(np.shape(p["level"])[:-1])
+            )
         sym = mixture.decode_mixture(data, *self._rows(p))
         return sym.reshape(p["means"].shape[:-1]).astype(np.float32)

@@ -12,6 +12,7 @@ Stream sections: 0 = z, then the schedule's y sections.
 from __future__ import annotations
 
 import time
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,16 @@ __all__ = ["HostCoder"]
 
 def to_numpy(tree):
     return jax.tree_util.tree_map(np.asarray, tree)
+
+
+def symbols_crc(z_sym: np.ndarray, y_hat: np.ndarray) -> int:
+    """CRC32 of the decoded latents: z's symbols (int32) and y_hat (float32 bits).
+
+    Encoder and decoder both compute it; a mismatch means the decoder derived other entropy
+    parameters than the encoder (another machine's float path, or a bug), never a silent image.
+    """
+    crc = zlib.crc32(np.ascontiguousarray(z_sym, "<i4").tobytes())
+    return zlib.crc32(np.ascontiguousarray(y_hat, "<f4").tobytes(), crc) & 0xFFFFFFFF
 
 
 class _Run:
@@ -73,8 +84,18 @@ class HostCoder:
         def jit(method):
             return jax.jit(lambda v, *a: model.apply(v, *a, method=method))
 
-        self.hyper_fn = jit("hyper_synthesis")
-        self.param_fns = tuple(jit(f) for f in self.latent.param_functions())
+        #: Whether the entropy parameters come from the exact (integer) path.
+        self.exact = bool(model.cfg.is_exact)
+        if self.exact:
+            from jaxlic.latent.exact import IntegerView
+
+            self.hyper_fn = jit("hyper_synthesis_exact")
+            self.param_fns = tuple(
+                jit(lambda net, *a, f=f: f(IntegerView(net), *a)) for f in self.latent.param_functions()
+            )
+        else:
+            self.hyper_fn = jit("hyper_synthesis")
+            self.param_fns = tuple(jit(f) for f in self.latent.param_functions())
 
     @property
     def num_sections(self) -> int:
@@ -87,8 +108,10 @@ class HostCoder:
     def _z_channels(self, z_shape):
         return np.broadcast_to(np.arange(z_shape[-1]), z_shape)
 
-    def encode(self, y: np.ndarray, z: np.ndarray, timings: dict, rate_args: tuple = ()) -> list[bytes]:
-        """Latents y [1, h, w, M], z [1, h/4, w/4, N] -> the stream sections.
+    def encode(
+        self, y: np.ndarray, z: np.ndarray, timings: dict, rate_args: tuple = ()
+    ) -> tuple[list[bytes], int]:
+        """Latents y [1, h, w, M], z [1, h/4, w/4, N] -> (the stream sections, `symbols_crc`).
 
         `rate_args`: the hyper-synthesis's extra arguments (a variable-rate model's rate parameter).
         """
@@ -96,10 +119,14 @@ class HostCoder:
         z_sym = np.round(z - self.z_medians).astype(np.int32)
         sections = [run.coded(rangecoder.encode_indexed, z_sym, self._z_channels(z.shape), self.z_tables)]
         hyper = self._z(run, z_sym, rate_args)
-        return sections + self.latent.encode(run, hyper, y)
+        y_sections, y_hat = self.latent.encode(run, hyper, y)
+        return sections + y_sections, symbols_crc(z_sym, y_hat)
 
-    def decode(self, sections, y_shape, z_shape, timings: dict, rate_args: tuple = ()) -> np.ndarray:
-        """The stream sections -> y_hat [1, h, w, M] (float32); `rate_args` as for `encode`.
+    def decode(
+        self, sections, y_shape, z_shape, timings: dict, rate_args: tuple = ()
+    ) -> tuple[np.ndarray, int]:
+        """The stream sections -> (y_hat [1, h, w, M] float32, `symbols_crc`); `rate_args` as
+        for `encode`.
 
         Raises:
           BitstreamError: on a wrong number of sections or a malformed section.
@@ -108,5 +135,7 @@ class HostCoder:
             raise BitstreamError(f"expected {self.num_sections} sections, found {len(sections)}")
         run = _Run(self, timings)
         z_sym = run.coded(rangecoder.decode_indexed, sections[0], self._z_channels(z_shape), self.z_tables)
-        hyper = self._z(run, z_sym.reshape(z_shape), rate_args)
-        return self.latent.decode(run, hyper, sections[1:], y_shape)
+        z_sym = z_sym.reshape(z_shape)
+        hyper = self._z(run, z_sym, rate_args)
+        y_hat = self.latent.decode(run, hyper, sections[1:], y_shape)
+        return y_hat, symbols_crc(z_sym, y_hat)

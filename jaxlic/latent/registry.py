@@ -20,6 +20,7 @@ __all__ = [
     "register_family",
     "register_schedule",
     "check",
+    "check_exact",
     "family",
     "schedule",
     "build_latent_codec",
@@ -36,10 +37,13 @@ class Entry:
         None); for a family, whether a context schedule may feed it (the scale-only family has
         no means to condition, so context models need mean-scale or mixture parameters). Kept
         here so that `check` needs no import.
+      exact: for a schedule, whether the exact (integer) entropy path (`jaxlic.latent.exact`)
+        codes it.
     """
 
     target: str | type
     context: bool = True
+    exact: bool = True
 
     def load(self) -> type:
         if not isinstance(self.target, str):
@@ -55,7 +59,7 @@ FAMILIES: dict[str, Entry] = {
 }
 SCHEDULES: dict[str, Entry] = {
     "none": Entry("jaxlic.latent.schedules:NoContext", context=False),
-    "serial": Entry("jaxlic.latent.schedules:Serial"),
+    "serial": Entry("jaxlic.latent.schedules:Serial", exact=False),
     "checkerboard": Entry("jaxlic.latent.schedules:Checkerboard"),
 }
 
@@ -84,6 +88,14 @@ def check(context: str, entropy: str) -> None:
         raise ValueError(f"entropy={entropy!r}; expected one of {tuple(FAMILIES)}")
     if SCHEDULES[context].context and not FAMILIES[entropy].context:
         raise ValueError("context models need mean-scale or mixture entropy parameters")
+
+
+def check_exact(context: str) -> None:
+    """Raises ValueError unless the exact entropy path codes schedule `context`."""
+    check_schedule = SCHEDULES.get(context)
+    if check_schedule is None or not check_schedule.exact:
+        exact = tuple(k for k, e in SCHEDULES.items() if e.exact)
+        raise ValueError(f"the exact entropy path codes the schedules {exact}, not {context!r}")
 
 
 def family(entropy: str, K: int = 3):

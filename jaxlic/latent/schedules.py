@@ -101,8 +101,8 @@ class ContextSchedule:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- host (numpy)
-    def encode(self, run, family: EntropyFamily, hyper: np.ndarray, y: np.ndarray) -> list[bytes]:
-        """Latents y [1, h, w, M] -> the y sections."""
+    def encode(self, run, family: EntropyFamily, hyper, y: np.ndarray) -> tuple[list[bytes], np.ndarray]:
+        """Latents y [1, h, w, M] -> (the y sections, y_hat as the decoder will decode it)."""
         return self._code(run, family, hyper, y.shape, y=y)
 
     def decode(self, run, family: EntropyFamily, hyper: np.ndarray, sections, y_shape) -> np.ndarray:
@@ -112,7 +112,8 @@ class ContextSchedule:
         return self._code(run, family, hyper, tuple(y_shape), sections=sections)
 
     def _code(self, run, family, hyper, y_shape, *, y=None, sections=None):
-        """Encodes (`y` given: returns the sections) or decodes (`sections` given: returns y_hat).
+        """Encodes (`y` given: returns the sections and y_hat) or decodes (`sections` given:
+        returns y_hat).
 
         One function for both directions keeps the encoder's and the decoder's order of
         operations the same by construction.
@@ -139,10 +140,10 @@ class NoContext(ContextSchedule):
     def _code(self, run, family, hyper, y_shape, *, y=None, sections=None):
         p = run.params(0, hyper)
         sel = np.ones(y_shape[1:3], bool)
-        if y is not None:
-            data, _ = run.coded(family.encode, y[0][sel], _select(p, sel))
-            return [data]
         y_hat = np.zeros(y_shape, np.float32)
+        if y is not None:
+            data, y_hat[0][sel] = run.coded(family.encode, y[0][sel], _select(p, sel))
+            return [data], y_hat
         y_hat[0][sel] = run.coded(family.decode, sections[0], _select(p, sel))
         return y_hat
 
@@ -211,7 +212,7 @@ class Checkerboard(ContextSchedule):
             else:
                 values = run.coded(family.decode, sections[k], p)
             y_hat[0][sel] = values
-        return out if y is not None else y_hat
+        return (out, y_hat) if y is not None else y_hat
 
 
 @dataclasses.dataclass(frozen=True)
@@ -266,6 +267,7 @@ class Serial(ContextSchedule):
                 else:
                     values = run.coded(family.decode_step, stream, p)
                 y_pad[i + r, j + r] = values
+        y_hat = y_pad[None, r : h + r, r : w + r]
         if y is not None:
-            return [stream.to_bytes()]
-        return y_pad[None, r : h + r, r : w + r]
+            return [stream.to_bytes()], y_hat
+        return y_hat

@@ -27,8 +27,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxlic import weights as weights_io
 from jaxlic.coding import container
-from jaxlic.coding.container import RATE_KEY, rate_from_extra, rate_to_extra
+from jaxlic.coding.container import (
+    EXACT_KEY,
+    RATE_KEY,
+    SYMBOLS_KEY,
+    WEIGHTS_KEY,
+    rate_from_extra,
+    rate_to_extra,
+)
 from jaxlic.errors import BitstreamError, ImageError, ModelError
 from jaxlic.latent.host import HostCoder
 from jaxlic.models.compressor import Compressor
@@ -63,7 +71,9 @@ def _np(tree):
 
 def header_bytes(name: str, height: int, width: int, *, quality: int = 0, variable_rate: bool = False) -> int:
     """Size of a stream of this header with empty payload sections (the least a stream takes)."""
-    extra = {RATE_KEY: rate_to_extra(1.0)} if variable_rate else {}
+    extra = {WEIGHTS_KEY: 2**62, SYMBOLS_KEY: 2**31, EXACT_KEY: 1}
+    if variable_rate:
+        extra[RATE_KEY] = rate_to_extra(1.0)
     sections = [b"", b"", b""]
     return len(container.pack(container.Header(name, quality, height, width, extra), sections))
 
@@ -90,6 +100,10 @@ class Codec:
       last_rate: the rate parameter of the last `compress` or `decompress` (None: fixed rate).
       last_rate_search: the `jaxlic.ratecontrol.RateSearchResult` of the last targeted
         `compress` (its `note` says when the target was out of reach), else None.
+      weights_id: the fingerprint of the decoder's parameters (`jaxlic.weights.fingerprint`),
+        written into every stream and checked against it on decoding.
+      exact: whether the entropy parameters come from the exact (integer) path, so that the
+        streams decode on any machine.
     """
 
     def __init__(
@@ -112,6 +126,8 @@ class Codec:
         self.tile, self.tile_margin = tile, tile_margin
         self.variables = {"params": variables["params"]} if "params" in variables else {"params": variables}
         self._coder = HostCoder(model, self.variables)
+        self.weights_id = weights_io.fingerprint(self.variables["params"])
+        self.exact = self._coder.exact
         self.last_timings: dict[str, float] = {}
         self.last_refine: dict | None = None
         self.num_rates = int(model.cfg.num_rates)
@@ -247,8 +263,12 @@ class Codec:
             )
             y, z = r["y"], r["z"]
         t["network_s"] += time.perf_counter() - t0
-        sections = self._coder.encode(y, z, t, self._rate_args(q))
-        extra = {} if q is None else {RATE_KEY: rate_to_extra(q)}
+        sections, check = self._coder.encode(y, z, t, self._rate_args(q))
+        extra = {WEIGHTS_KEY: self.weights_id, SYMBOLS_KEY: check}
+        if self.exact:
+            extra[EXACT_KEY] = 1
+        if q is not None:
+            extra[RATE_KEY] = rate_to_extra(q)
         data = container.pack(container.Header(self.name, self.quality, h, w, extra), sections)
         self.last_timings = t
         self.last_rate = None if q is None else float(np.float32(q))
@@ -332,16 +352,24 @@ class Codec:
             raise ModelError(
                 f"stream was made at quality {header.quality}, these weights are quality {self.quality}"
             )
+        self.check_weights(header)
         q = self.rate_of(header)
         t = {"network_s": 0.0, "coding_s": 0.0}
         hp, wp = padded_size(header.height, header.width)
-        y_hat = self._coder.decode(
+        y_hat, check = self._coder.decode(
             sections,
             y_shape=(1, hp // 16, wp // 16, self.cfg.M),
             z_shape=(1, hp // 64, wp // 64, self.cfg.N),
             timings=t,
             rate_args=self._rate_args(q),
         )
+        if header.has_symbol_check and check != header.extra[SYMBOLS_KEY]:
+            path = "exact" if header.exact else "float"
+            raise BitstreamError(
+                f"decoded latents fail the stream's symbol check ({path} entropy path): this machine "
+                "derived other probabilities than the encoder"
+                + ("" if header.exact else "; float streams decode only where they were written")
+            )
         t0 = time.perf_counter()
         x_hat = self.synthesize(y_hat, q)
         t["synthesis_s"] = time.perf_counter() - t0
@@ -349,6 +377,28 @@ class Codec:
         self.last_timings = t
         self.last_rate = None if q is None else float(q)
         return x_hat, (header.height, header.width)
+
+    def check_weights(self, header: container.Header) -> None:
+        """Raises ModelError unless the stream was written with these weights.
+
+        Version 2 streams name their weights (`weights_id`); version 1 streams (float entropy
+        path) carry no fingerprint and decode with the float weights of their model name.
+        """
+        if header.version >= 2 and not (WEIGHTS_KEY in header.extra and SYMBOLS_KEY in header.extra):
+            raise BitstreamError("corrupted stream: a version 2 stream without its weights or symbol check")
+        if WEIGHTS_KEY not in header.extra:
+            if self.exact:
+                raise ModelError(
+                    f"stream (format version {header.version}) was written with float {self.name} "
+                    "weights; these weights are exact: load the float ones (jaxlic.zoo.for_stream)"
+                )
+            return
+        wid = header.extra[WEIGHTS_KEY]
+        if wid != self.weights_id:
+            raise ModelError(
+                f"stream needs {self.name} weights {wid:016x}, these are {self.weights_id:016x}: "
+                "pass --weights FILE with the weights it was written with"
+            )
 
     def rate_of(self, header: container.Header) -> np.float32 | None:
         """The rate parameter a stream's header carries (None for a fixed-rate model's stream).

@@ -40,11 +40,11 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxlic.entropy import EntropyBottleneck
 from jaxlic.entropy.quantize import quantize
 from jaxlic.latent.registry import build_latent_codec
-from jaxlic.layers.context import MaskedConv
 from jaxlic.layers.gdn import GDN
 from jaxlic.layers.residual import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, leaky_relu
 from jaxlic.layers.subpixel import SubpelConv, conv
@@ -144,16 +144,9 @@ class Compressor(nn.Module):
         self.g_a, self.g_s = TRANSFORMS[c.transform](c)
         self.h_a, self.h_s, self._abs_hyper_input = HYPERPRIORS[c.hyper](N, M, latent.hyper_channels(M))
         self.entropy_bottleneck = EntropyBottleneck(N)
-        if latent.uses_context:
-            sched = latent.schedule
-            self.context_prediction = MaskedConv(2 * M, sched.kernel_size, sched.mask_type)
-            self.entropy_parameters = [
-                conv(M * 10 // 3, 1),
-                leaky_relu,
-                conv(M * 8 // 3, 1),
-                leaky_relu,
-                conv(M * latent.family.params_per_channel, 1),
-            ]
+        # The latent codec's own networks (context, entropy parameters), under CompressAI's names.
+        for name, module in latent.networks(M).items():
+            setattr(self, name, module)
         if c.postprocess:
             from jaxlic.layers.postprocess import PostProcess
 
@@ -203,7 +196,55 @@ class Compressor(nn.Module):
         if self.cfg.z_gains:
             self._check_rate(rate)
             z_hat = self.inv_z_gain(z_hat, rate)
+        if self.cfg.is_exact:  # quantisation-aware float twin of the integer h_s
+            return self._fake("h_s", z_hat, self.exact_spec().f_z, self.exact_spec().hyper)
         return self._run(self.h_s, z_hat)
+
+    def hyper_synthesis_exact(self, z_hat, rate=None):
+        """The exact path's h_s: z_hat (integers + medians) -> integer hyper features (int32;
+        without a context network, `(accumulator, bits)` of the entropy parameters)."""
+        from jaxlic.latent.exact import IntegerView
+
+        return IntegerView(self).hyper(z_hat)
+
+    # ----------------------------------------------------------------- the exact path's networks
+    def exact_programs(self) -> dict:
+        """The exact path's networks as `jaxlic.latent.exact.Program`s: "h_s", and with a
+        context network "context_prediction" and "entropy_parameters"."""
+        from jaxlic.latent import exact
+
+        uses_context = self.latent.uses_context
+        progs = {"h_s": exact.program(self.h_s, "h_s", output=uses_context)}
+        if uses_context:
+            progs["context_prediction"] = exact.program(
+                self.context_prediction, "context_prediction", output=True
+            )
+            progs["entropy_parameters"] = exact.program(
+                self.entropy_parameters, "entropy_parameters", output=False
+            )
+        return progs
+
+    def exact_spec(self):
+        """`jaxlic.latent.exact.Spec` of `cfg.exact` (checked against the networks)."""
+        from jaxlic.latent.exact import Spec
+
+        progs = self.exact_programs()
+        n_hyper = progs["h_s"].num_points
+        n = 1 + n_hyper + (progs["entropy_parameters"].num_points if "context_prediction" in progs else 0)
+        if len(self.cfg.exact) != n:
+            raise ValueError(f"exact={self.cfg.exact!r}: this model has {n} activation points")
+        return Spec(tuple(self.cfg.exact), n_hyper)
+
+    def _fake(self, name: str, x, f_in: int, fracs):
+        """Runs network `name` of `exact_programs` in quantisation-aware float (training)."""
+        from jaxlic.latent import exact
+
+        if self.is_initializing():  # create its parameters
+            layers = getattr(self, name)
+            self._run(layers if isinstance(layers, list | tuple) else [layers], x)
+        scale = np.float32(2.0**f_in)
+        x = x + jax.lax.stop_gradient(jnp.round(x * scale) / scale - x)  # the input on its grid
+        return exact.run_fake(self.exact_programs()[name], self.variables["params"], x, fracs, f_in)
 
     def entropy_params(self, hyper, ctx=None):
         """Entropy parameters as a dict of [B,h,w,M] (or [B,h,w,M,K] for the mixture) arrays.
@@ -213,11 +254,15 @@ class Compressor(nn.Module):
         entropy-parameter network. Mixture parameters are snapped onto the coder's grids only
         by `coding_params`.
         """
-        raw = (
-            hyper
-            if ctx is None
-            else self._run(self.entropy_parameters, jnp.concatenate([hyper, ctx], axis=-1))
-        )
+        if ctx is None:
+            raw = hyper
+        elif self.cfg.is_exact:
+            spec = self.exact_spec()
+            raw = self._fake(
+                "entropy_parameters", jnp.concatenate([hyper, ctx], axis=-1), spec.f_cat, spec.params
+            )
+        else:
+            raw = self._run(self.entropy_parameters, jnp.concatenate([hyper, ctx], axis=-1))
         return self.split_params(raw)
 
     def split_params(self, raw):
@@ -230,6 +275,9 @@ class Compressor(nn.Module):
 
     def context(self, y_hat):
         """Context features of decoded latents (the masked convolution)."""
+        if self.cfg.is_exact:
+            f_y = self.latent.family.exact_input_bits
+            return self._fake("context_prediction", y_hat, f_y, (self.exact_spec().f_cat,))
         return self.context_prediction(y_hat)
 
     def context_at_patch(self, patch):
@@ -289,8 +337,15 @@ class Compressor(nn.Module):
         else:
             z_hat = quantize(z, rounding, offset=med)
         z_lik = self.entropy_bottleneck.likelihood(z_hat)
-        hyper = self.hyper_synthesis(z_hat, rate)
-        y_hat, y_lik = self.latent.evaluate(self, hyper, y, rounding)
+        if self.cfg.is_exact and isinstance(rounding, str) and rounding == "round":
+            # the coder's own integer path (no gradient); "ste" and soft rounding use its float twin
+            from jaxlic.latent.exact import IntegerView
+
+            view = IntegerView(self)
+            y_hat, y_lik = self.latent.evaluate(view, view.hyper(z_hat), y, rounding)
+        else:
+            hyper = self.hyper_synthesis(z_hat, rate)
+            y_hat, y_lik = self.latent.evaluate(self, hyper, y, rounding)
         return {
             "x_hat": self.synthesis(y_hat, rate),
             "likelihoods": {"y": y_lik, "z": z_lik},

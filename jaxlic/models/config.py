@@ -18,6 +18,9 @@ CONTEXTS = tuple(latent_registry.SCHEDULES)  # as registered when this module wa
 ENTROPIES = tuple(latent_registry.FAMILIES)
 ATTENTIONS = ("none", "cheng", "fdram")
 TRAIN_QUANT = ("noise", "mixed")
+#: Hyperpriors whose h_s the exact path runs (`jaxlic.latent.exact.program`: stride-1 and
+#: sub-pixel convolutions; the Ballé hyperpriors' transposed convolutions are not yet covered).
+EXACT_HYPERS = ("cheng",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +51,9 @@ class ModelConfig:
       z_gains: a variable-rate model also scales the hyper-latent z by gains at the rate
         parameter (and h_s's input by their inverse), Cui et al.'s hyper gain units: without
         them one z serves every rate, at the size the highest needs.
+      exact: empty for the float entropy-parameter path; for the exact (integer) path of
+        `jaxlic.latent.exact`, the fractional bits of its activation points (`exact.Spec`),
+        fixed when a float model is converted (`jaxlic.latent.exact_convert.calibrate`).
     """
 
     name: str
@@ -64,6 +70,7 @@ class ModelConfig:
     train_quant: str = "mixed"
     num_rates: int = 0
     z_gains: bool = False
+    exact: tuple[int, ...] = ()
 
     def __post_init__(self):
         for field, allowed in (
@@ -79,6 +86,20 @@ class ModelConfig:
             raise ValueError(f"num_rates={self.num_rates!r}; expected an integer >= 0")
         if self.z_gains and not self.num_rates:
             raise ValueError("z_gains needs a variable-rate model (num_rates > 0)")
+        object.__setattr__(self, "exact", tuple(self.exact))
+        if self.exact:
+            if not all(isinstance(f, int) and not isinstance(f, bool) and 0 <= f <= 24 for f in self.exact):
+                raise ValueError(f"exact={self.exact!r}; expected fractional bits in [0, 24]")
+            if self.hyper not in EXACT_HYPERS:
+                raise ValueError(f"the exact entropy path needs hyper in {EXACT_HYPERS}, not {self.hyper!r}")
+            latent_registry.check_exact(self.context)
+            if self.z_gains:
+                raise ValueError("the exact entropy path does not support z gains yet")
+
+    @property
+    def is_exact(self) -> bool:
+        """Whether the entropy parameters come from the exact (integer) path."""
+        return bool(self.exact)
 
     @property
     def variable_rate(self) -> bool:
@@ -101,4 +122,8 @@ class ModelConfig:
             del d["num_rates"]
         if not self.z_gains:
             del d["z_gains"]
+        if self.exact:
+            d["exact"] = list(self.exact)
+        else:
+            del d["exact"]
         return d

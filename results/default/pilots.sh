@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Pilots of issue "The best default this CPU can train": short paired runs from the same start,
+# one after another on both cores (niced, so that other work on the machine keeps its speed).
+# Repeating the script resumes an unfinished pilot exactly from its last checkpoint (every 250
+# steps; SIGTERM checkpoints and stops) and skips finished ones (their export exists).
+#   nohup bash results/default/pilots.sh >> runs/pilots/pilots.log 2>&1 &
+# ONLY=NAME runs that pilot alone. Each pilot's Kodak evaluation is a separate step
+# (results/default/README.md, "Pilots").
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+PY=${PYTHON:-$PWD/.venv/bin/python}
+STEPS=${STEPS:-1500}
+mkdir -p runs/pilots
+exec 9>runs/pilots/pilots.lock
+flock -n 9 || { echo "pilots already running"; exit 0; }
+DEFAULT=jaxlic/pretrained/ckbd-full-vr-q0.msgpack
+ABLATION=results/ablation/weights/ckbd-full-s0.msgpack
+pilot() {  # pilot NAME CONFIG_ARGS INIT [extra overrides...]
+  local name=$1 args=$2 init=$3 dir=runs/pilots/$1
+  shift 3
+  [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && return 0
+  ls "$dir"/export/*.json > /dev/null 2>&1 && return 0
+  echo "$(date -u +%FT%TZ) pilot $name: start/resume"
+  nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:cpu,$args" --workdir "$dir" \
+    --config.init_from="$init" --config.seed=0 --config.num_steps="$STEPS" \
+    --config.optim.learning_rate=2e-4 --config.optim.warmup_steps=100 --config.eval_every_steps=500 \
+    "$@" >> "runs/pilots/$name.log" 2>&1
+  local rc=$?
+  echo "$(date -u +%FT%TZ) pilot $name: exit $rc"
+  return $rc
+}
+# Pair 1, the start: the shipped default (23k steps, collapsed hyperprior) against the ablation's
+# ckbd-full s0 (5000 variable-rate steps from scratch, live hyperprior); both with z gains.
+pilot start-default vr,zgain "$DEFAULT" || exit
+pilot start-ablation vr,zgain "$ABLATION" || exit
+# Pair 2, z: the better start without z gains (the default's start here; see the README).
+pilot z-none vr "$DEFAULT" || exit
+# Pair 3, the crop: 256 px crops, batch 4 (the same pixels per step as 128 px x 8... twice).
+pilot crop256 vr,zgain "$DEFAULT" --config.data.crop_size=256 --config.batch_size=4 || exit
