@@ -416,10 +416,17 @@ class IntegerView:
         self.spec = net.exact_spec()
         self.params = net.variables["params"]
 
-    def hyper(self, z_hat):
-        """z_hat (float, on its grid: integers + the medians) -> integer hyper features."""
+    def hyper(self, z_sym):
+        """z's integer symbols ``round(z - medians)`` -> integer hyper features (with no context
+        network, `(accumulator, bits)` of the entropy parameters).
+
+        h_s's input is ``z_sym * 2^f + round(medians * 2^f)``: z_hat on `f` bits, from integers
+        and a rounding of the medians (float32 parameters) that every machine does alike.
+        """
         f = self.spec.f_z
-        z_int = jnp.round(z_hat * np.float32(2.0**f)).astype(jnp.int32)
+        med = self.net.entropy_bottleneck.medians()
+        med_int = jnp.round(med * np.float32(2.0**f)).astype(jnp.int32)
+        z_int = jnp.left_shift(jnp.asarray(z_sym, jnp.int32), f) + med_int
         out, bits = run_integer(self.net.exact_programs()["h_s"], self.params, z_int, self.spec.hyper, f)
         return out if bits is None else (out, bits)
 

@@ -102,6 +102,8 @@ class HostCoder:
         return 1 + self.latent.num_sections
 
     def _z(self, run: _Run, z_sym: np.ndarray, rate_args: tuple) -> np.ndarray:
+        if self.exact:  # the integer path starts from the symbols themselves
+            return run.net(self.hyper_fn, z_sym, *rate_args)
         z_hat = z_sym.astype(np.float32) + self.z_medians
         return run.net(self.hyper_fn, z_hat, *rate_args)
 

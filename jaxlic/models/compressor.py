@@ -200,12 +200,13 @@ class Compressor(nn.Module):
             return self._fake("h_s", z_hat, self.exact_spec().f_z, self.exact_spec().hyper)
         return self._run(self.h_s, z_hat)
 
-    def hyper_synthesis_exact(self, z_hat, rate=None):
-        """The exact path's h_s: z_hat (integers + medians) -> integer hyper features (int32;
-        without a context network, `(accumulator, bits)` of the entropy parameters)."""
+    def hyper_synthesis_exact(self, z_sym, rate=None):
+        """The exact path's h_s: z's integer symbols ``round(z - medians)`` -> integer hyper
+        features (int32; without a context network, `(accumulator, bits)` of the entropy
+        parameters)."""
         from jaxlic.latent.exact import IntegerView
 
-        return IntegerView(self).hyper(z_hat)
+        return IntegerView(self).hyper(z_sym)
 
     # ----------------------------------------------------------------- the exact path's networks
     def exact_programs(self) -> dict:
@@ -342,7 +343,8 @@ class Compressor(nn.Module):
             from jaxlic.latent.exact import IntegerView
 
             view = IntegerView(self)
-            y_hat, y_lik = self.latent.evaluate(view, view.hyper(z_hat), y, rounding)
+            z_sym = jnp.round(z - med).astype(jnp.int32)
+            y_hat, y_lik = self.latent.evaluate(view, view.hyper(z_sym), y, rounding)
         else:
             hyper = self.hyper_synthesis(z_hat, rate)
             y_hat, y_lik = self.latent.evaluate(self, hyper, y, rounding)
