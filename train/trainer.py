@@ -120,6 +120,18 @@ def initialize_distributed(config: ml_collections.ConfigDict) -> None:
     )
 
 
+def model_overrides(config: ml_collections.ConfigDict) -> dict:
+    """`get_model` overrides of a config: `model_kwargs`, plus `exact` (the exact entropy path's
+    fractional bits, "8,10,..." -> a tuple) when set."""
+    kwargs = dict(config.get("model_kwargs", {}))
+    if config.get("exact"):
+        try:
+            kwargs["exact"] = tuple(int(v) for v in str(config.exact).split(","))
+        except ValueError:
+            raise ValueError(f"config.exact={config.exact!r}: expected comma-separated integers") from None
+    return kwargs
+
+
 def build_model(config: ml_collections.ConfigDict) -> ModelSpec:
     """The model of `config.model`; lmbda/N/M default to the model's quality table.
 
@@ -143,7 +155,7 @@ def build_model(config: ml_collections.ConfigDict) -> ModelSpec:
             n, m = registry.default_widths(name, 0)
             n = n if config.N is None else config.N
             m = m if config.M is None else config.M
-            kwargs = dict(config.get("model_kwargs", {}), num_rates=len(lambdas))
+            kwargs = dict(model_overrides(config), num_rates=len(lambdas))
             module = factory(N=n, M=m, **kwargs)
             mid = lambdas[registry.default_rate(lambdas)]
             return ModelSpec(module, name, 0, float(mid), int(n), int(m), lambdas)
@@ -151,7 +163,7 @@ def build_model(config: ml_collections.ConfigDict) -> ModelSpec:
         lmbda = lmbda if config.lmbda is None else config.lmbda
         n = n if config.N is None else config.N
         m = m if config.M is None else config.M
-    module = factory(N=n, M=m, **config.get("model_kwargs", {}))
+    module = factory(N=n, M=m, **model_overrides(config))
     return ModelSpec(module, name, int(config.quality), float(lmbda), int(n), int(m))
 
 
@@ -369,6 +381,16 @@ def load_init_params(path: str, spec: ModelSpec) -> PyTree:
             f"but the config trains {spec.name} N={spec.N} M={spec.M}"
         )
     return params
+
+
+def exact_export(spec: ModelSpec, params: PyTree) -> tuple[PyTree, dict]:
+    """An exact model's params on their integer grids, and the worst-case |accumulator| of each
+    of its integer convolutions (as fractions of 2^31); raises if one could overflow int32."""
+    snapped, bounds = spec.module.apply({"params": params}, method="exact_export")
+    worst = {name: [b / 2**31 for b in v] for name, v in bounds.items()}
+    if any(b >= 1 for v in worst.values() for b in v):
+        raise ValueError(f"an integer convolution of the exact path could overflow int32: {worst}")
+    return snapped, worst
 
 
 #: Top-level parameters a warm start may lack (a fixed-rate file starting a variable-rate run);
@@ -633,7 +655,7 @@ def export_weights(
     from jaxlic import weights  # pylint: disable=g-import-not-at-top
 
     stem = f"{spec.name.replace(':', '.')}-q{spec.quality}"
-    model_kwargs = dict(config.get("model_kwargs", {}))
+    model_kwargs = model_overrides(config)
     if spec.variable_rate:
         model_kwargs["num_rates"] = len(spec.lambdas)
     path = workdir / "export" / f"{stem}.msgpack"
@@ -653,7 +675,10 @@ def export_weights(
         train_config=json.loads(config.to_json_best_effort()),
         metrics=metrics,
     )
-    weights.save(path, to_host(params), meta)
+    params = to_host(params)
+    if model_kwargs.get("exact"):
+        params, meta["exact_bounds"] = exact_export(spec, params)
+    weights.save(path, params, meta)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=float))
     logging.info("Exported weights to %s", path)
     return path

@@ -11,7 +11,7 @@ network and the entropy-parameter network in integer arithmetic:
   exponent ``e_o`` per output channel (from ``frexp`` of the channel's largest weight, so that it
   uses 9 bits), biases ``round(b * 2^(f_in + e_o))`` at the accumulator's scale;
 * activations are integers with ``f`` fractional bits (one ``f`` per activation point, fixed by
-  calibration and stored in ``ModelConfig.exact``), clipped to 12 bits ``[-2048, 2047]``;
+  calibration and stored in ``ModelConfig.exact``), clipped to 14 bits ``[-8192, 8191]``;
 * accumulation is in int32 (convolutions as gathered taps times an integer matrix,
   `lax.dot_general` with int32 output), bounded below 2^31 by construction and checked at export
   (`overflow_bounds`);
@@ -55,13 +55,16 @@ __all__ = [
     "IntegerView",
 ]
 
-ACT_BITS = 12
+ACT_BITS = 14
 ACT_MIN, ACT_MAX = -(2 ** (ACT_BITS - 1)), 2 ** (ACT_BITS - 1) - 1
 WEIGHT_MAX = 511  # 9-bit magnitudes (sign apart)
 _EXP_MIN, _EXP_MAX = -8, 20  # clamp of the per-channel weight exponent
 _SHIFT_MAX = 30
 LRELU_NUM, LRELU_SHIFT = 41, 12  # slope 41/4096 = 0.0100098 (CompressAI's 0.01)
 _PRE_CLIP = 2**20  # clip before the leaky ReLU's multiply (no int32 overflow in x * 41)
+#: The context network's input: the decoded latents rounded to integers (and clipped to 14 bits
+#: like every activation); h_s's input is z_hat on `Spec.f_z` bits, clipped alike.
+CONTEXT_INPUT_BITS = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -269,8 +272,11 @@ def run_integer(prog: Program, params, x, fracs: Sequence[int], f_in: int):
             x = _int_conv(x, w, layer) + b
             acc_bits = e + f
         elif layer.kind == "d2s":
+            # Each conv channel has its own exponent: after the shuffle, the r * r channels of
+            # one output channel sit at different sub-positions, so the bits move with the values.
+            xp = jnp if isinstance(x, jax.Array) else np
+            acc_bits = _d2s(xp.broadcast_to(acc_bits, x.shape), layer.r)
             x = _d2s(x, layer.r)
-            acc_bits = _d2s_vec(acc_bits, layer.r)
         else:  # "act" or "out": requantise to the next point, activate, clip
             f_next = fracs.pop(0)
             x = rounding_shift(x, acc_bits - f_next)
@@ -283,11 +289,6 @@ def run_integer(prog: Program, params, x, fracs: Sequence[int], f_in: int):
     return x, acc_bits
 
 
-def _d2s_vec(v, r):
-    """Per-channel vector after depth-to-space (channel c * r * r + i goes to channel c)."""
-    return None if v is None else v[:: r * r]
-
-
 def overflow_bounds(prog: Program, params, fracs: Sequence[int], f_in: int, in_max: int) -> list[float]:
     """Worst-case |accumulator| of each conv of `prog` (numpy), for the export check (< 2^31).
 
@@ -297,13 +298,16 @@ def overflow_bounds(prog: Program, params, fracs: Sequence[int], f_in: int, in_m
     """
     fracs = list(fracs)
     f, amax, out = f_in, float(in_max), []
-    for layer in prog.layers:
+    for i, layer in enumerate(prog.layers):
         if layer.kind == "conv":
             p = _get(params, layer.path)
-            w, b, _ = integer_weights(np.asarray(p["kernel"]), np.asarray(p["bias"]), f, _tap_mask(layer))
+            w, b, e = integer_weights(np.asarray(p["kernel"]), np.asarray(p["bias"]), f, _tap_mask(layer))
             l1 = np.abs(w.reshape(-1, w.shape[-1]).astype(np.float64)).sum(0)
-            bound = l1 * amax + np.abs(b) + 2.0**_SHIFT_MAX
-            out.append(float(bound.max()))
+            nxt = next((la for la in prog.layers[i + 1 :] if la.kind in ("act", "out")), None)
+            # the rounding shift adds half its divisor (the last conv: indices shift by >= 4 less)
+            s = e + f - (fracs[0] if nxt is not None else 4)
+            half = np.where(s > 0, 2.0 ** (np.clip(s, 1, _SHIFT_MAX) - 1), 0.0)
+            out.append(float((l1 * amax + np.abs(b) + half).max()))
         elif layer.kind in ("act", "out"):
             f = fracs.pop(0)
             amax = float(max(-ACT_MIN, ACT_MAX))
@@ -379,8 +383,8 @@ class Spec:
     """Fractional bits of an exact model's activation points, as stored in `ModelConfig.exact`.
 
     Order: h_s's input (z_hat), h_s's points (its "out" last when it has a context network),
-    then the entropy-parameter network's points. The context network's input bits are the entropy
-    family's (`EntropyFamily.exact_input_bits`) and its output shares h_s's "out" bits.
+    then the entropy-parameter network's points. The context network's input has
+    `CONTEXT_INPUT_BITS` (integers) and its output shares h_s's "out" bits.
     """
 
     fracs: tuple[int, ...]
@@ -426,13 +430,16 @@ class IntegerView:
         f = self.spec.f_z
         med = self.net.entropy_bottleneck.medians()
         med_int = jnp.round(med * np.float32(2.0**f)).astype(jnp.int32)
-        z_int = jnp.left_shift(jnp.asarray(z_sym, jnp.int32), f) + med_int
+        z_sym = jnp.clip(jnp.asarray(z_sym, jnp.int32), -_PRE_CLIP, _PRE_CLIP)
+        z_int = jnp.clip(jnp.left_shift(z_sym, f) + med_int, ACT_MIN, ACT_MAX)
         out, bits = run_integer(self.net.exact_programs()["h_s"], self.params, z_int, self.spec.hyper, f)
         return out if bits is None else (out, bits)
 
     def context(self, y_hat):
-        f = self.latent.family.exact_input_bits
-        y_int = jnp.round(y_hat * np.float32(2.0**f)).astype(jnp.int32)
+        """Decoded latents (float32, on the coder's grid) -> integer context features: the
+        context network sees ``clip(round_half_even(y_hat), -8192, 8191)``."""
+        f = CONTEXT_INPUT_BITS
+        y_int = jnp.clip(jnp.round(y_hat), ACT_MIN, ACT_MAX).astype(jnp.int32)
         out, _ = run_integer(
             self.net.exact_programs()["context_prediction"], self.params, y_int, [self.spec.f_cat], f
         )
@@ -489,7 +496,7 @@ def _probe(prog: Program, params, x) -> tuple[list[float], jax.Array]:
 
 
 def frac_bits(peak: float, headroom: float = 1.25) -> int:
-    """The most fractional bits at which `headroom * peak` still fits the 12-bit activations."""
+    """The most fractional bits at which `headroom * peak` still fits the 14-bit activations."""
     peak = max(float(peak) * headroom, 2.0**-16)
     return int(np.clip(np.floor(np.log2(ACT_MAX / peak)), 0, 16))
 
@@ -498,7 +505,7 @@ def calibrate(net, y, z_hat) -> tuple[int, ...]:
     """Fractional bits of every activation point of a float model (`ModelConfig.exact`).
 
     Runs the float networks on latents of sample images and gives each point the most bits at
-    which its largest value (with 25% headroom) fits 12 bits. Call through
+    which its largest value (with 25% headroom) fits 14 bits. Call through
     `model.apply(variables, y, z_hat, method=calibrate)`.
 
     Args:
@@ -521,3 +528,45 @@ def calibrate(net, y, z_hat) -> tuple[int, ...]:
     peaks_e, _ = _probe(progs["entropy_parameters"], params, jnp.concatenate([hyper, ctx], -1))
     f_cat = frac_bits(jnp.maximum(peaks_h[-1], peak_c))
     return tuple(fracs + [frac_bits(p) for p in peaks_h[:-1]] + [f_cat] + [frac_bits(p) for p in peaks_e])
+
+
+# --------------------------------------------------------------------------- export
+
+
+def snap_params(programs: dict, params, spec: Spec, f_inputs: dict) -> dict:
+    """Params whose exact-path kernels and biases sit on their integer grids.
+
+    The snapped values give the same integer network (the largest weight of a channel stays
+    below ``512 * 2^-e``, so its exponent is unchanged), and they are stored exactly by the
+    float16 of compact weights files. Other parameters are returned as they are.
+
+    Args:
+      programs: `Compressor.exact_programs()`.
+      params: the (numpy) parameter tree.
+      spec: the model's `Spec`.
+      f_inputs: fractional bits of each network's input: {"h_s": ..., "context_prediction": ...,
+        "entropy_parameters": ...}.
+    """
+    out = jax.tree_util.tree_map(lambda a: np.array(a, np.float32), params)
+    points = {
+        "h_s": list(spec.hyper),
+        "context_prediction": [spec.f_cat],
+        "entropy_parameters": list(spec.params),
+    }
+    for name, prog in programs.items():
+        f, fracs = f_inputs[name], list(points[name])
+        for layer in prog.layers:
+            if layer.kind == "conv":
+                p = _get(out, layer.path)
+                w, b, e = integer_weights(p["kernel"], p["bias"], f, _tap_mask(layer))
+                snapped = w.astype(np.float64) * np.ldexp(1.0, -e.astype(np.int64))
+                if layer.mask is not None:  # masked taps keep their (unused) values
+                    m = _tap_mask(layer)[:, :, None, None].astype(bool)
+                    snapped = np.where(m, snapped, p["kernel"])
+                p["kernel"] = snapped.astype(np.float32)
+                p["bias"] = (b.astype(np.float64) * np.ldexp(1.0, -(e.astype(np.int64) + f))).astype(
+                    np.float32
+                )
+            elif layer.kind in ("act", "out"):
+                f = fracs.pop(0)
+    return out

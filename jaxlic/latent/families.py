@@ -78,9 +78,6 @@ class EntropyFamily:
 
     #: Whether positions can be coded one at a time into a shared stream (the serial schedule).
     stepwise: ClassVar[bool] = False
-    #: Fractional bits of the decoded latents on the exact path (the context network's input):
-    #: 0 where y_hat is an integer, 6 where it is an integer plus a mean on the 1/64 grid.
-    exact_input_bits: ClassVar[int] = 0
 
     @property
     def params_per_channel(self) -> int:
@@ -241,8 +238,6 @@ class ScaleGaussian(_Gaussian):
 @dataclasses.dataclass(frozen=True)
 class MeanScaleGaussian(_Gaussian):
     """Mean-scale Gaussian, parameters `{"scales", "means"}`; codes round(y - means)."""
-
-    exact_input_bits: ClassVar[int] = 6
 
     @property
     def params_per_channel(self) -> int:

@@ -50,7 +50,7 @@ class _Run:
 
     def net(self, fn, *args):
         t0 = time.perf_counter()
-        r = to_numpy(fn(self.coder.variables, *(jnp.asarray(a) for a in args)))
+        r = to_numpy(fn(self.coder.variables, *(jax.tree_util.tree_map(jnp.asarray, a) for a in args)))
         self.timings["network_s"] += time.perf_counter() - t0
         return r
 

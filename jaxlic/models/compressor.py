@@ -236,6 +236,28 @@ class Compressor(nn.Module):
             raise ValueError(f"exact={self.cfg.exact!r}: this model has {n} activation points")
         return Spec(tuple(self.cfg.exact), n_hyper)
 
+    def exact_input_bits(self) -> dict:
+        """Fractional bits of each exact network's input, by `exact_programs` name."""
+        spec = self.exact_spec()
+        from jaxlic.latent.exact import CONTEXT_INPUT_BITS
+
+        return {"h_s": spec.f_z, "context_prediction": CONTEXT_INPUT_BITS, "entropy_parameters": spec.f_cat}
+
+    def exact_export(self):
+        """(snapped params, worst-case accumulators per network) of this exact model, for
+        export: see `jaxlic.latent.exact.snap_params` and `overflow_bounds`. Call through
+        `model.apply(variables, method=...)`."""
+        from jaxlic.latent import exact
+
+        spec, progs, f_in = self.exact_spec(), self.exact_programs(), self.exact_input_bits()
+        params = jax.tree_util.tree_map(np.asarray, self.variables["params"])
+        points = {"h_s": spec.hyper, "context_prediction": (spec.f_cat,), "entropy_parameters": spec.params}
+        bounds = {  # every network's input is clipped to the 14-bit activations
+            name: exact.overflow_bounds(prog, params, points[name], f_in[name], 2**13)
+            for name, prog in progs.items()
+        }
+        return exact.snap_params(progs, params, spec, f_in), bounds
+
     def _fake(self, name: str, x, f_in: int, fracs):
         """Runs network `name` of `exact_programs` in quantisation-aware float (training)."""
         from jaxlic.latent import exact
@@ -244,7 +266,8 @@ class Compressor(nn.Module):
             layers = getattr(self, name)
             self._run(layers if isinstance(layers, list | tuple) else [layers], x)
         scale = np.float32(2.0**f_in)
-        x = x + jax.lax.stop_gradient(jnp.round(x * scale) / scale - x)  # the input on its grid
+        grid = jnp.clip(jnp.round(x * scale), exact.ACT_MIN, exact.ACT_MAX) / scale
+        x = x + jax.lax.stop_gradient(grid - x)  # the input on its grid, clipped like the integers
         return exact.run_fake(self.exact_programs()[name], self.variables["params"], x, fracs, f_in)
 
     def entropy_params(self, hyper, ctx=None):
@@ -277,8 +300,9 @@ class Compressor(nn.Module):
     def context(self, y_hat):
         """Context features of decoded latents (the masked convolution)."""
         if self.cfg.is_exact:
-            f_y = self.latent.family.exact_input_bits
-            return self._fake("context_prediction", y_hat, f_y, (self.exact_spec().f_cat,))
+            from jaxlic.latent.exact import CONTEXT_INPUT_BITS
+
+            return self._fake("context_prediction", y_hat, CONTEXT_INPUT_BITS, (self.exact_spec().f_cat,))
         return self.context_prediction(y_hat)
 
     def context_at_patch(self, patch):

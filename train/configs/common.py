@@ -20,6 +20,11 @@ def get_config() -> ml_collections.ConfigDict:
     c.N = ml_collections.FieldReference(None, field_type=int)
     c.M = ml_collections.FieldReference(None, field_type=int)
     c.model_kwargs = ml_collections.ConfigDict()  # extra get_model overrides
+    # The exact (integer) entropy-parameter path, trained quantisation-aware (straight-through):
+    # "" for the float path, else the fractional bits of its activation points, comma-separated
+    # (`ModelConfig.exact`; `python tools/exact_convert.py calibrate WEIGHTS` prints them for a
+    # float model, and a warm start from it is the short fine-tune that converts it).
+    c.exact = ""
     # Warm start: a jaxlic weights file (e.g. jaxlic/pretrained/ckbd-full-q2.msgpack) of the same
     # model and widths whose params replace the random init; the optimizer, the step and the
     # schedule start fresh. A checkpoint in the workdir takes precedence (resume) and the file
