@@ -225,6 +225,10 @@ def cmd_decompress(args) -> int:
     data = _read_stream(args.input)
     header, _ = unpack(data, max_pixels=args.max_pixels)
     codec = _load_codec(header.model, header.quality, args.weights)
+    if args.weights is None:  # the shipped or archived weights the stream names
+        from jaxlic import zoo
+
+        codec = zoo.for_stream(header, codec)
     if hasattr(codec, "max_pixels"):
         codec.max_pixels = args.max_pixels
     t0 = time.perf_counter()
@@ -242,7 +246,7 @@ def cmd_decompress(args) -> int:
 
 def cmd_info(args) -> int:
     """``jaxlic info``: print a .jlic header."""
-    from jaxlic.coding.container import RATE_KEY, rate_from_extra, unpack
+    from jaxlic.coding.container import EXACT_KEY, RATE_KEY, SYMBOLS_KEY, WEIGHTS_KEY, rate_from_extra, unpack
 
     data = _read_stream(args.input)
     header, sections = unpack(data, max_pixels=args.max_pixels)
@@ -259,6 +263,16 @@ def cmd_info(args) -> int:
             del extra[RATE_KEY]
             print(f"rate:     {q!r} (rate parameter of a variable-rate model)")
     print(f"size:     {header.width}x{header.height}")
+    print(f"format:   version {header.version}")
+    path = "exact" if header.exact else "float"
+    check = (
+        "with a symbol check" if header.has_symbol_check else "no symbol check (decodes only where written)"
+    )
+    print(f"entropy:  {path}, {check}")
+    if WEIGHTS_KEY in extra:
+        print(f"weights:  {extra.pop(WEIGHTS_KEY):016x}")
+    extra.pop(SYMBOLS_KEY, None)
+    extra.pop(EXACT_KEY, None)
     for key, value in sorted(extra.items()):
         print(f"extra:    {key} = {value}")
     print(f"sections: {len(sections)} ({', '.join(str(len(s)) for s in sections) or 'none'} bytes)")

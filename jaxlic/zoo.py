@@ -3,6 +3,12 @@
 Shipped weights live in `jaxlic/pretrained/` as `<model>-q<quality>.msgpack` (see
 `jaxlic.weights` for the format), each with a `.json` beside it holding its training config
 and metrics. Nothing is downloaded.
+
+Every weights file a release shipped stays loadable: when the file of a name is replaced, the
+old one moves to `jaxlic/pretrained/archive/` (`<model>-q<quality>-<fingerprint>.msgpack`).
+Streams name the weights they were written with (`jaxlic.weights.fingerprint`); `for_stream`
+finds them among the shipped and archived files. Version 1 streams (no fingerprint, float
+entropy path) decode with the newest float file of their name (`archive/LEGACY.json`).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from jaxlic.models.registry import (  # is_variable_rate: re-exported for the ev
 )
 
 PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
+ARCHIVE_DIR = PRETRAINED_DIR / "archive"
 
 
 def available() -> dict[str, list[int]]:
@@ -126,3 +133,55 @@ def random_codec(name: str, quality: int = 3, seed: int = 0, **overrides) -> Cod
     model = get_model(name, quality, **overrides)
     v = init_variables(model, seed)
     return Codec(model, v, quality=quality)
+
+
+def _candidates(name: str, quality: int) -> list[pathlib.Path]:
+    """Shipped and archived weights files of a model name and quality, the shipped one first."""
+    files = [PRETRAINED_DIR / f"{name}-q{quality}.msgpack"]
+    files += sorted(ARCHIVE_DIR.glob(f"{name}-q{quality}-*.msgpack"))
+    return [f for f in files if f.is_file()]
+
+
+def _legacy(name: str, quality: int) -> pathlib.Path | None:
+    """The float weights that version 1 streams of `name` at `quality` were written with."""
+    import json
+
+    index = ARCHIVE_DIR / "LEGACY.json"
+    if not index.is_file():
+        return None
+    entry = json.loads(index.read_text()).get(f"{name}-q{quality}")
+    return None if entry is None else ARCHIVE_DIR / entry
+
+
+def for_stream(header, codec: Codec | None = None) -> Codec:
+    """The codec of the weights a stream was written with.
+
+    Args:
+      header: the stream's `jaxlic.coding.container.Header`.
+      codec: the codec already loaded for the stream's model name (returned when it fits).
+
+    Raises:
+      ModelError: no shipped or archived file holds the weights the stream names.
+    """
+    from jaxlic.coding.container import WEIGHTS_KEY
+
+    wid = header.extra.get(WEIGHTS_KEY)
+    if wid is None:  # version 1: float entropy path, no fingerprint
+        if codec is not None and not codec.exact:
+            return codec
+        legacy = _legacy(header.model, header.quality)
+        if legacy is None:
+            raise ModelError(
+                f"stream (format version 1) needs the float {header.model} weights it was written with; "
+                "pass --weights FILE"
+            )
+        return load(header.model, header.quality, weights=legacy)
+    if codec is not None and codec.weights_id == wid:
+        return codec
+    for path in _candidates(header.model, header.quality):
+        params, meta = weights_io.load(path)
+        if meta.get("weights_id") == wid or weights_io.fingerprint(params) == wid:
+            return codec_from_weights(params, meta, name=header.model, quality=header.quality)
+    raise ModelError(
+        f"stream needs {header.model} weights {wid:016x}, which jaxlic does not ship: pass --weights FILE"
+    )

@@ -55,6 +55,7 @@ def _fake_load(name="ckbd-full", quality=None, weights=None):
 def fake_zoo(monkeypatch):
     zoo = types.ModuleType("jaxlic.zoo")
     zoo.load = _fake_load
+    zoo.for_stream = lambda header, codec=None: codec
     zoo.available = lambda: {"ckbd-full": [1, 3], "ckbd": [3]}
     monkeypatch.setitem(sys.modules, "jaxlic.zoo", zoo)
     import jaxlic
