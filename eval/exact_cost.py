@@ -88,7 +88,14 @@ def main(argv=None) -> int:
             wr = csv.DictWriter(fh, fieldnames=list(rs[0]))
             wr.writeheader()
             wr.writerows(rs)
-    bd = matched.bd_rate_per_image(rows["exact"], rows["float"])
+    # per image: the mean byte ratio over its rate points (a fixed-rate model has one), with a CI
+    ratios = {}
+    for f, e in zip(rows["float"], rows["exact"]):
+        ratios.setdefault(f["image"], []).append(e["size_bytes"] / f["size_bytes"] - 1)
+    per_image = [100 * float(np.mean(v)) for v in ratios.values()]
+    lo, hi = matched.bootstrap_ci(per_image)
+    bytes_pct = {"mean_pct": float(np.mean(per_image)), "ci95": [float(lo), float(hi)], "n": len(per_image)}
+    bd = matched.bd_rate_per_image(rows["exact"], rows["float"]) if len(rates) > 1 else None
     by_rate = {}
     for q in rates:
         ratio = [
@@ -103,6 +110,7 @@ def main(argv=None) -> int:
         "images": len(paths),
         "rates": rates,
         "bd_rate_exact_vs_float": bd,
+        "bytes_exact_vs_float_per_image": bytes_pct,
         "bytes_by_rate": by_rate,
         "psnr_max_abs_diff": max(abs(f["psnr"] - e["psnr"]) for f, e in zip(rows["float"], rows["exact"])),
         "provenance": provenance(" ".join(["python -m eval.exact_cost", *sys.argv[1:]])),

@@ -351,3 +351,41 @@ def test_z_health_counts_the_channels_of_z_hat_that_vary():
     z_hat[0, :, :, 2] = 5.0  # channel 2 is constant (not live)
     z_hat[0, 0, 0, 3] = -2.0  # channel 3 varies
     assert float(trainer.z_health({"z_hat": z_hat})["live_z_channels"]) == 2.0
+
+
+def test_exact_fine_tune_warm_starts_a_float_model_and_exports_it_on_its_integer_grid(data_dir, tmp_path):
+    """`config.exact` trains the exact entropy path quantisation-aware from float weights (the
+    short fine-tune that converts a model); the export is snapped to the integer grid (the integer
+    weights of the file are the trained ones), carries its int32 bounds and writes exact streams."""
+    from jaxlic import weights, zoo  # pylint: disable=g-import-not-at-top
+    from jaxlic.coding import container  # pylint: disable=g-import-not-at-top
+
+    float_state, _, _ = setup_step(tiny_config(data_dir, model="ckbd", seed=1))
+    path = tmp_path / "float.msgpack"
+    weights.save(path, trainer.to_host(float_state.params), {"model": "ckbd", "N": 8, "M": 8})
+    config = tiny_config(
+        data_dir,
+        model="ckbd",
+        init_from=str(path),
+        exact="6,8,8,8,8,6,6,6",
+        num_steps=2,
+        checkpoint_every_steps=2,
+        eval_every_steps=2,
+    )
+    assert trainer.build_model(config).module.cfg.exact == (6, 8, 8, 8, 8, 6, 6, 6)
+    state = trainer.train_and_evaluate(config, tmp_path / "run")
+    assert int(state.step) == 2
+    out = tmp_path / "run" / "export" / "ckbd-q3.msgpack"
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["config"]["exact"] == [6, 8, 8, 8, 8, 6, 6, 6]
+    assert all(0 < b < 1 for v in info["exact_bounds"].values() for b in v)
+    params, _ = weights.load(out)
+    k = params["h_s_0"]["kernel"]
+    e = 9 - np.frexp(np.abs(k).reshape(-1, k.shape[-1]).max(0))[1]
+    assert np.array_equal(k * 2.0**e, np.round(k * 2.0**e))  # on the grid: integers times 2^-e
+    codec = zoo.load(weights=out)
+    img = (np.random.default_rng(0).uniform(size=(64, 64, 3)) * 255).astype(np.uint8)
+    data = codec.compress(img)
+    assert container.unpack(data)[0].exact and codec.decompress(data).shape == img.shape
+    with pytest.raises(ValueError, match="comma-separated"):
+        trainer.build_model(tiny_config(data_dir, model="ckbd", exact="6;8"))
