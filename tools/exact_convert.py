@@ -11,7 +11,7 @@
       python -m train.main --config train/configs/ckbd.py:cpu,vr --workdir runs/exact/NAME \\
           --config.init_from=IN.msgpack --config.exact=8,10,9,... --config.num_steps=...
 
-Both written files hold the params on their integer grids, so the compact (float16) copy of
+Both written files hold the params on their integer grids and z's integer CDFs (`z_tables`), so the compact (float16) copy of
 `tools/compact_weights.py` stores them exactly, and `exact_bounds`: each integer convolution's
 worst-case |accumulator| as a fraction of 2^31 (an overflow is refused).
 """
@@ -62,6 +62,15 @@ def calibrate(weights_path: str, data: pathlib.Path, n: int, size: int, seed: in
     return tuple(int(f) for f in np.min(np.array(specs), axis=0))
 
 
+def z_tables(params) -> dict:
+    """z's integer CDFs, computed once here and shipped in the weights' metadata, so that no
+    decoder builds them with its own float maths."""
+    from jaxlic.entropy import factorized
+    from jaxlic.entropy.tables import tables_to_dict
+
+    return tables_to_dict(factorized.build_tables(params["entropy_bottleneck"]))
+
+
 def ptq(src: str, dst: str, spec: tuple[int, ...]) -> None:
     """Writes the exact model of `src`'s weights with fractional bits `spec`."""
     import jax
@@ -80,6 +89,7 @@ def ptq(src: str, dst: str, spec: tuple[int, ...]) -> None:
     if any(b >= 1 for v in worst.values() for b in v):
         raise SystemExit(f"an integer convolution could overflow int32: {worst}")
     meta = {**meta, "config": cfg.to_dict(), "exact_bounds": worst, "converted_from": str(src)}
+    meta["z_tables"] = z_tables(snapped)
     weights.save(dst, snapped, meta)
     print(
         f"wrote {dst}: exact={','.join(map(str, spec))}, worst accumulator {max(max(v) for v in worst.values()):.3f} x 2^31"

@@ -678,6 +678,11 @@ def export_weights(
     params = to_host(params)
     if model_kwargs.get("exact"):
         params, meta["exact_bounds"] = exact_export(spec, params)
+        from jaxlic.entropy import factorized  # pylint: disable=g-import-not-at-top
+        from jaxlic.entropy.tables import tables_to_dict  # pylint: disable=g-import-not-at-top
+
+        # z's integer CDFs, computed once and shipped with the weights (no decoder rebuilds them)
+        meta["z_tables"] = tables_to_dict(factorized.build_tables(params["entropy_bottleneck"]))
     weights.save(path, params, meta)
     path.with_suffix(".json").write_text(json.dumps(meta, indent=2, default=float))
     logging.info("Exported weights to %s", path)

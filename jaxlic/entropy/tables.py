@@ -20,7 +20,13 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["IndexedTables", "pmf_to_quantized_cdf", "cumulative_to_quantized_cdf"]
+__all__ = [
+    "IndexedTables",
+    "pmf_to_quantized_cdf",
+    "cumulative_to_quantized_cdf",
+    "tables_to_dict",
+    "tables_from_dict",
+]
 
 
 def cumulative_to_quantized_cdf(cum: np.ndarray, precision: int = 16) -> np.ndarray:
@@ -149,3 +155,23 @@ class IndexedTables:
             full = np.concatenate([np.asarray(p, np.float64), [float(tails[t])]])
             cdfs[t, : lengths[t]] = pmf_to_quantized_cdf(full, precision)
         return cls(cdfs=cdfs, cdf_lengths=lengths, offsets=np.asarray(offsets, np.int32), precision=precision)
+
+
+def tables_to_dict(tables: IndexedTables) -> dict:
+    """JSON-able form of integer tables (lists of ints), e.g. to ship them with a weights file."""
+    return {
+        "cdfs": np.asarray(tables.cdfs).tolist(),
+        "cdf_lengths": np.asarray(tables.cdf_lengths).tolist(),
+        "offsets": np.asarray(tables.offsets).tolist(),
+        "precision": int(tables.precision),
+    }
+
+
+def tables_from_dict(d: dict) -> IndexedTables:
+    """Inverse of `tables_to_dict`."""
+    return IndexedTables(
+        cdfs=np.asarray(d["cdfs"], np.int32),
+        cdf_lengths=np.asarray(d["cdf_lengths"], np.int32),
+        offsets=np.asarray(d["offsets"], np.int32),
+        precision=int(d["precision"]),
+    )

@@ -185,7 +185,7 @@ def integer_weights(kernel, bias, f_in: int, mask=None):
         kernel = kernel * xp.asarray(mask, kernel.dtype)[:, :, None, None]
     e = weight_exponents(kernel)
     w = xp.clip(xp.round(kernel * _pow2(e, xp)), -WEIGHT_MAX, WEIGHT_MAX).astype(idt)
-    b = xp.round(bias.astype(xp.float32) * _pow2(e + f_in, xp))
+    b = xp.clip(xp.round(bias.astype(xp.float32) * _pow2(e + f_in, xp)), -(2.0**30), 2.0**30)
     return w, b.astype(idt), e
 
 
@@ -430,7 +430,10 @@ class IntegerView:
         f = self.spec.f_z
         med = self.net.entropy_bottleneck.medians()
         med_int = jnp.round(med * np.float32(2.0**f)).astype(jnp.int32)
-        z_sym = jnp.clip(jnp.asarray(z_sym, jnp.int32), -_PRE_CLIP, _PRE_CLIP)
+        # |z_sym| * 2^f stays below 2^30 (no int32 wraparound for any f <= 24); larger symbols
+        # saturate the clip below all the same.
+        lim = 2 ** min(20, 30 - f)
+        z_sym = jnp.clip(jnp.asarray(z_sym, jnp.int32), -lim, lim)
         z_int = jnp.clip(jnp.left_shift(z_sym, f) + med_int, ACT_MIN, ACT_MAX)
         out, bits = run_integer(self.net.exact_programs()["h_s"], self.params, z_int, self.spec.hyper, f)
         return out if bits is None else (out, bits)

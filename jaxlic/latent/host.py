@@ -71,14 +71,19 @@ class HostCoder:
     Args:
       model: the `Compressor` (its `latent` is the `LatentCodec`; `hyper_synthesis` is jitted).
       variables: `{"params": ...}`.
+      z_tables: z's `IndexedTables` as shipped with the weights (`meta["z_tables"]`); None
+        builds them from the factorized prior.
     """
 
-    def __init__(self, model, variables):
+    def __init__(self, model, variables, z_tables=None):
         self.model = model
         self.latent = model.latent
         self.variables = variables
         eb = to_numpy(variables["params"]["entropy_bottleneck"])
-        self.z_tables = factorized.build_tables(eb)
+        # z's integer CDFs: those shipped with the weights (computed once, so every machine
+        # codes z alike), else built here from the density (float maths: portable only where the
+        # maths library agrees).
+        self.z_tables = factorized.build_tables(eb) if z_tables is None else z_tables
         self.z_medians = np.asarray(factorized.medians(eb), np.float32)
 
         def jit(method):

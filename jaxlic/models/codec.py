@@ -125,7 +125,12 @@ class Codec:
         self.max_pixels = max_pixels
         self.tile, self.tile_margin = tile, tile_margin
         self.variables = {"params": variables["params"]} if "params" in variables else {"params": variables}
-        self._coder = HostCoder(model, self.variables)
+        z_tables = self.meta.get("z_tables")
+        if z_tables is not None:
+            from jaxlic.entropy.tables import tables_from_dict
+
+            z_tables = tables_from_dict(z_tables)
+        self._coder = HostCoder(model, self.variables, z_tables)
         self.weights_id = weights_io.fingerprint(self.variables["params"])
         self.exact = self._coder.exact
         self.last_timings: dict[str, float] = {}
