@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from jaxlic.coding import rangecoder
-from jaxlic.entropy.tables import IndexedTables, pmf_to_quantized_cdf
+from jaxlic.coding.tables import IndexedTables, pmf_to_quantized_cdf
 from jaxlic.errors import BitstreamError
 
 

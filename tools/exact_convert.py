@@ -65,8 +65,8 @@ def calibrate(weights_path: str, data: pathlib.Path, n: int, size: int, seed: in
 def z_tables(params) -> dict:
     """z's integer CDFs, computed once here and shipped in the weights' metadata, so that no
     decoder builds them with its own float maths."""
+    from jaxlic.coding.tables import tables_to_dict
     from jaxlic.entropy import factorized
-    from jaxlic.entropy.tables import tables_to_dict
 
     return tables_to_dict(factorized.build_tables(params["entropy_bottleneck"]))
 

@@ -678,8 +678,8 @@ def export_weights(
     params = to_host(params)
     if model_kwargs.get("exact"):
         params, meta["exact_bounds"] = exact_export(spec, params)
+        from jaxlic.coding.tables import tables_to_dict  # pylint: disable=g-import-not-at-top
         from jaxlic.entropy import factorized  # pylint: disable=g-import-not-at-top
-        from jaxlic.entropy.tables import tables_to_dict  # pylint: disable=g-import-not-at-top
 
         # z's integer CDFs, computed once and shipped with the weights (no decoder rebuilds them)
         meta["z_tables"] = tables_to_dict(factorized.build_tables(params["entropy_bottleneck"]))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from jaxlic.entropy.tables import IndexedTables
+from jaxlic.coding.tables import IndexedTables
 from jaxlic.errors import BitstreamError
 
 __all__ = [
@@ -269,7 +269,7 @@ def encode_indexed(symbols: np.ndarray, indexes: np.ndarray, tables: IndexedTabl
     Args:
       symbols: int array, any shape (flattened in C order).
       indexes: int array with as many elements, the table index of each element.
-      tables: :class:`~jaxlic.entropy.tables.IndexedTables`.
+      tables: :class:`~jaxlic.coding.tables.IndexedTables`.
 
     Returns:
       The compressed bytes (empty for empty input).

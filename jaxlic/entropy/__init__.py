@@ -1,5 +1,6 @@
 """Entropy models: training-time likelihoods (jax) and host-side coding (numpy + constriction)."""
 
+from jaxlic.coding.tables import IndexedTables, pmf_to_quantized_cdf
 from jaxlic.entropy.factorized import EntropyBottleneck
 from jaxlic.entropy.gaussian import (
     SCALE_TABLE,
@@ -10,7 +11,6 @@ from jaxlic.entropy.gaussian import (
 )
 from jaxlic.entropy.mixture import decode_mixture, encode_mixture, mixture_likelihood, quantize_params
 from jaxlic.entropy.quantize import lower_bound, quantize
-from jaxlic.entropy.tables import IndexedTables, pmf_to_quantized_cdf
 
 __all__ = [
     "quantize",

@@ -57,8 +57,8 @@ import pathlib
 
 import numpy as np
 
-from jaxlic.coding import rangecoder  # module import: rangecoder imports jaxlic.entropy.tables
-from jaxlic.entropy.tables import IndexedTables
+from jaxlic.coding import rangecoder
+from jaxlic.coding.tables import IndexedTables
 
 __all__ = [
     "NUM_LEVELS",
@@ -261,7 +261,7 @@ def gaussian_tables() -> IndexedTables:
     the mass of both tails goes to the escape symbol (the last one).
 
     Returns:
-      :class:`~jaxlic.entropy.tables.IndexedTables` with 256 tables, precision 16.
+      :class:`~jaxlic.coding.tables.IndexedTables` with 256 tables, precision 16.
     """
     radius = _tables()["table_radius"]
     lengths = 2 * radius + 3

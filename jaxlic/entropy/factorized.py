@@ -22,8 +22,8 @@ import numpy as np
 from scipy.special import expit
 
 from jaxlic.coding import rangecoder
+from jaxlic.coding.tables import IndexedTables, cumulative_to_quantized_cdf
 from jaxlic.entropy.quantize import lower_bound, quantize
-from jaxlic.entropy.tables import IndexedTables, cumulative_to_quantized_cdf
 
 __all__ = ["EntropyBottleneck", "build_tables", "medians", "compress", "decompress"]
 

@@ -20,8 +20,8 @@ import numpy as np
 from scipy.special import ndtr, ndtri
 
 from jaxlic.coding import rangecoder
+from jaxlic.coding.tables import IndexedTables
 from jaxlic.entropy.quantize import lower_bound
-from jaxlic.entropy.tables import IndexedTables
 
 __all__ = [
     "SCALE_TABLE",

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import ndtr
 
-from jaxlic.coding import rangecoder  # module import: rangecoder imports jaxlic.entropy.tables
+from jaxlic.coding import rangecoder
 from jaxlic.entropy.gaussian import _std_cdf
 from jaxlic.entropy.quantize import lower_bound
 

@@ -127,7 +127,7 @@ class Codec:
         self.variables = {"params": variables["params"]} if "params" in variables else {"params": variables}
         z_tables = self.meta.get("z_tables")
         if z_tables is not None:
-            from jaxlic.entropy.tables import tables_from_dict
+            from jaxlic.coding.tables import tables_from_dict
 
             z_tables = tables_from_dict(z_tables)
         self._coder = HostCoder(model, self.variables, z_tables)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from jaxlic.entropy.tables import IndexedTables, pmf_to_quantized_cdf
+from jaxlic.coding.tables import IndexedTables, pmf_to_quantized_cdf
 
 
 @pytest.mark.parametrize("precision", [8, 16])
