@@ -11,6 +11,7 @@ import pytest
 
 from jaxlic import models
 from jaxlic.coding import container
+from jaxlic.errors import ModelError
 from jaxlic.latent import registry
 
 H, W = 64, 96  # padded to 64 x 128: y 4 x 8, z 1 x 2
@@ -108,7 +109,7 @@ def test_a_registered_family_builds_a_latent_codec():
 def test_config_and_registries_import_without_jax():
     code = (
         "import sys, jaxlic.models.registry as r, jaxlic.latent.registry as l; "
-        "r.get_config('ckbd-full'); l.check('serial', 'gmm'); "
+        "r.get_config('ckbd-full'); l.check('serial', 'gaussian'); "
         "assert not any(m == 'jax' or m.startswith(('jax.', 'flax')) for m in sys.modules), 'jax imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
@@ -122,3 +123,12 @@ def test_models_hold_no_context_or_entropy_branches():
         for line in path.read_text().splitlines():
             if "==" in line or "!=" in line:
                 assert not any(w in line for w in words), f"{path.name}: {line.strip()}"
+
+
+def test_a_pair_that_cannot_be_coded_is_refused_when_the_config_is_made():
+    """The serial schedule codes one position at a time; the mixture cannot: refused by `check`
+    (and so by `ModelConfig`), not when coding starts."""
+    with pytest.raises(ValueError, match="one position at a time"):
+        registry.check("serial", "gmm")
+    with pytest.raises(ModelError, match="one position at a time"):
+        models.get_model("cheng2020-anchor", entropy="gmm")

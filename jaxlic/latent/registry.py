@@ -39,11 +39,14 @@ class Entry:
         here so that `check` needs no import.
       exact: for a schedule, whether the exact (integer) entropy path (`jaxlic.latent.exact`)
         codes it.
+      stepwise: for a family, whether it codes one position at a time into a shared stream (its
+        class's `stepwise`), which a serial schedule needs; for a schedule, whether it needs that.
     """
 
     target: str | type
     context: bool = True
     exact: bool = True
+    stepwise: bool = False
 
     def load(self) -> type:
         if not isinstance(self.target, str):
@@ -53,23 +56,24 @@ class Entry:
 
 
 FAMILIES: dict[str, Entry] = {
-    "scale": Entry("jaxlic.latent.families:ScaleGaussian", context=False),
-    "gaussian": Entry("jaxlic.latent.families:MeanScaleGaussian"),
+    "scale": Entry("jaxlic.latent.families:ScaleGaussian", context=False, stepwise=True),
+    "gaussian": Entry("jaxlic.latent.families:MeanScaleGaussian", stepwise=True),
     "gmm": Entry("jaxlic.latent.families:GaussianMixture"),
 }
 SCHEDULES: dict[str, Entry] = {
     "none": Entry("jaxlic.latent.schedules:NoContext", context=False),
-    "serial": Entry("jaxlic.latent.schedules:Serial", exact=False),
+    "serial": Entry("jaxlic.latent.schedules:Serial", exact=False, stepwise=True),
     "checkerboard": Entry("jaxlic.latent.schedules:Checkerboard"),
 }
 
 
-def register_family(name: str, target: str | type, *, context: bool = True) -> None:
-    """Registers an `EntropyFamily` subclass under the config value `name`.
+def register_family(name: str, target: str | type, *, context: bool = True, stepwise: bool = False) -> None:
+    """Registers an `EntropyFamily` subclass under the config value `name` (`stepwise`: it codes
+    one position at a time, as the serial schedule needs).
 
     Its constructor is called as `cls()` or, if it has a field `K`, `cls(K=cfg.K)`.
     """
-    FAMILIES[name] = Entry(target, context)
+    FAMILIES[name] = Entry(target, context, stepwise=stepwise)
     build_latent_codec.cache_clear()
 
 
@@ -88,6 +92,8 @@ def check(context: str, entropy: str) -> None:
         raise ValueError(f"entropy={entropy!r}; expected one of {tuple(FAMILIES)}")
     if SCHEDULES[context].context and not FAMILIES[entropy].context:
         raise ValueError("context models need mean-scale or mixture entropy parameters")
+    if SCHEDULES[context].stepwise and not FAMILIES[entropy].stepwise:
+        raise ValueError(f"the {context} schedule codes one position at a time, which {entropy!r} cannot")
 
 
 def check_exact(context: str) -> None:
