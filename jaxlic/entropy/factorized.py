@@ -25,7 +25,7 @@ from jaxlic.coding import rangecoder
 from jaxlic.coding.tables import IndexedTables, cumulative_to_quantized_cdf
 from jaxlic.entropy.quantize import lower_bound, quantize
 
-__all__ = ["EntropyBottleneck", "build_tables", "medians", "compress", "decompress"]
+__all__ = ["EntropyBottleneck", "build_tables", "medians", "symbols", "encode_symbols", "decode_symbols"]
 
 
 def _softplus_np(x):
@@ -228,28 +228,22 @@ def _channel_indexes(shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
 
 
-def compress(z: np.ndarray, params: Mapping, tables: IndexedTables | None = None) -> bytes:
-    """Range-codes ``z [B, H, W, C]`` as ``round(z - median)`` per channel.
+def symbols(z: np.ndarray, params: Mapping) -> np.ndarray:
+    """z's integer symbols ``round(z - median)`` per channel (the encoder's side, int32)."""
+    return np.rint(np.asarray(z, np.float32) - medians(params)).astype(np.int32)
 
-    Args:
-      z: ``[..., C]`` float latent (NHWC).
-      params: the bottleneck's params (or variables).
-      tables: precomputed :func:`build_tables` output (built here if None).
 
-    Returns:
-      Compressed bytes.
+def encode_symbols(z_sym: np.ndarray, tables: IndexedTables) -> bytes:
+    """Range-codes z's symbols ``[..., C]`` with channel c's table (the host coder's z section)."""
+    z_sym = np.asarray(z_sym)
+    return rangecoder.encode_indexed(z_sym, _channel_indexes(z_sym.shape), tables)
+
+
+def decode_symbols(data: bytes, shape: Sequence[int], tables: IndexedTables) -> np.ndarray:
+    """Inverse of :func:`encode_symbols`: int32 symbols of ``shape``; ``z_hat = symbols + median``.
+
+    Raises:
+      BitstreamError: if ``data`` is malformed.
     """
-    z = np.asarray(z, np.float32)
-    symbols = np.rint(z - medians(params)).astype(np.int64)
-    tables = build_tables(params) if tables is None else tables
-    return rangecoder.encode_indexed(symbols, _channel_indexes(z.shape), tables)
-
-
-def decompress(
-    data: bytes, shape: Sequence[int], params: Mapping, tables: IndexedTables | None = None
-) -> np.ndarray:
-    """Inverse of :func:`compress`: returns ``z_hat = symbols + median`` (float32, ``shape``)."""
     shape = tuple(int(s) for s in shape)
-    tables = build_tables(params) if tables is None else tables
-    symbols = rangecoder.decode_indexed(data, _channel_indexes(shape), tables)
-    return symbols.astype(np.float32) + medians(params)
+    return rangecoder.decode_indexed(data, _channel_indexes(shape), tables).reshape(shape)

@@ -18,7 +18,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxlic.coding import rangecoder
 from jaxlic.entropy import factorized
 from jaxlic.errors import BitstreamError
 
@@ -112,9 +111,6 @@ class HostCoder:
         z_hat = z_sym.astype(np.float32) + self.z_medians
         return run.net(self.hyper_fn, z_hat, *rate_args)
 
-    def _z_channels(self, z_shape):
-        return np.broadcast_to(np.arange(z_shape[-1]), z_shape)
-
     def encode(
         self, y: np.ndarray, z: np.ndarray, timings: dict, rate_args: tuple = ()
     ) -> tuple[list[bytes], int]:
@@ -124,7 +120,7 @@ class HostCoder:
         """
         run = _Run(self, timings)
         z_sym = np.round(z - self.z_medians).astype(np.int32)
-        sections = [run.coded(rangecoder.encode_indexed, z_sym, self._z_channels(z.shape), self.z_tables)]
+        sections = [run.coded(factorized.encode_symbols, z_sym, self.z_tables)]
         hyper = self._z(run, z_sym, rate_args)
         y_sections, y_hat = self.latent.encode(run, hyper, y)
         return sections + y_sections, symbols_crc(z_sym, y_hat)
@@ -141,8 +137,7 @@ class HostCoder:
         if len(sections) != self.num_sections:
             raise BitstreamError(f"expected {self.num_sections} sections, found {len(sections)}")
         run = _Run(self, timings)
-        z_sym = run.coded(rangecoder.decode_indexed, sections[0], self._z_channels(z_shape), self.z_tables)
-        z_sym = z_sym.reshape(z_shape)
+        z_sym = run.coded(factorized.decode_symbols, sections[0], z_shape, self.z_tables)
         hyper = self._z(run, z_sym, rate_args)
         y_hat = self.latent.decode(run, hyper, sections[1:], y_shape)
         return y_hat, symbols_crc(z_sym, y_hat)
