@@ -116,9 +116,12 @@ def main(argv=None) -> int:
         "provenance": provenance(" ".join(["python -m eval.exact_cost", *sys.argv[1:]])),
     }
     (args.out / "exact_cost.json").write_text(json.dumps(result, indent=1, default=float))
+    b = bytes_pct
     print(
-        f"BD-rate exact vs float: {bd['mean_pct']:+.3f}% [{bd['ci95'][0]:+.3f}, {bd['ci95'][1]:+.3f}] n={bd['n']}"
+        f"bytes exact vs float, per image: {b['mean_pct']:+.3f}% [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}]"
     )
+    if bd is not None:
+        print(f"BD-rate exact vs float: {bd['mean_pct']:+.3f}% [{bd['ci95'][0]:+.3f}, {bd['ci95'][1]:+.3f}]")
     return 0
 
 
