@@ -30,7 +30,7 @@ def pytest_configure(config):
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     # Compiling tiny models dominates; LLVM's -O1 compiles them about a third faster. Tests compare
-    # values within this configuration; tests/test_cross_config.py decodes under the default one.
+    # values within this configuration; tests/test_cross_implementation.py decodes under others.
     if os.environ.get("JAXLIC_TEST_XLA_O1", "1") == "1" and "XLA_FLAGS" not in os.environ:
         os.environ["XLA_FLAGS"] = "--xla_backend_optimization_level=1"
     if os.environ.get("JAXLIC_TEST_NO_XLA_CACHE"):

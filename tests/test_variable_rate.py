@@ -72,25 +72,37 @@ def test_default_model_is_the_shipped_variable_rate_one(image):
     assert codec.decompress(default).shape == image.shape
 
 
-SHIPPED_STREAM = pathlib.Path(__file__).parent / "fixtures" / "streams" / "ckbd-full-q2-astronaut.jlic"
+STREAMS = pathlib.Path(__file__).parent / "fixtures" / "streams"
+SHIPPED_STREAM = STREAMS / "ckbd-full-q2-astronaut-exact.jlic"
 
 
 def test_shipped_stream_unchanged():
-    """A stream the shipped fixed-rate ckbd-full-q2 wrote of scikit-image's astronaut (committed
-    2026-12-03; 7783 bytes, 28.4024 dB) still decodes to that image, and coding it now gives a
-    stream of about that size and quality. Not a digest of a fresh encoding: the encoder's floats,
-    hence its rounding of a few latents, move with the installed libraries: the digest pinned
-    earlier failed on 2026-12-03 in a fresh install (jax 0.10.2, numpy 2.4.6) with jaxlic
-    unchanged since a run where it passed."""
+    """An exact stream the shipped fixed-rate ckbd-full q2 wrote of scikit-image's astronaut
+    (tests/fixtures/streams, recorded in GOLDEN.json by tools/make_golden_streams.py) still
+    decodes to the very symbols it was written with, and to its image (PSNR within 0.05 dB: the
+    synthesis is float); and coding the image now gives a stream of about that size and quality.
+    Not a digest of a fresh encoding: the analysis is float, so its rounding of a few latents
+    moves with the machine and the installed libraries (a digest pinned earlier failed on
+    2026-12-03 in a fresh install, jax 0.10.2 and numpy 2.4.6, with jaxlic unchanged)."""
     from skimage import data
 
+    from eval.portability import captured_symbols, symbol_digest
+
+    golden = json.loads((STREAMS / "GOLDEN.json").read_text())
+    entry = next(s for s in golden["streams"] if s["file"] == SHIPPED_STREAM.name)
     img = data.astronaut()
-    codec = zoo.load("ckbd-full", 2)
     old = SHIPPED_STREAM.read_bytes()
-    assert len(old) == 7783 and abs(psnr(img, codec.decompress(old)) - 28.4024) < 0.01
+    assert len(old) == entry["bytes"]
+    codec = zoo.load("ckbd-full", 2)
+    assert codec.exact
+    decoder = zoo.for_stream(container.unpack(old)[0], codec)  # the weights it names
+    with captured_symbols() as seen:
+        out = decoder.decompress(old)  # raises BitstreamError if the symbol check fails
+    assert symbol_digest(seen[-1]) == entry["symbol_digest"]
+    assert abs(psnr(img, out) - entry["psnr"]) < 0.05
     new = codec.compress(img)
     assert abs(len(new) / len(old) - 1) < 0.01
-    assert abs(psnr(img, codec.decompress(new)) - 28.4024) < 0.02
+    assert abs(psnr(img, codec.decompress(new)) - entry["psnr"]) < 0.02
 
 
 def test_model_needs_rate_and_takes_one_per_example():
