@@ -1,27 +1,33 @@
-"""Cold start of the command line: wall time of new `jaxlic compress` / `decompress` processes.
+"""Start-up of the command line: new `jaxlic compress` / `decompress` processes against warm work.
 
-Every CLI call is a fresh Python process that imports JAX, loads the weights and compiles the
-networks for the padded image size. `jaxlic.compile_cache` keeps XLA's executables on disk, so a
-second process on an image of the same size skips compilation. This benchmark measures, with the
-shipped model (ckbd-full q2) and a fresh, empty cache folder per repeat:
+Every CLI call is a fresh Python process that imports JAX, loads the weights and gets its
+networks for the padded image size: traced and compiled, read from JAX's persistent cache
+(`jaxlic.compile_cache`, which still traces), or loaded whole from `jaxlic.warm_start`'s stored
+executables. This benchmark times compress + decompress of photo A (two processes) with the
+default model:
 
-  * first:   compress + decompress of photo A with the empty cache (compiles, fills the cache);
-  * second:  the same again (cache hits);
-  * other:   compress + decompress of photo B, of another size, with the cache of A;
-  * nocache: compress + decompress of A with ``JAXLIC_NO_COMPILE_CACHE=1`` (today's behaviour).
+  * first:    with an empty cache folder (compiles, fills the cache);
+  * second:   again, with the cache that `first` filled (the everyday case);
+  * other:    photo B, another padded size, with the cache of A (compiles B's shapes);
+  * jaxcache: like second, with `JAXLIC_NO_WARM_START=1`: JAX's cache only (before warm_start),
+              in a folder of its own that an untimed pair filled;
+  * nocache:  with `JAXLIC_NO_COMPILE_CACHE=1`: no cache at all;
+  * warm:     compress + decompress of A inside one process that has already coded it once
+              (the median of 3): what a new process should come close to.
 
-Repeats are interleaved (first, second, other, nocache, then again), and the median of each is
-reported with the ratios second/first and other/first. Photo A is Kodak kodim23 (768x512)
-upscaled 2x (Lanczos) to 1536x1024 and centre-cropped to 1152x864 (0.995 megapixel); photo B is
-kodim05 upscaled the same way and centre-cropped to 1024x1024 (another padded size).
+Every process runs a copy of the checkout's package (``--live``: the checkout itself). Repeats
+are interleaved (all rows, then again); each row's median is reported, and the ratios to `warm`
+are the medians of the per-repeat ratios (side by side: a change of the machine's load falls on
+both); so are the ratios of CPU time (user + system, all threads), steadier than wall time on a
+shared machine. Target: second / warm <= 1.5 (wall time). `second` runs with `--timings`, so the
+JSON holds where each process's time went (imports, weights, compile, executables loaded, read,
+network, coding, write). Photo A is Kodak kodim23 (768x512) upscaled 2x (Lanczos) and
+centre-cropped to 1152x864 (0.995 megapixel); photo B is kodim05 upscaled the same way and
+cropped to 1024x1024.
 
-``--breakdown`` adds one in-process profile of a compress with a warm cache and without any:
-import time (jax, flax, constriction, jaxlic.zoo), weights loading, first and second `compress`
-call (the difference is tracing + compilation or cache reading).
+Run (about 5 minutes per repeat on 2 shared cores)::
 
-Run (about 3 minutes on 2 cores)::
-
-    python -m eval.cold_start [--repeats 3] [--breakdown] [--json OUT]
+    python -m eval.cold_start [--repeats 3] [--rows second,jaxcache,warm] [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,16 +36,15 @@ import argparse
 import json
 import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
+ROWS = ("first", "second", "other", "jaxcache", "nocache", "warm")
 
 
 def make_photo(name: str, size: tuple[int, int], kodak: pathlib.Path = KODAK) -> np.ndarray:
@@ -56,51 +61,54 @@ def make_photo(name: str, size: tuple[int, int], kodak: pathlib.Path = KODAK) ->
     return np.ascontiguousarray(a[i0 : i0 + h, j0 : j0 + w])
 
 
-def _run_cli(args: list[str], env: dict) -> float:
-    t0 = time.perf_counter()
-    r = subprocess.run(
-        [sys.executable, "-m", "jaxlic.cli", *args], env=env, capture_output=True, text=True, timeout=600
-    )
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"jaxlic {' '.join(args)} failed ({r.returncode}): {r.stderr[-2000:]}")
-    return dt
+def _run_cli(args: list[str], env: dict) -> tuple[float, str, float]:
+    from eval.cli_batch import run_cli, timings_line
+
+    seconds, _, err, cpu = run_cli(args, env)
+    return seconds, timings_line(err) or "", cpu
 
 
-def _pair(png: pathlib.Path, work: pathlib.Path, tag: str, env: dict) -> tuple[float, float]:
+def _pair(png: pathlib.Path, work: pathlib.Path, tag: str, env: dict) -> dict:
     stream, out = work / f"{tag}.jlic", work / f"{tag}.png"
-    t_c = _run_cli(["compress", str(png), str(stream), "--force"], env)
-    t_d = _run_cli(["decompress", str(stream), str(out), "--force"], env)
-    return t_c, t_d
+    t_c, why_c, cpu_c = _run_cli(["compress", str(png), str(stream), "--force", "--timings"], env)
+    t_d, why_d, cpu_d = _run_cli(["decompress", str(stream), str(out), "--force", "--timings"], env)
+    return {
+        "compress_s": t_c,
+        "decompress_s": t_d,
+        "total_s": t_c + t_d,
+        "cpu_s": cpu_c + cpu_d,
+        "timings": [why_c, why_d],
+    }
 
 
-_PROFILE = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import jax, flax, constriction
-t1 = time.perf_counter()
+_WARM = r"""
+import json, statistics, sys, time
 from jaxlic import compile_cache, zoo
 from jaxlic.image_io import read_image
-t2 = time.perf_counter()
-folder = compile_cache.enable()
+compile_cache.enable()
 img = read_image(sys.argv[1])[0]
-t3 = time.perf_counter()
-codec = zoo.load("ckbd-full")
-t4 = time.perf_counter()
-codec.compress(img)
-t5 = time.perf_counter()
-codec.compress(img)
-t6 = time.perf_counter()
-print(json.dumps({"cache": str(folder) if folder else None, "import_jax_flax_constriction_s": t1 - t0,
-                  "import_jaxlic_s": t2 - t1, "load_weights_s": t4 - t3, "compress_first_s": t5 - t4,
-                  "compress_second_s": t6 - t5, "network_s": codec.last_timings["network_s"],
-                  "coding_s": codec.last_timings["coding_s"]}))
+codec = zoo.load()
+codec.decompress(codec.compress(img))  # the first round compiles or loads: not timed
+c, d, cpu = [], [], []
+for _ in range(int(sys.argv[2])):
+    p0 = time.process_time()
+    t0 = time.perf_counter(); data = codec.compress(img); t1 = time.perf_counter()
+    codec.decompress(data); t2 = time.perf_counter()
+    c.append(t1 - t0); d.append(t2 - t1); cpu.append(time.process_time() - p0)
+print(json.dumps({"compress_s": statistics.median(c), "decompress_s": statistics.median(d),
+                  "total_s": statistics.median(a + b for a, b in zip(c, d)), "cpu_s": statistics.median(cpu),
+                  "runs": [c, d, cpu]}))
 """
 
 
-def _profile(png: pathlib.Path, env: dict) -> dict:
+def _warm(png: pathlib.Path, env: dict, rounds: int = 3) -> dict:
     r = subprocess.run(
-        [sys.executable, "-c", _PROFILE, str(png)], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", _WARM, str(png), str(rounds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=env.get("JAXLIC_BENCH_CWD"),
     )
     if r.returncode != 0:
         raise RuntimeError(r.stderr[-2000:])
@@ -108,13 +116,18 @@ def _profile(png: pathlib.Path, env: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m eval.cold_start", description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--breakdown", action="store_true", help="also profile one process in detail")
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"rows to run, of {','.join(ROWS)} (default all)")
+    ap.add_argument("--live", action="store_true", help="run the checkout's code, not a copy of it")
     ap.add_argument("--json", help="write the measurements to this file")
     args = ap.parse_args(argv)
     from PIL import Image
 
+    from jaxlic.evaluation.rd import provenance
+
+    wanted = [r for r in ROWS if r in args.rows.split(",")]
+    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="jaxlic-cold-") as tmp:
         work = pathlib.Path(tmp)
         photos = {"A": ("kodim23", (864, 1152)), "B": ("kodim05", (1024, 1024))}
@@ -122,50 +135,76 @@ def main(argv=None) -> int:
         for key, (name, size) in photos.items():
             pngs[key] = work / f"{key}.png"
             Image.fromarray(make_photo(name, size)).save(pngs[key])
-        base = {k: v for k, v in os.environ.items() if k not in ("JAXLIC_NO_COMPILE_CACHE",)}
-        rows = {k: [] for k in ("first", "second", "other", "nocache")}
+        from eval.cli_batch import snapshot
+
+        base = dict(snapshot(work, args.live), JAXLIC_BENCH_CWD=str(work))
+        rows: dict[str, list] = {k: [] for k in wanted}
+        sizes: list[int] = []
         for r in range(args.repeats):
             env = dict(base, JAX_COMPILATION_CACHE_DIR=str(work / f"cache{r}"))
-            rows["first"].append(_pair(pngs["A"], work, "a", env))
-            rows["second"].append(_pair(pngs["A"], work, "a", env))
-            rows["other"].append(_pair(pngs["B"], work, "b", env))
-            rows["nocache"].append(_pair(pngs["A"], work, "a", dict(base, JAXLIC_NO_COMPILE_CACHE="1")))
-            print(f"repeat {r + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]}" for k, v in rows.items()))
+            if "first" in wanted or "second" in wanted or "warm" in wanted:
+                first = _pair(pngs["A"], work, "a", env)  # fills the cache for the rows below
+                if "first" in wanted:
+                    rows["first"].append(first)
+            for row in wanted:
+                if row == "second":
+                    rows[row].append(_pair(pngs["A"], work, "a", env))
+                elif row == "other":
+                    rows[row].append(_pair(pngs["B"], work, "b", env))
+                elif row == "jaxcache":
+                    # Its own folder, filled by an untimed call pair in the same mode: warm_start's
+                    # compiles bypass JAX's cache, so the folder of `first` holds none of them.
+                    jax_env = dict(
+                        base, JAX_COMPILATION_CACHE_DIR=str(work / f"jaxcache{r}"), JAXLIC_NO_WARM_START="1"
+                    )
+                    _pair(pngs["A"], work, "a", jax_env)
+                    rows[row].append(_pair(pngs["A"], work, "a", jax_env))
+                elif row == "nocache":
+                    rows[row].append(_pair(pngs["A"], work, "a", dict(base, JAXLIC_NO_COMPILE_CACHE="1")))
+                elif row == "warm":
+                    rows[row].append(_warm(pngs["A"], env))
+            print(
+                f"repeat {r + 1}/{args.repeats}: "
+                + ", ".join(f"{k} {v[-1]['total_s']:.2f} s" for k, v in rows.items() if v)
+            )
+            if "second" in rows:
+                for line in rows["second"][-1]["timings"]:
+                    print(f"  second: {line}")
             sizes = [f.stat().st_size for f in (work / f"cache{r}").rglob("*") if f.is_file()]
-        result = {
-            "photos": {k: f"{n} upscaled 2x, centre crop {s[1]}x{s[0]}" for k, (n, s) in photos.items()},
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "runs": rows,
-            "cache_entries": len(sizes),
-            "cache_bytes": sum(sizes),
+    result = {
+        "photos": {k: f"{n} upscaled 2x, centre crop {s[1]}x{s[0]}" for k, (n, s) in photos.items()},
+        "runs": rows,
+        "cache_entries": len(sizes),
+        "cache_bytes": sum(sizes),
+        "loadavg_at_start": load_at_start,
+        "provenance": provenance(
+            "python -m eval.cold_start " + " ".join(sys.argv[1:] if argv is None else argv)
+        ),
+    }
+    med = {}
+    print(f"\nmachine: {result['provenance']['machine']}, load average at start {load_at_start[0]:.1f}")
+    print(f"{'':10s} {'compress s':>11s} {'decompress s':>13s} {'total s':>8s} {'CPU s':>8s}")
+    for k, v in rows.items():
+        med[k] = {
+            p: statistics.median(x[p] for x in v) for p in ("compress_s", "decompress_s", "total_s", "cpu_s")
         }
-        med = {}
-        print(f"\n{'':10s} {'compress s':>11s} {'decompress s':>13s} {'total s':>8s}")
-        for k, v in rows.items():
-            c = statistics.median(x[0] for x in v)
-            d = statistics.median(x[1] for x in v)
-            t = statistics.median(x[0] + x[1] for x in v)
-            med[k] = {"compress_s": c, "decompress_s": d, "total_s": t}
-            print(f"{k:10s} {c:11.2f} {d:13.2f} {t:8.2f}")
-        result["median"] = med
-        for k in ("second", "other", "nocache"):
-            ratios = {
-                part: med[k][f"{part}_s"] / med["first"][f"{part}_s"]
-                for part in ("compress", "decompress", "total")
-            }
-            result[f"ratio_{k}_over_first"] = ratios
-            print(f"{k}/first: " + ", ".join(f"{p} {x:.2f}" for p, x in ratios.items()))
-        print(f"cache: {len(sizes)} entries, {sum(sizes) / 2**20:.1f} MiB after one repeat")
-        if args.breakdown:
-            env = dict(base, JAX_COMPILATION_CACHE_DIR=str(work / "cache0"))
-            result["breakdown_warm_cache"] = _profile(pngs["A"], env)
-            result["breakdown_no_cache"] = _profile(pngs["A"], dict(base, JAXLIC_NO_COMPILE_CACHE="1"))
-            for k in ("breakdown_warm_cache", "breakdown_no_cache"):
-                print(
-                    k,
-                    json.dumps({a: round(b, 3) if isinstance(b, float) else b for a, b in result[k].items()}),
-                )
+        print(
+            f"{k:10s} {med[k]['compress_s']:11.2f} {med[k]['decompress_s']:13.2f} {med[k]['total_s']:8.2f} "
+            f"{med[k]['cpu_s']:8.2f}"
+        )
+    result["median"] = med
+    if "warm" in rows:
+        for k in rows:
+            if k == "warm":
+                continue
+            ratio = statistics.median(a["total_s"] / b["total_s"] for a, b in zip(rows[k], rows["warm"]))
+            cpu = statistics.median(a["cpu_s"] / b["cpu_s"] for a, b in zip(rows[k], rows["warm"]))
+            result[f"ratio_{k}_over_warm"] = ratio
+            result[f"cpu_ratio_{k}_over_warm"] = cpu
+            print(
+                f"{k}/warm: {ratio:.2f}, CPU time {cpu:.2f}" + ("  (target <= 1.5)" if k == "second" else "")
+            )
+    print(f"cache: {len(sizes)} entries, {sum(sizes) / 2**20:.1f} MiB after one repeat")
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

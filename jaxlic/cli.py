@@ -3,11 +3,15 @@
 Subcommands::
 
     jaxlic demo [--sample astronaut] [--model ckbd-full-vr] [--quality Q | --target-bpp B | --target-size BYTES]
-    jaxlic compress IN.png OUT.jlic [--model ckbd-full-vr] [--quality Q | --target-bpp B | --target-size BYTES]
-                                    [--weights FILE] [--force]
-    jaxlic decompress IN.jlic OUT.png [--weights FILE] [--force]
+    jaxlic compress IN OUT [--model ckbd-full-vr] [--quality Q | --target-bpp B | --target-size BYTES]
+                           [--weights FILE] [--force] [--timings]
+    jaxlic compress IN... --out-dir DIR [same options]      # files, folders, globs: DIR/<name>.jlic
+    jaxlic decompress IN OUT [--weights FILE] [--force] [--timings]
+    jaxlic decompress IN... --out-dir DIR [same options]    # DIR/<name>.png
     jaxlic info FILE.jlic
     jaxlic eval DIR [--models ...] [--qualities ...] [--codecs jpeg,webp,...] --out results/NAME
+                    [--report DIR [--report-bpp B]]
+    jaxlic compare per_image_*.csv [--json FILE]
     jaxlic bdrate ANCHOR.json TEST.json [--bpp 0.15]
     jaxlic convert-compressai ...
 
@@ -16,22 +20,32 @@ for variable-rate models (``<name>-vr``, gain units of Cui et al. 2021), which a
 size (``--target-bpp`` / ``--target-size``, found by searching the rate parameter with the real
 range coder; an unreachable target gives the nearest reachable stream and a note on stderr).
 
+In the single-file forms ``-`` is stdin or stdout (as in cwebp and cjxl): ``jaxlic compress - out.jlic
+< in.png``, ``jaxlic compress in.png - > out.jlic``, ``jaxlic decompress - - < a.jlic > a.png``; the
+report then goes to stderr. With ``--out-dir`` one process codes every input with one codec object
+(weights read once, each network compiled or loaded once per padded size, ``jaxlic.batch``); a
+progress bar with an ETA on a terminal, one line per file when piped; a file that fails is one
+``jaxlic: error: FILE: ...`` line, the others finish, and the call ends with a summary and exit
+status 1.
+
 A mistake the user can make (missing file, not an image, corrupted stream, unknown model,
 existing output) is reported as one line ``jaxlic: error: ...`` on stderr with exit status 1;
 usage errors exit with 2. Outputs are written atomically, so a failure never leaves a partial
 file. The model zoo (JAX) and the evaluation code are imported only by the subcommands that
-need them.
+need them; those turn on the compile cache and the stored executables of ``jaxlic.warm_start``
+(``jaxlic.compile_cache.enable``), and ``--timings`` prints where a call's time went.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
 import time
 
-from jaxlic import compile_cache
+from jaxlic import batch, compile_cache
 from jaxlic.errors import BitstreamError, JaxlicError
 from jaxlic.models.registry import DEFAULT_MODEL  # jax-free: the CLI starts without importing jax
 
@@ -51,15 +65,21 @@ def _fmt_bytes(n: int) -> str:
     return f"{n} B" if n < 10_000 else f"{n / 1024:.1f} KiB"
 
 
-def _print_notes(notes: list[str]) -> None:
+def _print_notes(notes: list[str], file=None) -> None:
     for note in notes:
-        print(f"note: {note}")
+        print(f"note: {note}", file=file or sys.stdout)
 
 
-def _load_codec(name, quality, weights):
-    from jaxlic import zoo  # lazily: pulls in JAX
+def _load_codec(name, quality, weights, timings=None):
+    def phase(name):
+        return timings.phase(name) if timings is not None else contextlib.nullcontext()
 
-    return zoo.load(name=name, quality=quality, weights=weights)
+    with phase("imports"):
+        from jaxlic import zoo  # lazily: pulls in JAX
+    if timings is not None and "jax" in sys.modules:
+        batch.Timings.watch_jax()
+    with phase("weights"):
+        return zoo.load(name=name, quality=quality, weights=weights)
 
 
 def _usage(command: str, message: str) -> _UsageError:
@@ -76,7 +96,7 @@ def _is_variable_rate(name) -> bool:
         return False
 
 
-def _load_for_coding(args, command: str, size: tuple[int, int] | None = None):
+def _load_for_coding(args, command: str, size: tuple[int, int] | None = None, timings=None):
     """The codec of `--model`/`--weights`, and the rate parameter or target to code at.
 
     Returns:
@@ -98,9 +118,10 @@ def _load_for_coding(args, command: str, size: tuple[int, int] | None = None):
                     command, f"{args.model} is a fixed-rate model: --quality must be an integer index"
                 )
             quality = int(quality)
-        return _load_codec(args.model, quality, args.weights), {}
+        return _load_codec(args.model, quality, args.weights, timings), {}
     if size is not None:
-        from jaxlic.models.codec import header_bytes
+        with timings.phase("imports") if timings is not None else contextlib.nullcontext():
+            from jaxlic.models.codec import header_bytes  # imports JAX and the model code
 
         least = header_bytes(args.model, *size, variable_rate=True)
         if targets["target_size"] is not None and targets["target_size"] < least:
@@ -109,7 +130,7 @@ def _load_for_coding(args, command: str, size: tuple[int, int] | None = None):
             )
         if targets["target_bpp"] is not None and targets["target_bpp"] * size[0] * size[1] / 8 < least:
             raise _usage(command, f"--target-bpp {targets['target_bpp']:g} is below the {least}-byte header")
-    codec = _load_codec(args.model, None, args.weights)
+    codec = _load_codec(args.model, None, args.weights, timings)
     lo, hi = codec.rate_range
     if args.quality is not None and not lo <= args.quality <= hi:
         raise _usage(
@@ -146,37 +167,185 @@ def _check_output(path: str, force: bool) -> None:
 # subcommands
 
 
-def cmd_compress(args) -> int:
-    """``jaxlic compress``: image file -> .jlic file."""
-    compile_cache.enable()
-    from jaxlic.image_io import read_image, write_bytes_atomic
+def _plan(args, command: str) -> tuple[str, str] | None:
+    """``(input, output)`` of the single-file form, or None for a batch (``--out-dir``).
 
-    _check_output(args.output, args.force)
-    img, notes = read_image(args.input)
-    _print_notes(notes)
-    codec, rate_kw = _load_for_coding(args, "compress", img.shape[:2])
+    Raises:
+      _UsageError: a batch without ``--out-dir``, ``-`` in a batch, or a lone input.
+    """
+    paths = args.paths
+    if args.out_dir is not None:
+        if "-" in paths:
+            raise _usage(command, "- (stdin) cannot be part of a batch: name the files with --out-dir")
+        return None
+    if len(paths) == 1:
+        raise _usage(command, "missing the output file (or --out-dir DIR for a batch)")
+    if len(paths) > 2:
+        raise _usage(command, f"{len(paths)} paths: several inputs need --out-dir DIR")
+    return paths[0], paths[1]
+
+
+def _refuse_terminal(output: str) -> None:
+    if output == "-" and batch._isatty(sys.stdout):
+        raise JaxlicError(
+            "refusing to write binary data to a terminal: redirect stdout or name an output file"
+        )
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _header_check(args, codec, size: tuple[int, int]) -> None:
+    """A batch image too small for the target size (its header alone is larger)."""
+    if not getattr(codec, "variable_rate", False):
+        return
+    from jaxlic.models.codec import header_bytes
+
+    least = header_bytes(codec.name, *size, variable_rate=True)
+    target = args.target_size if args.target_size is not None else None
+    if args.target_bpp is not None:
+        target = args.target_bpp * size[0] * size[1] / 8
+    if target is not None and target < least:
+        raise JaxlicError(f"the target size is below the {least}-byte header of a {size[1]}x{size[0]} image")
+
+
+def cmd_compress(args) -> int:
+    """``jaxlic compress``: image file(s) -> .jlic file(s)."""
+    timings = batch.Timings()
+    plan = _plan(args, "compress")
+    if plan is not None:  # fail before any expensive work
+        if plan[1] != "-":
+            _check_output(plan[1], args.force)
+        _refuse_terminal(plan[1])
+    with timings.phase("imports"):
+        compile_cache.enable()
+        from jaxlic.image_io import read_image, read_image_bytes, write_bytes_atomic
+    if plan is None:
+        return _compress_batch(args, timings)
+    source, output = plan
+    report = sys.stderr if output == "-" else sys.stdout  # stdout carries the stream
+    with timings.phase("read"):
+        if source == "-":
+            raw = sys.stdin.buffer.read()
+            img, notes = read_image_bytes(raw, "<stdin>")
+            input_size = len(raw)
+        else:
+            img, notes = read_image(source)
+            input_size = os.path.getsize(source)
+    _print_notes(notes, report)
+    codec, rate_kw = _load_for_coding(args, "compress", img.shape[:2], timings)
     t0 = time.perf_counter()
-    if args.refine:
-        data = _compress_refined(codec, img, args.refine, args.refine_method, rate_kw)
-    else:
-        data = codec.compress(img, **rate_kw)
+    with timings.coding(codec):
+        if args.refine:
+            data = _compress_refined(codec, img, args.refine, args.refine_method, rate_kw)
+        else:
+            data = codec.compress(img, **rate_kw)
     t_enc = time.perf_counter() - t0
-    write_bytes_atomic(args.output, data, force=args.force)
+    with timings.phase("write"):
+        if output == "-":
+            _write_stdout(data)
+        else:
+            write_bytes_atomic(output, data, force=args.force)
     _note_rate_search(codec, rate_kw)
     h, w = img.shape[:2]
-    print(f"{args.input} -> {args.output}")
-    print(f"  model {codec.name} {_describe(codec)}, image {w}x{h}")
     print(
-        f"  {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp "
-        f"(input file {_fmt_bytes(os.path.getsize(args.input))})"
+        f"{'<stdin>' if source == '-' else source} -> {'<stdout>' if output == '-' else output}", file=report
+    )
+    print(f"  model {codec.name} {_describe(codec)}, image {w}x{h}", file=report)
+    print(
+        f"  {len(data)} bytes = {8 * len(data) / (h * w):.4f} bpp (input file {_fmt_bytes(input_size)})",
+        file=report,
     )
     if args.refine:
         r = codec.last_refine
         print(
             f"  latents refined by {args.refine} {args.refine_method} steps: "
-            f"RD loss {r['loss_init']:.4f} -> {r['loss']:.4f}"
+            f"RD loss {r['loss_init']:.4f} -> {r['loss']:.4f}",
+            file=report,
         )
-    print(f"  encode {t_enc:.3f} s")
+    print(f"  encode {t_enc:.3f} s", file=report)
+    if args.timings:
+        print(timings.report(), file=sys.stderr)
+    return 0
+
+
+def _failure(e: BaseException) -> str:
+    """The message of a per-file failure in a batch (internal errors say so)."""
+    if isinstance(e, JaxlicError):
+        return str(e)
+    if isinstance(e, OSError):
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        return f"{e.strerror or e}{where}"
+    if os.environ.get("JAXLIC_DEBUG"):
+        raise e
+    return f"internal error: {type(e).__name__}: {e} (set JAXLIC_DEBUG=1 for the traceback)"
+
+
+def _compress_batch(args, timings) -> int:
+    from jaxlic.image_io import IMAGE_EXTENSIONS, read_image, write_bytes_atomic
+
+    inputs = batch.expand(args.paths, IMAGE_EXTENSIONS)
+    os.makedirs(args.out_dir, exist_ok=True)
+    codec, rate_kw = _load_for_coding(args, "compress", None, timings)
+    progress = batch.Progress(len(inputs.files), "compressed", prog=PROG)
+    try:
+        for spec, message in inputs.bad:
+            progress.fail(spec, message, counted=False)
+        outputs: dict[str, str] = {}
+        for path in inputs.files:
+            try:
+                out = batch.output_path(path, args.out_dir, "compress")
+                if out in outputs:
+                    raise JaxlicError(f"its output {out} is also that of {outputs[out]}")
+                outputs[out] = path
+                _check_output(out, args.force)
+                with timings.phase("read"):
+                    img, notes = read_image(path)
+                for note in notes:
+                    progress.note(path, note)
+                h, w = img.shape[:2]
+                _header_check(args, codec, (h, w))
+                t0 = time.perf_counter()
+                with timings.coding(codec):
+                    if args.refine:
+                        data = codec.compress(
+                            img, refine_steps=args.refine, refine_method=args.refine_method, **rate_kw
+                        )
+                    else:
+                        data = codec.compress(img, **rate_kw)
+                seconds = time.perf_counter() - t0
+                with timings.phase("write"):
+                    write_bytes_atomic(out, data, force=args.force)
+                search = getattr(codec, "last_rate_search", None)
+                if rate_kw.keys() - {"quality"} and search is not None and search.note:
+                    progress.note(path, search.note)
+                progress.ok(
+                    f"{path} -> {out}  {len(data)} bytes  {8 * len(data) / (h * w):.4f} bpp  "
+                    f"{_describe(codec)}  {seconds:.2f} s",
+                    bytes_in=os.path.getsize(path),
+                    bytes_out=len(data),
+                    pixels=h * w,
+                    stream_bytes=len(data),
+                )
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:
+                progress.fail(path, _failure(e))
+    finally:
+        progress.close()
+    return _finish(progress, args, timings)
+
+
+def _finish(progress, args, timings) -> int:
+    print(progress.summary())
+    if args.timings:
+        print(timings.report(), file=sys.stderr)
+    if progress.failed:
+        print(f"{PROG}: error: {progress.failed} input(s) failed (see above)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -209,39 +378,130 @@ def _compress_refined(codec, img, steps: int, method: str, rate_kw: dict | None 
 
 
 def _read_stream(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
     if os.path.isdir(path):
         raise JaxlicError(f"is a directory, not a .jlic file: {path}")
     with open(path, "rb") as f:
         return f.read()
 
 
-def cmd_decompress(args) -> int:
-    """``jaxlic decompress``: .jlic file -> PNG."""
-    compile_cache.enable()
-    from jaxlic.coding.container import unpack
-    from jaxlic.image_io import write_png_atomic
+def _codec_for_stream(header, args, timings, cache: dict):
+    """The codec of a stream's model, quality and weights; loaded once per batch.
 
-    _check_output(args.output, args.force)
-    data = _read_stream(args.input)
-    header, _ = unpack(data, max_pixels=args.max_pixels)
-    codec = _load_codec(header.model, header.quality, args.weights)
+    Without ``--weights`` the shipped or archived weights the stream names (``zoo.for_stream``).
+    """
+    from jaxlic.coding.container import WEIGHTS_KEY
+
+    key = (header.model, header.quality, header.extra.get(WEIGHTS_KEY))
+    if key in cache:
+        return cache[key]
+    base = cache.get((header.model, header.quality))
+    if base is None:
+        base = cache[(header.model, header.quality)] = _load_codec(
+            header.model, header.quality, args.weights, timings
+        )
+    codec = base
     if args.weights is None:  # the shipped or archived weights the stream names
         from jaxlic import zoo
 
-        codec = zoo.for_stream(header, codec)
+        with timings.phase("weights"):
+            codec = zoo.for_stream(header, base)
     if hasattr(codec, "max_pixels"):
         codec.max_pixels = args.max_pixels
+    cache[key] = codec
+    return codec
+
+
+def _decode(data: bytes, args, timings, cache: dict):
+    """(image, header, codec, seconds) of a stream."""
+    from jaxlic.coding.container import unpack
+
+    header, _ = unpack(data, max_pixels=args.max_pixels)
+    codec = _codec_for_stream(header, args, timings, cache)
     t0 = time.perf_counter()
-    img = codec.decompress(data)
-    t_dec = time.perf_counter() - t0
+    with timings.coding(codec):
+        img = codec.decompress(data)
+    seconds = time.perf_counter() - t0
     if img.shape != (header.height, header.width, 3):
         raise JaxlicError(f"decoder returned a {img.shape} image, header says {header.height}x{header.width}")
-    write_png_atomic(args.output, img, force=args.force)
-    print(f"{args.input} -> {args.output}")
-    print(f"  model {header.model} {_describe(codec)}, image {header.width}x{header.height}")
-    print(f"  {len(data)} bytes = {8 * len(data) / (header.height * header.width):.4f} bpp")
-    print(f"  decode {t_dec:.3f} s")
+    return img, header, codec, seconds
+
+
+def cmd_decompress(args) -> int:
+    """``jaxlic decompress``: .jlic file(s) -> PNG(s)."""
+    timings = batch.Timings()
+    plan = _plan(args, "decompress")
+    if plan is not None:  # fail before any expensive work
+        if plan[1] != "-":
+            _check_output(plan[1], args.force)
+        _refuse_terminal(plan[1])
+    with timings.phase("imports"):
+        compile_cache.enable()
+        from jaxlic.image_io import encode_png, write_bytes_atomic
+    if plan is None:
+        return _decompress_batch(args, timings)
+    source, output = plan
+    report = sys.stderr if output == "-" else sys.stdout
+    with timings.phase("read"):
+        data = _read_stream(source)
+    img, header, codec, t_dec = _decode(data, args, timings, {})
+    with timings.phase("write"):
+        png = encode_png(img)
+        if output == "-":
+            _write_stdout(png)
+        else:
+            write_bytes_atomic(output, png, force=args.force)
+    print(
+        f"{'<stdin>' if source == '-' else source} -> {'<stdout>' if output == '-' else output}", file=report
+    )
+    print(f"  model {header.model} {_describe(codec)}, image {header.width}x{header.height}", file=report)
+    print(f"  {len(data)} bytes = {8 * len(data) / (header.height * header.width):.4f} bpp", file=report)
+    print(f"  decode {t_dec:.3f} s", file=report)
+    if args.timings:
+        print(timings.report(), file=sys.stderr)
     return 0
+
+
+def _decompress_batch(args, timings) -> int:
+    from jaxlic.image_io import encode_png, write_bytes_atomic
+
+    inputs = batch.expand(args.paths, (batch.STREAM_EXTENSION,))
+    os.makedirs(args.out_dir, exist_ok=True)
+    progress = batch.Progress(len(inputs.files), "decompressed", prog=PROG)
+    codecs: dict = {}
+    try:
+        for spec, message in inputs.bad:
+            progress.fail(spec, message, counted=False)
+        outputs: dict[str, str] = {}
+        for path in inputs.files:
+            try:
+                out = batch.output_path(path, args.out_dir, "decompress")
+                if out in outputs:
+                    raise JaxlicError(f"its output {out} is also that of {outputs[out]}")
+                outputs[out] = path
+                _check_output(out, args.force)
+                with timings.phase("read"):
+                    data = _read_stream(path)
+                img, header, codec, seconds = _decode(data, args, timings, codecs)
+                with timings.phase("write"):
+                    png = encode_png(img)
+                    write_bytes_atomic(out, png, force=args.force)
+                progress.ok(
+                    f"{path} -> {out}  {header.width}x{header.height}  "
+                    f"{8 * len(data) / (header.height * header.width):.4f} bpp  {seconds:.2f} s",
+                    bytes_in=len(data),
+                    bytes_out=len(png),
+                    pixels=header.height * header.width,
+                    stream_bytes=len(data),
+                )
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as e:
+                progress.fail(path, _failure(e))
+    finally:
+        progress.close()
+    return _finish(progress, args, timings)
 
 
 def cmd_info(args) -> int:
@@ -484,11 +744,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("compress", help="compress an image file into a .jlic file")
-    p.add_argument("input", help="input image (PNG, JPEG, ...)")
-    p.add_argument("output", help="output .jlic file")
+    def batch_args(p, what: str, out: str):
+        p.add_argument(
+            "--out-dir",
+            default=None,
+            metavar="DIR",
+            help=f"code every input into DIR (created if missing): each {what} keeps its name {out}; "
+            "inputs may be files, folders and quoted glob patterns",
+        )
+        p.add_argument(
+            "--timings",
+            action="store_true",
+            help="also print where the time went (imports, weights, compile, network, coding) on stderr",
+        )
+
+    p = sub.add_parser(
+        "compress",
+        help="compress image files into .jlic files",
+        usage=f"{PROG} compress [options] IN OUT | IN... --out-dir DIR",
+        description="Compress an image (IN OUT; - is stdin or stdout) or many (IN... --out-dir DIR).",
+    )
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="IN OUT, or inputs with --out-dir (images, folders, globs)"
+    )
+    batch_args(p, "image", "and gets .jlic appended (a.png -> a.png.jlic)")
     model_args(p)
-    p.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    p.add_argument("--force", action="store_true", help="overwrite outputs that exist")
     p.add_argument(
         "--refine",
         type=_steps,
@@ -500,11 +781,21 @@ def build_parser() -> argparse.ArgumentParser:
     refine_method_arg(p)
     p.set_defaults(func=cmd_compress)
 
-    p = sub.add_parser("decompress", help="decompress a .jlic file into a PNG")
-    p.add_argument("input", help="input .jlic file")
-    p.add_argument("output", help="output PNG")
+    p = sub.add_parser(
+        "decompress",
+        help="decompress .jlic files into PNGs",
+        usage=f"{PROG} decompress [options] IN OUT | IN... --out-dir DIR",
+        description="Decompress a stream (IN OUT; - is stdin or stdout) or many (IN... --out-dir DIR).",
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="IN OUT, or inputs with --out-dir (.jlic files, folders, globs)",
+    )
+    batch_args(p, "stream", "with .jlic replaced by .png (a.png.jlic -> a.png)")
     model_args(p, with_model=False)
-    p.add_argument("--force", action="store_true", help="overwrite the output if it exists")
+    p.add_argument("--force", action="store_true", help="overwrite outputs that exist")
     p.add_argument(
         "--max-pixels",
         type=int,
@@ -559,6 +850,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate every model with latent refinement of STEPS steps (as a separate curve)",
     )
     refine_method_arg(p)
+    p.add_argument(
+        "--report",
+        default=None,
+        metavar="DIR",
+        help="also write a visual report, DIR/index.html: crops of each image as every model and codec "
+        "decoded it (codecs at the file size nearest the model's), with the RD plots",
+    )
+    p.add_argument(
+        "--report-bpp",
+        type=_positive,
+        default=0.15,
+        metavar="B",
+        help="the report shows each model at its setting nearest B bits per pixel (default 0.15)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     p.set_defaults(func=cmd_eval)
 

@@ -17,6 +17,11 @@ Where (first that applies):
 
 JAX's default thresholds would skip most of our executables (it caches only those that took
 more than a second to compile), so :func:`enable` lowers them: every executable is cached.
+
+The cache spares a new process XLA's compilation, not the tracing before it; :func:`enable` also
+turns on :mod:`jaxlic.warm_start` in the same folder, which stores whole executables (and the
+models' parameter shapes), so that a new process neither traces nor compiles what an earlier one
+did.
 """
 
 from __future__ import annotations
@@ -84,4 +89,7 @@ def enable(path: str | os.PathLike | None = None) -> pathlib.Path | None:
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    from jaxlic import warm_start
+
+    warm_start.enable(folder)
     return folder

@@ -4,9 +4,10 @@ The codecs take exactly one input format, ``uint8 [H, W, 3]`` RGB. :func:`read_i
 whatever Pillow opens into that format and says, in a list of notes, every conversion it made
 (alpha composited on white, grayscale replicated, palette expanded, 16-bit reduced to 8-bit,
 EXIF rotation applied, first frame of an animation taken), so the CLI can tell the user what was
-actually compressed. :func:`write_png_atomic` and :func:`write_bytes_atomic` write through a
-temporary file in the destination directory and ``os.replace``, so a failure midway never leaves
-a partial output, and they refuse to overwrite an existing file unless asked to.
+actually compressed; :func:`read_image_bytes` does the same for a file's bytes (stdin).
+:func:`write_png_atomic` and :func:`write_bytes_atomic` write through a temporary file in the
+destination directory and ``os.replace``, so a failure midway never leaves a partial output, and
+they refuse to overwrite an existing file unless asked to.
 """
 
 from __future__ import annotations
@@ -26,16 +27,20 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def _png_bit_depth(path) -> int | None:
-    """Bit depth from a PNG's IHDR chunk (Pillow silently drops 16-bit RGB to 8-bit)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(26)
-    except OSError:
-        return None
-    if len(head) == 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+def _png_bit_depth(head: bytes) -> int | None:
+    """Bit depth from a PNG's IHDR chunk, given the file's first 26 bytes (Pillow silently drops
+    16-bit RGB to 8-bit)."""
+    if len(head) >= 26 and head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
         return head[24]
     return None
+
+
+def _file_head(path, n: int = 26) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
 
 
 def _to_rgb_uint8(im: Image.Image, bit_depth: int | None, notes: list[str]) -> np.ndarray:
@@ -107,26 +112,38 @@ def read_image(path) -> tuple[np.ndarray, list[str]]:
         raise ImageError(f"no such file: {path}")
     if os.path.isdir(path):
         raise ImageError(f"is a directory, not an image: {path}")
+    return _decode(path, path, _file_head(path))
+
+
+def read_image_bytes(data: bytes, name: str = "<stdin>") -> tuple[np.ndarray, list[str]]:
+    """:func:`read_image` of an image file's bytes (e.g. read from stdin); ``name`` is used in
+    error messages."""
+    if not data:
+        raise ImageError(f"empty input, not an image: {name}")
+    return _decode(io.BytesIO(data), name, bytes(data[:26]))
+
+
+def _decode(source, name: str, head: bytes) -> tuple[np.ndarray, list[str]]:
     notes: list[str] = []
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             if getattr(im, "n_frames", 1) > 1:
                 notes.append(f"first of {im.n_frames} frames taken")
             im.load()
             if im.getexif().get(0x0112, 1) not in (0, 1):
                 im = ImageOps.exif_transpose(im)
                 notes.append("EXIF orientation applied (image rotated/flipped upright)")
-            img = _to_rgb_uint8(im, _png_bit_depth(path), notes)
+            img = _to_rgb_uint8(im, _png_bit_depth(head), notes)
     except UnidentifiedImageError:
-        raise ImageError(f"not an image (or a format Pillow cannot read): {path}") from None
+        raise ImageError(f"not an image (or a format Pillow cannot read): {name}") from None
     except Image.DecompressionBombError as e:
-        raise ImageError(f"image too large to read safely: {path} ({e})") from None
+        raise ImageError(f"image too large to read safely: {name} ({e})") from None
     except PermissionError:
-        raise ImageError(f"permission denied: {path}") from None
+        raise ImageError(f"permission denied: {name}") from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"cannot read image {path}: {e}") from None
+        raise ImageError(f"cannot read image {name}: {e}") from None
     if img.ndim != 3 or img.shape[2] != 3 or img.shape[0] == 0 or img.shape[1] == 0:
-        raise ImageError(f"unsupported image shape {img.shape}: {path}")
+        raise ImageError(f"unsupported image shape {img.shape}: {name}")
     return img, notes
 
 

@@ -68,8 +68,14 @@ def _rngs(seed: int) -> dict:
 
 
 def variable_shapes(model):
-    """The variables `init_variables` returns, as shapes and dtypes (nothing is computed)."""
-    return jax.eval_shape(_init_fn(model), _rngs(0))
+    """The variables `init_variables` returns, as shapes and dtypes (nothing is computed).
+
+    Tracing the initialisation takes a new CLI process about as long as loading its executables;
+    a process with `jaxlic.warm_start` on reads the shapes an earlier one stored instead.
+    """
+    from jaxlic import warm_start
+
+    return warm_start.cached_shapes(model.cfg, lambda: jax.eval_shape(_init_fn(model), _rngs(0)))
 
 
 def init_variables(model, seed: int = 0, size: int = 64):
@@ -102,8 +108,11 @@ def codec_from_weights(params, meta: dict, *, name: str | None = None, quality: 
     model = Compressor(cfg)
     shapes = variable_shapes(model)["params"]
     weights_io.check_matches(params, shapes)
-    params = jax.tree_util.tree_map(jnp.asarray, params)
-    return Codec(model, {"params": params}, quality=q, meta=meta)
+    # device_put, not jnp.asarray: the latter traces one conversion per distinct parameter shape.
+    params = jax.device_put(params)
+    from jaxlic import warm_start  # stored executables, in processes that turned them on
+
+    return warm_start.install(Codec(model, {"params": params}, quality=q, meta=meta))
 
 
 def load(name: str | None = None, quality: int | None = None, weights=None) -> Codec:

@@ -606,3 +606,268 @@ def test_variable_rate_bad_values_exit_2(tmp_path, png, capsys, vr_zoo, args):
     code, _, err = run(capsys, "compress", png, tmp_path / "a.jlic", *args)
     assert code == 2 and err.strip().splitlines()[-1].startswith("jaxlic compress: error: "), err
     assert not os.path.exists(tmp_path / "a.jlic")
+
+
+# ------------------------------------------------------------------------------------ batch mode
+
+
+def _photos(folder, n=3):
+    """n small PNGs in `folder` (photo0.png, ...), each a different crop of the sample."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        path = folder / f"photo{i}.png"
+        Image.fromarray(sample_image("chelsea")[i * 20 : i * 20 + 40, :56]).save(path)
+        paths.append(path)
+    return paths
+
+
+def test_batch_takes_files_folders_and_globs_and_keeps_the_names(tmp_path, capsys, fake_zoo):
+    paths = _photos(tmp_path / "a")
+    other = tmp_path / "b"
+    other.mkdir()
+    Image.fromarray(IMG).save(other / "x.jpg", quality=95)
+    (other / "notes.txt").write_text("not an image, not in a folder's list")
+    loads = []
+    fake_zoo.load = lambda *a, **k: loads.append(1) or _fake_load(*a, **k)
+    code, out, err = run(
+        capsys, "compress", tmp_path / "a", str(other / "*.jpg"), paths[0], "--out-dir", tmp_path / "s"
+    )
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path / "s")) == [
+        "photo0.png.jlic",
+        "photo1.png.jlic",
+        "photo2.png.jlic",
+        "x.jpg.jlic",
+    ]
+    assert len(loads) == 1  # one codec for the whole batch
+    code, out, err = run(capsys, "decompress", tmp_path / "s", "--out-dir", tmp_path / "d")
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path / "d")) == ["photo0.png", "photo1.png", "photo2.png", "x.png"]
+    for p in paths:
+        np.testing.assert_array_equal(read_image(tmp_path / "d" / p.name)[0], read_image(p)[0])
+    np.testing.assert_array_equal(read_image(tmp_path / "d" / "x.png")[0], read_image(other / "x.jpg")[0])
+    assert len(loads) == 2  # decompress: one codec per model and quality
+
+
+def test_batch_piped_output_is_one_line_per_file_and_a_summary(tmp_path, capsys):
+    _photos(tmp_path / "a")
+    code, out, err = run(capsys, "compress", tmp_path / "a", "--out-dir", tmp_path / "s")
+    assert code == 0 and err == ""
+    lines = out.strip().splitlines()
+    assert len(lines) == 4 and all(" -> " in line and "bpp" in line for line in lines[:3])
+    assert lines[3].startswith("compressed 3 of 3 files in ") and "bpp over all images" in lines[3]
+    assert "\r" not in out + err and "%|" not in out + err  # no progress bar
+
+
+def test_batch_shows_a_progress_bar_on_a_terminal(tmp_path, capsys, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    _photos(tmp_path / "a")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert cli.main(["compress", str(tmp_path / "a"), "--out-dir", str(tmp_path / "s")]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("compressed 3 of 3 files")
+    assert " -> " not in out  # the bar replaces the per-file lines
+    bar = terminal.getvalue()
+    assert "3/3" in bar and "<" in bar and "file/s" in bar  # count, elapsed<remaining (ETA), rate
+
+
+def test_batch_reports_bad_inputs_in_one_line_each_and_finishes_the_rest(tmp_path, capsys):
+    paths = _photos(tmp_path / "a")
+    (tmp_path / "a" / "broken.png").write_bytes(paths[0].read_bytes()[:200])
+    (tmp_path / "a" / "text.png").write_text("not a picture")
+    code, out, err = run(
+        capsys, "compress", tmp_path / "a", tmp_path / "missing.png", "--out-dir", tmp_path / "s"
+    )
+    assert code == 1
+    errors = err.strip().splitlines()
+    assert len(errors) == 4 and all(line.startswith("jaxlic: error: ") for line in errors)
+    assert "missing.png: no such file" in errors[0]
+    assert any("broken.png" in e for e in errors) and any("text.png: not an image" in e for e in errors)
+    assert errors[-1] == "jaxlic: error: 3 input(s) failed (see above)"
+    assert "compressed 3 of 6 files" in out and "3 failed" in out
+    assert sorted(os.listdir(tmp_path / "s")) == [p.name + ".jlic" for p in paths]  # no debris
+    # A corrupted stream in a decompress batch is skipped the same way.
+    (tmp_path / "s" / "photo1.png.jlic").write_bytes(b"JLIC garbage")
+    code, out, err = run(capsys, "decompress", tmp_path / "s", "--out-dir", tmp_path / "d")
+    assert code == 1 and err.count("jaxlic: error: ") == 2 and "photo1.png.jlic" in err
+    assert sorted(os.listdir(tmp_path / "d")) == ["photo0.png", "photo2.png"]
+
+
+def test_batch_internal_errors_do_not_stop_the_batch(tmp_path, capsys):
+    _photos(tmp_path / "a", n=2)
+    code, _, err = run(capsys, "compress", tmp_path / "a", "--out-dir", tmp_path / "s", "--model", "buggy")
+    assert code == 1 and err.count("internal error: ZeroDivisionError") == 2
+
+
+def test_batch_outputs_need_force_and_names_must_not_clash(tmp_path, capsys):
+    paths = _photos(tmp_path / "a", n=2)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "photo0.png.jlic").write_bytes(b"precious")
+    code, out, err = run(capsys, "compress", tmp_path / "a", "--out-dir", tmp_path / "s")
+    assert code == 1 and "photo0.png.jlic (use --force" in err and "compressed 1 of 2" in out
+    assert (tmp_path / "s" / "photo0.png.jlic").read_bytes() == b"precious"
+    assert run(capsys, "compress", tmp_path / "a", "--out-dir", tmp_path / "s", "--force")[0] == 0
+    assert (tmp_path / "s" / "photo0.png.jlic").read_bytes().startswith(b"JLIC")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "photo0.png").write_bytes(paths[1].read_bytes())
+    code, _, err = run(
+        capsys, "compress", paths[0], tmp_path / "b" / "photo0.png", "--out-dir", tmp_path / "t"
+    )
+    assert code == 1 and "is also that of" in err and os.listdir(tmp_path / "t") == ["photo0.png.jlic"]
+
+
+def test_batch_and_single_forms_usage_errors(tmp_path, png, capsys):
+    for argv in (
+        ("compress", png),
+        ("compress", png, png, tmp_path / "x.jlic"),
+        ("compress", "-", png, "--out-dir", tmp_path),
+        ("decompress", tmp_path / "a.jlic"),
+    ):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and err.startswith(f"jaxlic {argv[0]}: error: ") and err.count("\n") == 1, err
+
+
+def test_compress_and_decompress_through_stdin_and_stdout(tmp_path, png, monkeypatch, capsysbinary):
+    import io
+
+    def call(argv, stdin: bytes = b""):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+        code = cli.main([str(a) for a in argv])
+        out, err = capsysbinary.readouterr()
+        return code, out, err.decode()
+
+    code, out, err = call(["compress", "-", tmp_path / "a.jlic"], png.read_bytes())
+    assert code == 0 and out.startswith(b"<stdin> -> ")
+    stream = (tmp_path / "a.jlic").read_bytes()
+    code, out, err = call(["compress", png, "-"])
+    assert code == 0 and out == stream and f"{png} -> <stdout>" in err  # the report goes to stderr
+    code, out, err = call(["decompress", "-", "-"], stream)
+    assert code == 0 and out.startswith(b"\x89PNG") and "<stdin> -> <stdout>" in err
+    (tmp_path / "b.png").write_bytes(out)
+    np.testing.assert_array_equal(read_image(tmp_path / "b.png")[0], IMG)
+    code, out, err = call(["compress", "-", tmp_path / "c.jlic"], b"not an image")
+    assert code == 1 and out == b"" and err.startswith("jaxlic: error: not an image") and err.count("\n") == 1
+    code, out, err = call(["decompress", "-", tmp_path / "c.png"], stream[:-5])
+    assert code == 1 and "truncated" in err and not (tmp_path / "c.png").exists()
+
+
+def test_binary_output_is_refused_on_a_terminal(png, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    code, out, err = run(capsys, "compress", png, "-")
+    assert code == 1 and out == ""
+    _assert_one_line_error(err, "terminal")
+
+
+def test_timings_say_where_the_time_went(tmp_path, png, capsys):
+    code, _, err = run(capsys, "compress", png, tmp_path / "a.jlic", "--timings")
+    assert code == 0 and err.startswith("time: imports ")
+    for part in ("weights", "compile", "executables", "read", "network", "coding", "write", "total"):
+        assert part in err
+
+
+def test_batch_codes_each_image_at_the_target_size(tmp_path, capsys, vr_zoo):
+    paths = _photos(tmp_path / "a", n=2)
+    codec = vr_zoo.load("ckbd-vr")
+    img = read_image(paths[0])[0]
+    lo, hi = len(codec.compress(img, quality=0.0)), len(codec.compress(img, quality=codec.rate_range[1]))
+    target = round((lo * hi) ** 0.5)
+    code, out, err = run(
+        capsys, "compress", *paths, "--out-dir", tmp_path / "s", "--model", "ckbd-vr", "--target-size", target
+    )
+    assert code == 0, err
+    for p in paths:
+        assert abs(os.path.getsize(tmp_path / "s" / f"{p.name}.jlic") - target) <= 0.03 * target
+    code, _, err = run(
+        capsys, "compress", *paths, "--out-dir", tmp_path / "t", "--model", "ckbd-vr", "--target-size", 30
+    )
+    assert code == 1 and err.count("below the") == 2
+
+
+# ------------------------------------------------------------------------------------ visual report
+
+
+def test_eval_report_is_a_self_contained_page_of_crops_and_plots(tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    from jaxlic.evaluation.matched import read_rows
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for i in range(2):
+        Image.fromarray(sample_image("chelsea")[i * 30 : i * 30 + 96, :128]).save(images / f"k{i}.png")
+    out, report = tmp_path / "res", tmp_path / "res" / "report"
+    argv = ["eval", images, "--models", "ckbd-full", "--qualities", "1,3", "--codecs", "jpeg,webp"]
+    code, stdout, err = run(capsys, *argv, "--codec-qualities", "10,50,90", "--out", out, "--report", report)
+    assert code == 0, err
+    assert f"visual report written to {report / 'index.html'}" in stdout
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.sources, self.sections, self.figures, self.text = [], [], [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            self.tags.append(tag)
+            if tag == "img":
+                self.sources.append(a["src"])
+            if tag == "section" and a.get("class") == "image":
+                self.sections.append(a["id"])
+            if tag == "figure":
+                self.figures.append((self.sections[-1] if self.sections else None, a["class"]))
+            for key in ("src", "href"):
+                assert not str(a.get(key, "")).startswith(("http:", "https:", "//")), a
+
+        def handle_data(self, data):
+            self.text.append(data)
+
+    page = Page()
+    page.feed((report / "index.html").read_text())
+    assert page.tags[:2] == ["html", "head"] and "style" in page.tags and "script" not in page.tags
+    assert "link" not in page.tags  # CSS inline, nothing fetched
+    assert all((report / src).is_file() for src in page.sources)  # every image it names exists
+    assert {"rd_psnr.png", "rd_ms-ssim.png"} <= set(page.sources)
+    assert page.sections == ["k0", "k1"]
+    for section in page.sections:
+        kinds = [c for s, c in page.figures if s == section]
+        assert kinds == ["thumb", "crop original", "crop ours", "crop theirs", "crop theirs"], kinds
+    text = " ".join(page.text)
+    assert text.count("PSNR") == text.count("MS-SSIM") >= 2 * 3 and "bpp" in text
+    # Each codec is shown at its setting whose file is nearest in size to the model's.
+    rows = read_rows([out / "per_image_ckbd-full.csv", out / "per_image_codecs.csv"])
+    for image in ("k0.png", "k1.png"):
+        ours = next(r for r in rows if r["image"] == image and r["kind"] == "model")
+        for codec in ("jpeg", "webp"):
+            mine = [r for r in rows if r["image"] == image and r["name"] == codec]
+            best = min(mine, key=lambda r: abs(r["bpp"] - ours["bpp"]))
+            assert (
+                report / "crops" / image[:-4] / f"ckbd-full-vs-{codec}_q{int(best['quality'])}.png"
+            ).is_file()
+    crop = read_image(report / "crops" / "k0" / "original.png")[0]
+    assert crop.shape == (96, 128, 3)  # smaller than a crop: the whole image
+
+
+def test_eval_report_needs_a_model(tmp_path, capsys):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    Image.fromarray(IMG).save(images / "k.png")
+    code, _, err = run(
+        capsys, "eval", images, "--codecs", "jpeg", "--out", tmp_path / "o", "--report", tmp_path / "r"
+    )
+    assert code == 1
+    _assert_one_line_error(err, "--report")
+
+
+def test_report_crops_where_the_image_has_detail():
+    from jaxlic.evaluation.report import detail_window
+
+    img = np.full((256, 384, 3), 128, np.uint8)
+    img[64:192, 256:384] = np.random.default_rng(0).integers(0, 256, (128, 128, 3), dtype=np.uint8)
+    assert detail_window(img, 128) == (64, 256, 128, 128)

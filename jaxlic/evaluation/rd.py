@@ -35,17 +35,18 @@ from jaxlic.metrics import ms_ssim_or_nan, psnr
 CSV_FIELDS = matched.FIELDS
 
 
-def measure_model(codec, img: np.ndarray) -> dict:
+def measure_model(codec, img: np.ndarray, keep_recon: bool = False) -> dict:
     """Compresses and decompresses ``img`` with a model codec; rate from the real stream.
 
     Args:
         codec: object with ``name``, ``quality``, ``compress``, ``decompress`` and optionally
             ``estimate_bpp`` (see ``jaxlic.zoo.load``).
         img: ``uint8 [H, W, 3]``.
+        keep_recon: also return the decoded image (``recon``), for the visual report.
 
     Returns:
         dict with ``bpp``, ``bpp_estimated`` (nan if unavailable), ``psnr``, ``ms_ssim``,
-        ``encoding_time``, ``decoding_time``, ``size_bytes``.
+        ``encoding_time``, ``decoding_time``, ``size_bytes`` (and ``recon``).
     """
     h, w = img.shape[:2]
     t0 = time.perf_counter()
@@ -56,7 +57,7 @@ def measure_model(codec, img: np.ndarray) -> dict:
     if recon.shape != img.shape:
         raise JaxlicError(f"{codec.name} decoded a {recon.shape} image from a {img.shape} input")
     estimate = getattr(codec, "estimate_bpp", None)
-    return {
+    result = {
         "bpp": 8.0 * len(data) / (h * w),
         "bpp_estimated": float(estimate(img)) if callable(estimate) else float("nan"),
         "psnr": psnr(img, recon),
@@ -65,6 +66,9 @@ def measure_model(codec, img: np.ndarray) -> dict:
         "decoding_time": t2 - t1,
         "size_bytes": len(data),
     }
+    if keep_recon:
+        result["recon"] = recon
+    return result
 
 
 def _mean(values) -> float:
@@ -151,7 +155,11 @@ def _warm_up(codec, img, seen: set) -> None:
 
 
 def evaluate(
-    image_paths: list[str], model_codecs: list, codec_sweeps: dict[str, list[int]], progress: bool = True
+    image_paths: list[str],
+    model_codecs: list,
+    codec_sweeps: dict[str, list[int]],
+    progress: bool = True,
+    keep=None,
 ) -> tuple[list[dict], list[str]]:
     """Measures every model codec and classical codec setting on every image.
 
@@ -160,6 +168,8 @@ def evaluate(
         model_codecs: loaded model codecs (``jaxlic.zoo.load`` results); each is one RD point.
         codec_sweeps: ``{classical codec name: [qualities]}``.
         progress: show a tqdm progress bar.
+        keep: ``keep(row, img, recon)`` after each decode, before the decoded image is dropped
+            (``jaxlic.evaluation.report.Report.add``); an image's models come before its codecs.
 
     Returns:
         ``(rows, notes)``: one dict per (image, setting) with the :data:`CSV_FIELDS`, and
@@ -179,8 +189,11 @@ def evaluate(
             for codec in model_codecs:
                 bar.set_description(f"{base['image']} {codec.name} q{_quality_label(codec.quality)}")
                 _warm_up(codec, img, seen)
-                m = measure_model(codec, img)
+                m = measure_model(codec, img, keep_recon=keep is not None)
+                recon = m.pop("recon", None)
                 rows.append({**base, "kind": "model", "name": codec.name, "quality": codec.quality, **m})
+                if keep is not None:
+                    keep(rows[-1], img, recon)
                 bar.update()
             for name, qualities in codec_sweeps.items():
                 for q in qualities:
@@ -206,6 +219,8 @@ def evaluate(
                             },
                         }
                     )
+                    if keep is not None:
+                        keep(rows[-1], img, r["recon"])
                     bar.update()
     finally:
         bar.close()
@@ -425,7 +440,14 @@ def main_eval(args) -> int:
     if not model_codecs and not sweeps and not earlier:
         raise JaxlicError("nothing to evaluate: give --models, --weights or --codecs")
     dataset = os.path.basename(os.path.normpath(args.images))
-    rows, notes = evaluate(images, model_codecs, sweeps, progress=True)
+    report = None
+    if getattr(args, "report", None):
+        if not model_codecs:
+            raise JaxlicError("--report shows models against codecs: give --models or --weights")
+        from jaxlic.evaluation.report import Report
+
+        report = Report(args.report, target_bpp=getattr(args, "report_bpp", 0.15))
+    rows, notes = evaluate(images, model_codecs, sweeps, progress=True, keep=report.add if report else None)
     rows += earlier
     for note in notes:
         print(f"note: {note}")
@@ -436,12 +458,25 @@ def main_eval(args) -> int:
     print(summary_table(curves, reference))
     model_rows = [r for r in rows if r["kind"] == "model"]
     codec_rows = [r for r in rows if r["kind"] == "codec"]
+    table = None
     if model_rows and codec_rows:
         comparison = matched.compare(model_rows, codec_rows)
+        table = matched.table(comparison)
         print()
-        print(matched.table(comparison))
+        print(table)
         write_summary(os.path.join(args.out, "summary.json"), comparison)
     print(f"results written to {args.out}/ (JSON per curve, per_image_*.csv, summary.json, rd_*.png)")
+    if report is not None:
+        reused = sorted({r["name"] for r in earlier})
+        page = report.write(
+            plots=[os.path.join(args.out, f) for f in ("rd_psnr.png", "rd_ms-ssim.png")],
+            title=f"jaxlic eval: {dataset}",
+            table=table,
+            notes=[f"Not shown (reused from earlier results, no decodes): {', '.join(reused)}."]
+            if reused
+            else [],
+        )
+        print(f"visual report written to {page}")
     return 0
 
 
