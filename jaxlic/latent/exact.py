@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlic.errors import ModelError
+from jaxlic.layers.subpixel import depth_to_space
 
 __all__ = [
     "ACT_MIN",
@@ -234,13 +235,6 @@ def _int_conv(x, w_int, layer: Layer):
     return np.einsum("bhwk,ko->bhwo", cols, wm)
 
 
-def _d2s(x, r):
-    b, h, w, c = x.shape
-    co = c // (r * r)
-    x = x.reshape(b, h, w, co, r, r).transpose(0, 1, 4, 2, 5, 3)
-    return x.reshape(b, h * r, w * r, co)
-
-
 def _get(params, path):
     for key in path:
         params = params[key]
@@ -275,8 +269,8 @@ def run_integer(prog: Program, params, x, fracs: Sequence[int], f_in: int):
             # Each conv channel has its own exponent: after the shuffle, the r * r channels of
             # one output channel sit at different sub-positions, so the bits move with the values.
             xp = jnp if isinstance(x, jax.Array) else np
-            acc_bits = _d2s(xp.broadcast_to(acc_bits, x.shape), layer.r)
-            x = _d2s(x, layer.r)
+            acc_bits = depth_to_space(xp.broadcast_to(acc_bits, x.shape), layer.r)
+            x = depth_to_space(x, layer.r)
         else:  # "act" or "out": requantise to the next point, activate, clip
             f_next = fracs.pop(0)
             x = rounding_shift(x, acc_bits - f_next)
@@ -348,27 +342,33 @@ def _fake_requant(x, f_next: int, act: str):
     return _ste(grad_path, q)
 
 
+def _float_conv(x, w, b, layer: Layer):
+    """The float convolution of a "conv" step (stride 1, SAME), as the model runs it."""
+    from jaxlic.layers import fastconv
+
+    k = layer.kernel // 2
+    dn = ("NHWC", "HWIO", "NHWC")
+    return (
+        fastconv.conv_general_dilated(x, w.astype(x.dtype), (1, 1), ((k, k), (k, k)), dimension_numbers=dn)
+        + b
+    )
+
+
 def run_fake(prog: Program, params, x, fracs: Sequence[int], f_in: int):
     """`run_integer` in float32 with straight-through roundings (quantisation-aware training).
 
     `x` is the real-valued input (already on its grid); returns the real-valued output (with an
     "out" point) or the last conv's output, both differentiable in the parameters and in `x`.
     """
-    from jaxlic.layers import fastconv
-
     fracs = list(fracs)
     f = f_in
     for layer in prog.layers:
         if layer.kind == "conv":
             p = _get(params, layer.path)
             w, b, _ = _fake_weights(p["kernel"], p["bias"], f, _tap_mask(layer))
-            k = layer.kernel // 2
-            x = fastconv.conv_general_dilated(
-                x, w.astype(x.dtype), (1, 1), ((k, k), (k, k)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-            x = x + b
+            x = _float_conv(x, w, b, layer)
         elif layer.kind == "d2s":
-            x = _d2s(x, layer.r)
+            x = depth_to_space(x, layer.r)
         else:
             f = fracs.pop(0)
             x = _fake_requant(x, f, layer.act if layer.kind == "act" else "")
@@ -470,25 +470,16 @@ class IntegerView:
 def _probe(prog: Program, params, x) -> tuple[list[float], jax.Array]:
     """Runs `prog` in plain float, returning the largest |value| at each activation point and the
     output (the float model's own computation, for `calibrate`)."""
-    from jaxlic.layers import fastconv
-
     peaks = []
     for layer in prog.layers:
         if layer.kind == "conv":
             p = _get(params, layer.path)
-            w = p["kernel"]
-            mask = _tap_mask(layer)
+            w, mask = p["kernel"], _tap_mask(layer)
             if mask is not None:
                 w = w * jnp.asarray(mask, w.dtype)[:, :, None, None]
-            k = layer.kernel // 2
-            x = (
-                fastconv.conv_general_dilated(
-                    x, w, (1, 1), ((k, k), (k, k)), dimension_numbers=("NHWC", "HWIO", "NHWC")
-                )
-                + p["bias"]
-            )
+            x = _float_conv(x, w, p["bias"], layer)
         elif layer.kind == "d2s":
-            x = _d2s(x, layer.r)
+            x = depth_to_space(x, layer.r)
         else:
             if layer.act == "lrelu":
                 x = jax.nn.leaky_relu(x, 0.01)
