@@ -1,5 +1,6 @@
 """Variable-rate models (gain units, Cui et al. 2021): one model, a continuum of rates, real streams."""
 
+import dataclasses
 import json
 import pathlib
 import subprocess
@@ -183,18 +184,20 @@ def test_bad_arguments_refused(codec, image):
 def test_streams_without_or_with_foreign_rate_refused(codec, image):
     data = codec.compress(image, quality=Q)
     header, sections = container.unpack(data)
-    bare = container.pack(
-        container.Header(header.model, header.quality, header.height, header.width), sections
-    )
+    assert "rate" in header.extra
+
+    def with_extra(extra):
+        return container.pack(dataclasses.replace(header, extra=extra), sections)
+
+    without_rate = {k: v for k, v in header.extra.items() if k != "rate"}
     with pytest.raises(BitstreamError, match="no rate"):
-        codec.decompress(bare)
-    wild = container.pack(
-        container.Header(header.model, header.quality, header.height, header.width, {"rate": 2**40}), sections
-    )
-    with pytest.raises(BitstreamError):
-        codec.decompress(wild)
+        codec.decompress(with_extra(without_rate))
+    with pytest.raises(BitstreamError, match="rate"):
+        codec.decompress(with_extra({**header.extra, "rate": 2**40}))
     fixed = zoo.random_codec("ckbd", quality=3, N=8)
-    foreign = container.pack(container.Header("ckbd", 3, header.height, header.width, header.extra), sections)
+    # A rate in a fixed-rate model's stream (its own weights, so that the rate is what is wrong).
+    own = {**header.extra, container.WEIGHTS_KEY: fixed.weights_id}
+    foreign = container.pack(dataclasses.replace(header, model="ckbd", quality=3, extra=own), sections)
     with pytest.raises(BitstreamError, match="fixed-rate"):
         fixed.decompress(foreign)
 

@@ -13,7 +13,7 @@ STEPS=${STEPS:-1500}
 mkdir -p runs/pilots
 exec 9>runs/pilots/pilots.lock
 flock -n 9 || { echo "pilots already running"; exit 0; }
-DEFAULT=jaxlic/pretrained/ckbd-full-vr-q0.msgpack
+DEFAULT=jaxlic/pretrained/archive/ckbd-full-vr-q0-53d4393ae095565b.msgpack  # the float original of the shipped default
 ABLATION=results/ablation/weights/ckbd-full-s0.msgpack
 pilot() {  # pilot NAME CONFIG_ARGS INIT [extra overrides...]
   local name=$1 args=$2 init=$3 dir=runs/pilots/$1
