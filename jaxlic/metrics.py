@@ -12,7 +12,6 @@ coarsest, per colour channel, then averaged over channels. Host numpy/scipy, flo
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 WINDOW_SIZE = 11
@@ -67,6 +66,8 @@ def gaussian_window(size: int = WINDOW_SIZE, sigma: float = SIGMA) -> np.ndarray
 def _filter_valid(x: np.ndarray, window: np.ndarray) -> np.ndarray:
     """Separable correlation of ``[H, W, C]`` with ``window`` keeping only fully covered pixels."""
     r = (len(window) - 1) // 2
+    from scipy import ndimage  # pylint: disable=g-import-not-at-top  # lazy: start-up
+
     y = ndimage.correlate1d(x, window, axis=0, mode="constant")
     y = ndimage.correlate1d(y, window, axis=1, mode="constant")
     return y[r : x.shape[0] - r, r : x.shape[1] - r]

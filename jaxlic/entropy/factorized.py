@@ -19,7 +19,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import expit
 
 from jaxlic.coding import rangecoder
 from jaxlic.coding.tables import IndexedTables, cumulative_to_quantized_cdf
@@ -208,6 +207,8 @@ def build_tables(variables_or_params: Mapping, precision: int = 16) -> IndexedTa
     # the edges are not used.
     edges = (med - minima)[:, None] - 0.5 + np.arange(lmax + 1)[None, :]
     logits = _logits_cumulative(p, edges[:, None, :], _num_layers(p), np)[:, 0, :]
+    from scipy.special import expit  # pylint: disable=g-import-not-at-top  # lazy: 0.2 s of start-up
+
     cdf_float = expit(logits)
     cdfs = np.full((c, lmax + 2), 1 << precision, np.int32)
     for ch in range(c):

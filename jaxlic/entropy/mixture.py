@@ -37,7 +37,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.special import ndtr
 
 from jaxlic.coding import rangecoder
 from jaxlic.entropy.gaussian import _std_cdf
@@ -281,6 +280,8 @@ class _PhiTable:
     def ensure(self, gmax: int) -> None:
         if gmax <= self.gmax:
             return
+        from scipy.special import ndtr  # pylint: disable=g-import-not-at-top  # lazy: start-up
+
         parts = [self.flat]
         frac = (np.arange(MEAN_RES, dtype=np.float64)[:, None] + 32.0) / MEAN_RES
         for g in range(self.gmax + 1, gmax + 1):
