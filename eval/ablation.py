@@ -46,6 +46,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from eval import harness
 from jaxlic.errors import JaxlicError
 from jaxlic.evaluation import matched
 
@@ -316,6 +317,7 @@ def main(argv=None) -> int:
     )
     p.add_argument("--out", help="folder for ablation.json, table.md and rd.png")
     args = p.parse_args(argv)
+    run = harness.Run("eval.ablation", argv)
     try:
         rows = {n: matched.read_rows(path) for n, path in _named_paths(args.variant, "--variant").items()}
         second = {
@@ -331,14 +333,10 @@ def main(argv=None) -> int:
     print(table, end="")
     if args.out:
         from jaxlic.evaluation.plots import plot_rd  # pylint: disable=g-import-not-at-top
-        from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
 
         out = pathlib.Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        record["provenance"] = provenance(
-            "python -m eval.ablation " + " ".join(sys.argv[1:] if argv is None else argv)
-        )
-        (out / "ablation.json").write_text(json.dumps(record, indent=1))
+        record["provenance"] = run.provenance()
+        harness.write_json(out / "ablation.json", record, indent=1)
         (out / "table.md").write_text(table)
         curves = [
             {"name": n, "results": {"bpp": v["curve"]["bpp"], "psnr-rgb": v["curve"]["psnr"]}}

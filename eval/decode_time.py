@@ -16,18 +16,13 @@ first file's time in the same round. Every decode is checked to give the same im
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pathlib
-import statistics
 import sys
-import time
 
 import numpy as np
 
-from eval.speed import rotated
+from eval import harness
 from jaxlic.errors import JaxlicError
-from jaxlic.evaluation.rd import provenance
 from jaxlic.metrics import psnr
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -60,19 +55,19 @@ def streams_at_rate(codecs: dict, img: np.ndarray, bpp: float) -> dict:
 
 def interleaved(codecs: dict, streams: dict, rounds: int) -> dict:
     """Decoding times over ``rounds`` rotated rounds: {name: {"decode_s": [...], split...}}."""
-    names = list(codecs)
-    times = {n: {"decode_s": [], **{k: [] for k in SPLIT}} for n in names}
-    for r in range(rounds):
-        for name in rotated(names, r):
-            codec = codecs[name]
-            t0 = time.perf_counter()
-            out = codec.decompress(streams[name]["stream"])
-            times[name]["decode_s"].append(time.perf_counter() - t0)
-            for k in SPLIT:
-                times[name][k].append(codec.last_timings[k])
-            if not np.array_equal(out, streams[name]["image"]):
+
+    def decode(name: str) -> dict:
+        codec = codecs[name]
+        out, seconds = harness.timed(codec.decompress, streams[name]["stream"])
+        return {"decode_s": seconds, **{k: codec.last_timings[k] for k in SPLIT}, "image": out}
+
+    def check(r: int, got: dict) -> None:
+        for name, m in got.items():
+            if not np.array_equal(m.pop("image"), streams[name]["image"]):
                 raise JaxlicError(f"{name}: decoding round {r} gave another image than the first")
-    return times
+
+    per_round = harness.interleave({n: (lambda n=n: decode(n)) for n in codecs}, rounds, after_round=check)
+    return {n: {k: [m[k] for m in ms] for k in ("decode_s", *SPLIT)} for n, ms in per_round.items()}
 
 
 def summarize(times: dict, streams: dict) -> dict:
@@ -80,27 +75,17 @@ def summarize(times: dict, streams: dict) -> dict:
     base = next(iter(times))
     rows = {}
     for name, t in times.items():
-        ratios = [a / b for a, b in zip(t["decode_s"], times[base]["decode_s"], strict=True)]
         rows[name] = {
             "bpp": streams[name]["bpp"],
             "psnr": streams[name]["psnr"],
-            "decode_s": statistics.median(t["decode_s"]),
+            "decode_s": harness.median(t["decode_s"]),
             "decode_s_min": min(t["decode_s"]),
             "decode_s_max": max(t["decode_s"]),
-            **{f"{k[:-2]}_s_median": statistics.median(t[k]) for k in SPLIT},
-            f"ratio_over_{base}": statistics.median(ratios),
+            **{f"{k[:-2]}_s_median": harness.median(t[k]) for k in SPLIT},
+            f"ratio_over_{base}": harness.median_ratio(t["decode_s"], times[base]["decode_s"]),
             "times": t["decode_s"],
         }
     return rows
-
-
-def load() -> dict:
-    """What shares the machine at the start (the rest of the machine is ``provenance``'s)."""
-    return {
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-    }
 
 
 def main(argv=None) -> int:
@@ -118,6 +103,7 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
     p.add_argument("--json", help="write the results here")
     a = p.parse_args(argv)
+    run = harness.Run("eval.decode_time", argv)
     from jaxlic import zoo  # pylint: disable=g-import-not-at-top
     from jaxlic.image_io import read_image  # pylint: disable=g-import-not-at-top
 
@@ -129,7 +115,6 @@ def main(argv=None) -> int:
         if not pathlib.Path(image).exists():
             raise JaxlicError(f"no image at {image} (give one with --image)")
         img = read_image(image)[0]
-        env = load()
         codecs = {n: zoo.load(weights=w) for n, w in paths.items()}
         streams = streams_at_rate(codecs, img, a.bpp)
         rows = summarize(interleaved(codecs, streams, a.rounds), streams)
@@ -137,8 +122,9 @@ def main(argv=None) -> int:
         print(f"decode_time: error: {e}", file=sys.stderr)
         return 1
     base = next(iter(rows))
+    prov = run.provenance()
     print(
-        f"{image}: {a.rounds} interleaved rounds on {env['cpus_usable']} cpus, load {env['loadavg_at_start']}"
+        f"{image}: {a.rounds} interleaved rounds on {prov['cpus_usable']} cpus, load {prov['loadavg_at_start']}"
     )
     for name, r in rows.items():
         print(
@@ -149,16 +135,14 @@ def main(argv=None) -> int:
         )
     if a.json:
         record = {
-            **provenance("python -m eval.decode_time " + " ".join(sys.argv[1:] if argv is None else argv)),
+            **prov,
             "image": image,
             "target_bpp": a.bpp,
             "rounds": a.rounds,
-            "load": env,
             "weights": paths,
             "results": rows,
         }
-        pathlib.Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(a.json).write_text(json.dumps(record, indent=1))
+        harness.write_json(a.json, record, indent=1)
     return 0
 
 

@@ -21,17 +21,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
-import json
 import os
 import pathlib
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 
-from jaxlic.evaluation.rd import provenance
+from eval import harness
 from jaxlic.metrics import psnr
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -59,27 +56,18 @@ SPLIT = {
 }
 
 
-def rotated(names: list[str], r: int) -> list[str]:
-    """Round ``r``'s order: the names rotated by ``r``, so each codec takes each place in turn."""
-    k = r % len(names) if names else 0
-    return names[k:] + names[:k]
-
-
 def _code(codec, img: np.ndarray) -> dict:
     """One encode + decode of ``img``: seconds (split into network and range coding where the
     codec reports it), stream bytes and PSNR. A codec with ``time_round`` times itself (another
     process, e.g. CompressAI's interpreter)."""
     if hasattr(codec, "time_round"):
         return codec.time_round(img)
-    t0 = time.perf_counter()
-    data = codec.compress(img)
-    t1 = time.perf_counter()
+    data, encode_s = harness.timed(codec.compress, img)
     timings = {"encode": dict(codec.last_timings)}
-    out = codec.decompress(data)
-    t2 = time.perf_counter()
+    out, decode_s = harness.timed(codec.decompress, data)
     timings["decode"] = codec.last_timings
     split = {k: timings[phase][key] for k, (phase, key) in SPLIT.items()}
-    return {"encode_s": t1 - t0, "decode_s": t2 - t1, **split, "bytes": len(data), "psnr": psnr(img, out)}
+    return {"encode_s": encode_s, "decode_s": decode_s, **split, "bytes": len(data), "psnr": psnr(img, out)}
 
 
 def time_codecs(codecs: dict, img: np.ndarray, repeats: int) -> dict:
@@ -91,17 +79,14 @@ def time_codecs(codecs: dict, img: np.ndarray, repeats: int) -> dict:
     codec reports it) and the per-round times (``rounds_encode_s``, ``rounds_decode_s``) for
     ratios within a round.
     """
-    names = list(codecs)
-    for name in names:  # warm-up: compile encoder and decoder
-        _code(codecs[name], img)
-    rounds: dict[str, list[dict]] = {n: [] for n in names}
-    for r in range(repeats):
-        for name in rotated(names, r):
-            rounds[name].append(_code(codecs[name], img))
+    # warm-up (compile encoder and decoder), then the rounds
+    rounds = harness.interleave(
+        {name: (lambda c=codec: _code(c, img)) for name, codec in codecs.items()}, repeats, warmup=1
+    )
     h, w = img.shape[:2]
     res = {}
     for name, rs in rounds.items():
-        res[name] = {k: statistics.median(x[k] for x in rs) for k in rs[0] if k.endswith("_s")}
+        res[name] = harness.medians(rs, [k for k in rs[0] if k.endswith("_s")])
         res[name]["rounds_encode_s"] = [x["encode_s"] for x in rs]
         res[name]["rounds_decode_s"] = [x["decode_s"] for x in rs]
         res[name].update(bytes=rs[-1]["bytes"], bpp=8 * rs[-1]["bytes"] / (h * w), psnr=rs[-1]["psnr"])
@@ -110,9 +95,7 @@ def time_codecs(codecs: dict, img: np.ndarray, repeats: int) -> dict:
 
 def round_ratio(per_image: list[dict], num: str, den: str, key: str = "rounds_decode_s") -> float:
     """Median over images and rounds of ``num``'s time over ``den``'s in the same round."""
-    return statistics.median(
-        a / b for res in per_image for a, b in zip(res[num][key], res[den][key], strict=True)
-    )
+    return harness.median(r for res in per_image for r in harness.ratios(res[num][key], res[den][key]))
 
 
 def flops_report(n: int = 128, h: int = 512, w: int = 768) -> dict:
@@ -212,6 +195,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compressai-python", help="interpreter of an environment with CompressAI")
     ap.add_argument("--no-flops", action="store_true")
     a = ap.parse_args(argv)
+    run = harness.Run("eval.speed", argv)
     if a.repeats < 1:
         ap.error("--repeats must be at least 1")
 
@@ -241,8 +225,6 @@ def main(argv=None) -> int:
     ours = dict(codecs)
 
     results: dict = {
-        **provenance("python -m eval.speed " + " ".join(sys.argv[1:] if argv is None else argv)),
-        "device": _device(),
         "images": [p for _, p in images],
         "N": a.N,
         "encode_s": {},
@@ -263,11 +245,9 @@ def main(argv=None) -> int:
     results["repeats"] = a.repeats
     results["interleaved"] = True
     for name in codecs:
-        agg = {
-            k: statistics.median(r[name][k] for r in per_image)
-            for k in per_image[0][name]
-            if k[:7] != "rounds_"
-        }
+        agg = harness.medians(
+            [r[name] for r in per_image], [k for k in per_image[0][name] if k[:7] != "rounds_"]
+        )
         results["detail"][name] = agg
         results["rounds_decode_s"][name] = [r[name]["rounds_decode_s"] for r in per_image]
         results["encode_s"][name] = agg["encode_s"]
@@ -327,17 +307,10 @@ def main(argv=None) -> int:
         )
 
     if a.json:
-        pathlib.Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(a.json).write_text(json.dumps(results, indent=2))
+        prov = run.provenance()
+        results = {**prov, "device": f"{prov['jax_device']} ({prov['machine']})", **results}
+        harness.write_json(a.json, results)
     return 0
-
-
-def _device() -> str:
-    import platform
-
-    import jax
-
-    return f"{jax.devices()[0].device_kind} ({platform.processor() or platform.machine()}, {os.cpu_count()} cpus)"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from eval import speed
+from eval import harness, speed
 
 
 class _Clock:
@@ -37,7 +37,7 @@ class _Fake:
 
 def test_warm_up_then_rotated_rounds_and_per_round_ratios(monkeypatch):
     clock, log = _Clock(), []
-    monkeypatch.setattr(speed.time, "perf_counter", clock)
+    monkeypatch.setattr(harness, "clock", clock)
     codecs = {"ckbd": _Fake("ckbd", clock, log, 1.0, 1.0), "serial": _Fake("serial", clock, log, 1.0, 4.0)}
     img = np.zeros((4, 8, 3), np.uint8)
     res = speed.time_codecs(codecs, img, repeats=3)
@@ -51,15 +51,6 @@ def test_warm_up_then_rotated_rounds_and_per_round_ratios(monkeypatch):
     assert res["ckbd"]["bpp"] == 80 / 32 and res["serial"]["decode_coding_s"] == 0.2
 
 
-def test_rotated_orders():
-    assert [speed.rotated(list("abc"), r) for r in range(4)] == [
-        list("abc"),
-        list("bca"),
-        list("cab"),
-        list("abc"),
-    ]
-
-
 def _run_main(monkeypatch, tmp_path, *extra):
     import json
     import types
@@ -70,7 +61,7 @@ def _run_main(monkeypatch, tmp_path, *extra):
     from jaxlic.latent.schedules import Checkerboard, Serial
 
     clock, log = _Clock(), []
-    monkeypatch.setattr(speed.time, "perf_counter", clock)
+    monkeypatch.setattr(harness, "clock", clock)
     schedules = {"ckbd": (Checkerboard(), 1.0), "cheng2020-anchor": (Serial(), 4.0)}
 
     def fake_codec(name, quality, N):
@@ -149,7 +140,7 @@ def test_compressai_codecs_take_their_turns_in_the_same_rounds(monkeypatch, tmp_
     import sys
 
     clock, log = _Clock(), []
-    monkeypatch.setattr(speed.time, "perf_counter", clock)
+    monkeypatch.setattr(harness, "clock", clock)
     script, requests = _fake_server(tmp_path)
     img = np.zeros((4, 8, 3), np.uint8)
     with speed.ExternalCodecs(sys.executable, speed.COMPRESSAI_MODELS, 128, script=script) as server:
