@@ -26,10 +26,10 @@ did.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pathlib
-import platform
+
+from jaxlic.warm_start import host_tag  # the machine's tag; warm_start keys its entries by it too
 
 __all__ = ["enable", "default_dir", "host_tag", "DISABLE_ENV"]
 
@@ -43,20 +43,6 @@ def default_dir() -> pathlib.Path:
         return pathlib.Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return pathlib.Path(base) / "jaxlic" / "xla" / host_tag()
-
-
-def host_tag() -> str:
-    """12 hex digits naming the machine type and CPU features (Linux: the ``flags`` of /proc/cpuinfo)."""
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        pass
-    text = (
-        f"{platform.system()} {platform.machine()} {platform.processor()} {' '.join(sorted(flags.split()))}"
-    )
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _disabled() -> bool:

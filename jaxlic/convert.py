@@ -55,36 +55,20 @@ from collections.abc import Mapping
 import numpy as np
 
 from jaxlic.errors import JaxlicError, ModelError
+from jaxlic.models import components, registry
 
 __all__ = [
     "COMPRESSAI_MODELS",
-    "COMPRESSAI_WIDTHS",
     "convert_state_dict",
     "infer_widths",
     "load_checkpoint",
     "main_convert",
 ]
 
-# CompressAI zoo name -> jaxlic registry name.
-COMPRESSAI_MODELS = {
-    "bmshj2018-hyperprior": "bmshj2018-hyperprior",
-    "mbt2018-mean": "mbt2018-mean",
-    "mbt2018": "mbt2018",
-    "cheng2020-anchor": "cheng2020-anchor",
-    "cheng2020-attn": "cheng2020-attn",
-    "cheng2020-anchor-checkerboard": "ckbd",
-}
+#: CompressAI zoo name -> jaxlic registry name (the registry's `compressai_models()`; the
+#: published qualities and their widths are the registry's too).
+COMPRESSAI_MODELS = registry.compressai_models()
 _JAXLIC_TO_COMPRESSAI = {v: k for k, v in COMPRESSAI_MODELS.items()}
-
-# (N, M) of CompressAI's published checkpoints per quality (its zoo configuration).
-_W128_192, _W192_320, _W192_192 = (128, 192), (192, 320), (192, 192)
-COMPRESSAI_WIDTHS = {
-    "bmshj2018-hyperprior": {q: _W128_192 if q <= 5 else _W192_320 for q in range(1, 9)},
-    "mbt2018-mean": {q: _W128_192 if q <= 4 else _W192_320 for q in range(1, 9)},
-    "mbt2018": {q: _W192_192 if q <= 4 else _W192_320 for q in range(1, 9)},
-    "cheng2020-anchor": {q: (128, 128) if q <= 3 else (192, 192) for q in range(1, 7)},
-    "cheng2020-attn": {q: (128, 128) if q <= 3 else (192, 192) for q in range(1, 7)},
-}
 
 _CDF_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length")
 _PEDESTAL = (2.0**-18) ** 2  # CompressAI's NonNegativeParametrizer reparam_offset**2
@@ -376,11 +360,9 @@ def infer_widths(state_dict: Mapping[str, np.ndarray], model_name: str) -> tuple
     """``(N, M)`` of a CompressAI state dict, as CompressAI's ``from_state_dict`` reads them."""
     name = resolve_model_name(model_name)
     sd = {_normalize_key(k): v for k, v in state_dict.items()}
+    n_key, m_key = components.TRANSFORMS[registry.get_config(name).transform].width_keys
     try:
-        if name.startswith("cheng2020") or name == "ckbd":
-            n = int(np.shape(sd["g_a.0.conv1.weight"])[0])
-            return n, n
-        return int(np.shape(sd["g_a.0.weight"])[0]), int(np.shape(sd["g_a.6.weight"])[0])
+        return int(np.shape(sd[n_key])[0]), int(np.shape(sd[m_key])[0])
     except KeyError as e:
         raise ModelError(
             f"state dict does not look like CompressAI's {model_name} (no {e.args[0]})"
@@ -391,9 +373,7 @@ def _expected_params(name: str, N: int, M: int):
     import jax
     import jax.numpy as jnp
 
-    from jaxlic.models.registry import get_model
-
-    model = get_model(name, N=N, M=M)
+    model = registry.get_model(name, N=N, M=M)
 
     def init():
         x = jnp.zeros((1, 64, 64, 3), jnp.float32)
@@ -513,7 +493,6 @@ def convert_state_dict(
       ModelError: listing unknown keys, missing parameters, shape mismatches or constants that
         differ from jaxlic's.
     """
-    from jaxlic.latent.schedules import Checkerboard
     from jaxlic.layers.context import MASKS
     from jaxlic.layers.deconv import deconv_kernel_to_subpixel
 
@@ -522,6 +501,7 @@ def convert_state_dict(
     N, M = N or n0, M or m0
     model, expected = _expected_params(name, N, M)
     schedule = model.latent.schedule
+    context_first = registry.compressai_model(name).context_first
 
     def mask_for(key):
         k = int(np.shape(state_dict_n[key])[-1])
@@ -559,7 +539,7 @@ def convert_state_dict(
                 bad.append(f"{key}: expected a 4-D conv weight, got shape {value.shape}")
                 continue
             out, path = value.transpose(2, 3, 1, 0), path + ["kernel"]
-            if path == ["entropy_parameters_0", "kernel"] and isinstance(schedule, Checkerboard):
+            if path == ["entropy_parameters_0", "kernel"] and context_first:
                 half = out.shape[2] // 2  # CompressAI: [ctx, hyper] -> jaxlic: [hyper, ctx]
                 out = np.concatenate([out[:, :, half:], out[:, :, :half]], axis=2)
         elif leaf == "weight" and "conv" in node and "bias" in node:  # ConvTranspose2d (deconv)
@@ -647,7 +627,6 @@ def main_convert(args) -> int:
     """
     args = _parse(args)
     from jaxlic import weights as weights_io
-    from jaxlic.models.registry import LAMBDAS, get_config
 
     model = args.model
     name = resolve_model_name(model)
@@ -655,8 +634,9 @@ def main_convert(args) -> int:
     if os.path.exists(out) and not getattr(args, "force", False):
         raise JaxlicError(f"{out} exists; pass --force to overwrite it")
     q = args.quality
+    published = registry.compressai_model(name).qualities
     ca_name = _JAXLIC_TO_COMPRESSAI[name]
-    table = COMPRESSAI_WIDTHS.get(ca_name)
+    table = {q: registry.default_widths(name, q) for q in published} or None
     if q is not None and table is not None and q not in table:
         raise ModelError(f"CompressAI publishes {ca_name} at qualities {min(table)}-{max(table)}, not {q}")
     sd = load_checkpoint(args.checkpoint)
@@ -668,13 +648,13 @@ def main_convert(args) -> int:
                 f"uses N={table[q][0]}, M={table[q][1]}: wrong --quality or --model?"
             )
     params = convert_state_dict(sd, name, N, M)
-    cfg = get_config(name, q, N=N, M=M)
+    cfg = registry.get_config(name, q, N=N, M=M)
     with open(args.checkpoint, "rb") as f:
         digest = hashlib.sha256(f.read()).hexdigest()
     meta = {
         "model": name,
         "quality": int(q or 0),
-        "lmbda": LAMBDAS.get(q) if q else None,
+        "lmbda": registry.LAMBDAS.get(q) if q else None,
         "N": N,
         "M": M,
         "config": cfg.to_dict(),

@@ -20,7 +20,7 @@ module stores, next to that cache:
 
 A ref's key and a shapes key are SHA-256s of everything that decides the entry: the function's
 name, the model config, the argument tree and shapes, jax/jaxlib versions, ``XLA_FLAGS``, the x64
-and matmul-precision settings, the backend, the host's instruction set (``compile_cache.host_tag``)
+and matmul-precision settings, the backend, the host's instruction set (:func:`host_tag`)
 and :func:`code_digest`, a hash of the jaxlic files a network can run (not of the weights, which
 are arguments, nor of the host-only modules, ``_HOST_ONLY``). An entry is therefore never used by
 other code. After an edit of jaxlic the function is traced once more, and the hash of its lowered
@@ -47,6 +47,7 @@ import json
 import os
 import pathlib
 import pickle
+import platform
 import secrets
 import time
 
@@ -136,14 +137,26 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
+def host_tag() -> str:
+    """12 hex digits naming the machine type and CPU features (Linux: the ``flags`` of /proc/cpuinfo)."""
+    flags = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    text = (
+        f"{platform.system()} {platform.machine()} {platform.processor()} {' '.join(sorted(flags.split()))}"
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 @functools.cache
 def _environment(code: bool = True) -> str:
     """What decides the executable a jitted function compiles to: the code (optionally; a lowered
     module's text stands for it), the versions, flags, backend and host."""
     import jax
     import jaxlib
-
-    from jaxlic import compile_cache
 
     device = jax.devices()[0]
     return "|".join(
@@ -152,7 +165,7 @@ def _environment(code: bool = True) -> str:
             f"{device.platform} {device.device_kind} {device.client.platform_version}",
             f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')}",
             f"x64={jax.config.jax_enable_x64} matmul={jax.config.jax_default_matmul_precision}",
-            f"host={compile_cache.host_tag()}",
+            f"host={host_tag()}",
             f"code={code_digest() if code else '-'}",
         ]
     )

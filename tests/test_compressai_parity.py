@@ -70,9 +70,9 @@ def entropy_params(m, x):
         return y, m.entropy_params(hyper, m.context(jnp.round(y)))
     from jaxlic.layers.context import anchor_mask
 
-    p_anchor = m.anchor_params(hyper)
+    p_anchor = m.latent.schedule.pass_params(m, 0, hyper)
     y_anchor = (jnp.round(y - p_anchor["means"]) + p_anchor["means"]) * anchor_mask(y.shape[1], y.shape[2])
-    return y, m.nonanchor_params(hyper, y_anchor)  # anchors keep their zero-context params
+    return y, m.latent.schedule.pass_params(m, 1, hyper, y_anchor)  # anchors keep their zero-context params
 
 
 @functools.cache

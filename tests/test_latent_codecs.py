@@ -2,7 +2,6 @@
 fresh process."""
 
 import json
-import pathlib
 import subprocess
 import sys
 
@@ -109,20 +108,11 @@ def test_a_registered_family_builds_a_latent_codec():
 def test_config_and_registries_import_without_jax():
     code = (
         "import sys, jaxlic.models.registry as r, jaxlic.latent.registry as l; "
+        "import jaxlic.models.components, train.configs.ckbd, train.configs.cheng2020; "
         "r.get_config('ckbd-full'); l.check('serial', 'gaussian'); "
         "assert not any(m == 'jax' or m.startswith(('jax.', 'flax')) for m in sys.modules), 'jax imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-
-
-def test_models_hold_no_context_or_entropy_branches():
-    """Variants are composed from registries: no `cfg.context == ...` chains in jaxlic/models."""
-    root = pathlib.Path(models.__file__).parent
-    words = [f'"{v}"' for v in (*registry.SCHEDULES, *registry.FAMILIES)]
-    for path in root.glob("*.py"):
-        for line in path.read_text().splitlines():
-            if "==" in line or "!=" in line:
-                assert not any(w in line for w in words), f"{path.name}: {line.strip()}"
 
 
 def test_a_pair_that_cannot_be_coded_is_refused_when_the_config_is_made():

@@ -6,6 +6,7 @@ import pytest
 
 from jaxlic import models
 from jaxlic.coding import container
+from jaxlic.errors import ModelError
 from jaxlic.models.codec import to_input
 
 
@@ -62,12 +63,52 @@ def test_odd_sizes_are_padded_and_cropped(shape, small_codec):
 
 
 def test_registry_rejects_unknown_names_and_qualities():
-    from jaxlic.errors import ModelError
-
     with pytest.raises(ModelError):
         models.get_model("nope")
     with pytest.raises(ModelError):
         models.get_model("ckbd", quality=42)
+
+
+def test_a_configuration_that_cannot_be_built_or_coded_is_refused_when_made():
+    """One line, when the config is made: not when the model is built or coding starts."""
+    from jaxlic.errors import ModelError
+
+    refused = {
+        "no attention points": ("mbt2018", dict(attention="fdram")),
+        "one position at a time": ("cheng2020-anchor", dict(entropy="gmm")),
+        "mean-scale or mixture": ("ckbd", dict(entropy="scale")),
+        "exact entropy path needs hyper": ("mbt2018-mean", dict(exact=(8,) * 8)),
+        "exact entropy path codes the schedules": ("cheng2020-anchor", dict(exact=(8,) * 8)),
+        "does not support z gains": ("ckbd-vr", dict(z_gains=True, exact=(8,) * 8)),
+        "expected one of": ("ckbd", dict(transform="zigzag")),
+    }
+    for match, (name, overrides) in refused.items():
+        with pytest.raises(ModelError, match=match) as e:
+            models.get_config(name, **overrides)
+        assert "\n" not in str(e.value)
+
+
+def test_registry_widths_tie_m_to_n_where_the_transform_does():
+    from jaxlic.models import components, registry
+
+    for name in models.list_models(variable_rate=True):
+        cfg = models.get_config(name, N=64)
+        assert (cfg.M == 64) == components.TRANSFORMS[cfg.transform].tied_widths, name
+    assert registry.default_widths("bmshj2018-hyperprior", 5) == (128, 192)
+    assert registry.default_widths("bmshj2018-hyperprior", 6) == (192, 320)
+    assert registry.default_widths("cheng2020-anchor", 4) == (192, 192)
+    assert registry.default_widths("ckbd-full-vr", 0) == (192, 192)
+
+
+def test_compressai_counterparts_come_from_the_registry():
+    from jaxlic import convert
+    from jaxlic.models import registry
+
+    assert convert.COMPRESSAI_MODELS == registry.compressai_models()
+    assert registry.compressai_model("cheng2020-attn").qualities == tuple(range(1, 7))
+    assert registry.compressai_model("ckbd").context_first
+    with pytest.raises(ModelError, match="no CompressAI counterpart"):
+        registry.compressai_model("ckbd-full")
 
 
 def test_family_variants_differ_only_where_configured():

@@ -6,10 +6,11 @@ Discretized Gaussian Mixture Likelihoods and Attention Modules") and the checker
 et al. 2021 ("Checkerboard Context Model for Efficient Learned Image Compression") with our FDRAM
 attention, Gaussian-mixture entropy parameters and decoder-side post-processing.
 
-Variants are composed from registered builders: the transforms (`TRANSFORMS`), the hyperprior
-(`HYPERPRIORS`) and the attention blocks (`ATTENTIONS`) here, and the latent codec (entropy family
-x context schedule, `jaxlic.latent.registry`), which owns everything about coding y: parameter
-split, quantisation, likelihood, the training and evaluation passes, and host-side coding.
+Variants are composed from the builders the component registry names (`jaxlic.models.components`:
+the transforms, the hyperprior and the attention blocks, defined here), and the latent codec
+(entropy family x context schedule, `jaxlic.latent.registry`), which owns everything about coding
+y: parameter split, quantisation, likelihood, the training and evaluation passes, and host-side
+coding.
 
 Submodule names mirror CompressAI's (`g_a_<i>` is `g_a.<i>`, `h_s_<i>`, `entropy_bottleneck`,
 `context_prediction`, `entropy_parameters_<i>`), so its state dicts map onto our params by name.
@@ -48,6 +49,7 @@ from jaxlic.latent.registry import build_latent_codec
 from jaxlic.layers.gdn import GDN
 from jaxlic.layers.residual import ResidualBlock, ResidualBlockUpsample, ResidualBlockWithStride, leaky_relu
 from jaxlic.layers.subpixel import SubpelConv, conv
+from jaxlic.models import components
 from jaxlic.models.config import ModelConfig
 
 
@@ -57,24 +59,27 @@ def _deconv(features: int):
     return SubpixelDeconv(features, kernel_size=5, stride=2)
 
 
-# ----------------------------------------------------------------------------- registered builders
-def _cheng_attention(n: int):
+# ------------------------------------------------- builders named by the component registry
+def no_attention(n: int):
+    """No attention blocks."""
+    return []
+
+
+def cheng_attention(n: int):
+    """Cheng et al. 2020's attention block."""
     from jaxlic.layers.attention import AttentionBlock
 
     return [AttentionBlock(n)]
 
 
-def _fdram(n: int):
+def fdram_attention(n: int):
+    """Our FDRAM block."""
     from jaxlic.layers.attention import FDRAM
 
     return [FDRAM(n)]
 
 
-#: cfg.attention -> (channels -> list of blocks placed at the transforms' attention points).
-ATTENTIONS = {"none": lambda n: [], "cheng": _cheng_attention, "fdram": _fdram}
-
-
-def _balle_transforms(c: ModelConfig):
+def balle_transforms(c: ModelConfig):
     """GDN convolutions of Ballé et al. 2018 / Minnen et al. 2018 (no attention)."""
     N, M = c.N, c.M
     g_a = [conv(N, 5, 2), GDN(), conv(N, 5, 2), GDN(), conv(N, 5, 2), GDN(), conv(M, 5, 2)]
@@ -82,10 +87,10 @@ def _balle_transforms(c: ModelConfig):
     return g_a, g_s + [_deconv(3)]
 
 
-def _cheng_transforms(c: ModelConfig):
+def cheng_transforms(c: ModelConfig):
     """Residual blocks of Cheng et al. 2020, with attention blocks at 1/4 and 1/16 resolution."""
     N, M = c.N, c.M
-    att = ATTENTIONS[c.attention]
+    att = components.ATTENTIONS[c.attention].load()
     g_a = [ResidualBlockWithStride(N), ResidualBlock(N), ResidualBlockWithStride(N)]
     g_a += att(N)
     g_a += [ResidualBlock(N), ResidualBlockWithStride(N), ResidualBlock(N), conv(M, 3, 2)]
@@ -97,33 +102,25 @@ def _cheng_transforms(c: ModelConfig):
     return g_a, g_s
 
 
-#: cfg.transform -> (cfg -> (g_a layers, g_s layers)).
-TRANSFORMS = {"balle": _balle_transforms, "cheng": _cheng_transforms}
-
-
-def _balle_scale_hyper(N: int, M: int, out: int):
+def balle_scale_hyperprior(N: int, M: int, out: int):
     """Ballé et al. 2018: h_a of |y|; h_s ends in a ReLU (it predicts the M scales)."""
     relu = jax.nn.relu
     h_a = [conv(N, 3, 1), relu, conv(N, 5, 2), relu, conv(N, 5, 2)]
     return h_a, [_deconv(N), relu, _deconv(N), relu, conv(M, 3, 1), relu], True
 
 
-def _balle_mean_hyper(N: int, M: int, out: int):
+def balle_mean_hyperprior(N: int, M: int, out: int):
     """Minnen et al. 2018's mean-scale hyperprior."""
     h_a = [conv(N, 3, 1), leaky_relu, conv(N, 5, 2), leaky_relu, conv(N, 5, 2)]
     return h_a, [_deconv(M), leaky_relu, _deconv(M * 3 // 2), leaky_relu, conv(out, 3, 1)], False
 
 
-def _cheng_hyper(N: int, M: int, out: int):
+def cheng_hyperprior(N: int, M: int, out: int):
     """Cheng et al. 2020's hyperprior (3x3 convs, sub-pixel up-sampling)."""
     lr = leaky_relu
     h_a = [conv(N, 3), lr, conv(N, 3), lr, conv(N, 3, 2), lr, conv(N, 3), lr, conv(N, 3, 2)]
     h_s = [conv(N, 3), lr, SubpelConv(N, 2), lr, conv(N * 3 // 2, 3), lr, SubpelConv(N * 3 // 2, 2), lr]
     return h_a, h_s + [conv(out, 3)], False
-
-
-#: cfg.hyper -> ((N, M, hyper-synthesis output channels) -> (h_a, h_s, h_a takes |y|)).
-HYPERPRIORS = {"balle-scale": _balle_scale_hyper, "balle-mean": _balle_mean_hyper, "cheng": _cheng_hyper}
 
 
 class Compressor(nn.Module):
@@ -141,8 +138,9 @@ class Compressor(nn.Module):
         c = self.cfg
         N, M = c.N, c.M
         latent = self.latent
-        self.g_a, self.g_s = TRANSFORMS[c.transform](c)
-        self.h_a, self.h_s, self._abs_hyper_input = HYPERPRIORS[c.hyper](N, M, latent.hyper_channels(M))
+        self.g_a, self.g_s = components.TRANSFORMS[c.transform].load()(c)
+        hyperprior = components.HYPERPRIORS[c.hyper].load()
+        self.h_a, self.h_s, self._abs_hyper_input = hyperprior(N, M, latent.hyper_channels(M))
         self.entropy_bottleneck = EntropyBottleneck(N)
         # The latent codec's own networks (context, entropy parameters), under CompressAI's names.
         for name, module in latent.networks(M).items():
@@ -276,7 +274,7 @@ class Compressor(nn.Module):
         Without `ctx` the hyper features are the raw parameters (models without context); with
         `ctx` [B,h,w,2M] (context features, zeros for checkerboard anchors) they go through the
         entropy-parameter network. Mixture parameters are snapped onto the coder's grids only
-        by `coding_params`.
+        by the family's `coding_params`.
         """
         if ctx is None:
             raw = hyper
@@ -287,15 +285,7 @@ class Compressor(nn.Module):
             )
         else:
             raw = self._run(self.entropy_parameters, jnp.concatenate([hyper, ctx], axis=-1))
-        return self.split_params(raw)
-
-    def split_params(self, raw):
-        """Raw entropy-parameter channels -> named parameters (the entropy family's split)."""
         return self.latent.family.split(raw)
-
-    def coding_params(self, p):
-        """Parameters exactly as the range coder sees them (mixture snapped onto its grids)."""
-        return self.latent.family.coding_params(p)
 
     def context(self, y_hat):
         """Context features of decoded latents (the masked convolution)."""
@@ -322,10 +312,6 @@ class Compressor(nn.Module):
             x = self.post(x)
         return x
 
-    def y_likelihood(self, y_q, p, *, coded: bool):
-        """Likelihood of y_q under parameters p (the entropy family's)."""
-        return self.latent.family.likelihood(y_q, p, coded=coded)
-
     # ----------------------------------------------------------------- training / evaluation
     def forward_train(self, x, rate=None):
         """Training pass with additive uniform noise; needs rngs={"noise": key}.
@@ -334,7 +320,7 @@ class Compressor(nn.Module):
         """
         y, z = self.analysis(x, rate)
         z_hat, z_lik = self.entropy_bottleneck(z, training=True)
-        mixed = self.cfg.train_quant == "mixed"
+        mixed = components.TRAIN_QUANT[self.cfg.train_quant].straight_through
         if mixed:  # the hyper-synthesis sees z rounded as the coder rounds it (straight-through)
             z_hat = quantize(z, "ste", offset=jax.lax.stop_gradient(self.entropy_bottleneck.medians()))
         hyper = self.hyper_synthesis(z_hat, rate)
@@ -380,26 +366,6 @@ class Compressor(nn.Module):
             "y_hat": y_hat,
             "z_hat": z_hat,
         }
-
-    # ----------------------------------------------------------------- schedule passes (kept API)
-    def anchor_params(self, hyper):
-        """Checkerboard pass 0: entropy parameters of the anchors (hyperprior only)."""
-        return self.latent.schedule.pass_params(self, 0, hyper)
-
-    def nonanchor_params(self, hyper, y_hat_anchor):
-        """Checkerboard pass 1: parameters given the decoded anchors (zero at non-anchors)."""
-        return self.latent.schedule.pass_params(self, 1, hyper, y_hat_anchor)
-
-    def serial_step_params(self, patch, hyper_px):
-        """Serial step: entropy params of one position from its causal 5x5 patch of y_hat.
-
-        Args:
-          patch: [B, 5, 5, M] neighbourhood of decoded y_hat centred on the position.
-          hyper_px: [B, 1, 1, 2M] hyper features at the position.
-        Returns:
-          dict of [B, 1, 1, M] parameters.
-        """
-        return self.latent.schedule.step_params(self, patch, hyper_px)
 
     def aux_loss(self):
         return self.entropy_bottleneck.loss()

@@ -1,9 +1,10 @@
 """Model configuration: one frozen dataclass describes every architecture jaxlic builds.
 
 The CompressAI baselines and the seed checkerboard family differ only in these fields, so a single
-Flax module (`jaxlic.models.compressor.Compressor`) implements them all. `context` and `entropy`
-name a schedule and a family of the latent-codec registry (`jaxlic.latent.registry`), which also
-decides which pairs are compatible; this module imports no JAX.
+Flax module (`jaxlic.models.compressor.Compressor`) implements them all. The component fields
+(`transform`, `hyper`, `attention`, `train_quant`, `context`, `entropy`) name entries of the
+component registry (`jaxlic.models.components`), which also decides which combinations can be
+coded: a configuration that cannot is refused when it is made. This module imports no JAX.
 """
 
 from __future__ import annotations
@@ -11,16 +12,7 @@ from __future__ import annotations
 import dataclasses
 
 from jaxlic.latent import registry as latent_registry
-
-TRANSFORMS = ("balle", "cheng")
-HYPERS = ("balle-scale", "balle-mean", "cheng")
-CONTEXTS = tuple(latent_registry.SCHEDULES)  # as registered when this module was imported
-ENTROPIES = tuple(latent_registry.FAMILIES)
-ATTENTIONS = ("none", "cheng", "fdram")
-TRAIN_QUANT = ("noise", "mixed")
-#: Hyperpriors whose h_s the exact path runs (`jaxlic.latent.exact.program`: stride-1 and
-#: sub-pixel convolutions; the Ballé hyperpriors' transposed convolutions are not yet covered).
-EXACT_HYPERS = ("cheng",)
+from jaxlic.models import components
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,20 +23,14 @@ class ModelConfig:
       name: registry name, e.g. "ckbd-full".
       N: channels of the transforms and the hyper-latent z.
       M: channels of the latent y (Cheng-style models use M = N).
-      transform: "balle" (GDN convs, Ballé 2018) or "cheng" (residual blocks, Cheng 2020).
-      hyper: "balle-scale" (scale-only hyperprior), "balle-mean" (mean-scale, Minnen 2018) or "cheng".
-      context: a context schedule of `jaxlic.latent.registry.SCHEDULES`: "none", "serial"
-        (5x5 masked conv, Minnen et al. 2018) or "checkerboard" (He et al. 2021).
-      entropy: an entropy family of `jaxlic.latent.registry.FAMILIES`: "scale" (zero-mean
-        Gaussian), "gaussian" (mean-scale) or "gmm" (K-component mixture, Cheng et al. 2020).
-      K: mixture components of the "gmm" family.
-      attention: "none", "cheng" (Cheng 2020 attention block) or "fdram".
+      transform, hyper, attention, train_quant: keys of the component registry's `TRANSFORMS`,
+        `HYPERPRIORS`, `ATTENTIONS` and `TRAIN_QUANT` (`jaxlic.models.components`, where each
+        entry is described).
+      context, entropy: a context schedule and an entropy family of the latent-codec registry
+        (`jaxlic.latent.registry.SCHEDULES`, `FAMILIES`).
+      K: mixture components of a mixture family.
       postprocess: add the decoder-side enhancement network after g_s.
       pp_features: width of the post-processing network.
-      train_quant: "noise" (additive uniform noise everywhere, CompressAI's training of its
-        older models) or "mixed" (noise for the rate terms; straight-through rounding for what
-        the decoder sees: y into g_s and the context, z into the hyper-synthesis, as CompressAI's
-        latent codecs with ``quantizer="ste"`` train its checkerboard model).
       num_rates: 0 for a fixed-rate model; > 0 for a variable-rate model with this many trained
         rate points (gain units of Cui et al. 2021, "Asymmetric Gained Deep Image Compression
         With Continuous Rate Adaptation"), coding at any rate parameter q in [0, num_rates - 1].
@@ -53,7 +39,7 @@ class ModelConfig:
         them one z serves every rate, at the size the highest needs.
       exact: empty for the float entropy-parameter path; for the exact (integer) path of
         `jaxlic.latent.exact`, the fractional bits of its activation points (`exact.Spec`),
-        fixed when a float model is converted (`jaxlic.latent.exact_convert.calibrate`).
+        fixed when a float model is converted (`jaxlic.latent.exact.calibrate`).
     """
 
     name: str
@@ -73,28 +59,14 @@ class ModelConfig:
     exact: tuple[int, ...] = ()
 
     def __post_init__(self):
-        for field, allowed in (
-            ("transform", TRANSFORMS),
-            ("hyper", HYPERS),
-            ("attention", ATTENTIONS),
-            ("train_quant", TRAIN_QUANT),
-        ):
-            if getattr(self, field) not in allowed:
-                raise ValueError(f"{field}={getattr(self, field)!r}; expected one of {allowed}")
-        latent_registry.check(self.context, self.entropy)
         if not isinstance(self.num_rates, int) or isinstance(self.num_rates, bool) or self.num_rates < 0:
             raise ValueError(f"num_rates={self.num_rates!r}; expected an integer >= 0")
         if self.z_gains and not self.num_rates:
             raise ValueError("z_gains needs a variable-rate model (num_rates > 0)")
         object.__setattr__(self, "exact", tuple(self.exact))
-        if self.exact:
-            if not all(isinstance(f, int) and not isinstance(f, bool) and 0 <= f <= 24 for f in self.exact):
-                raise ValueError(f"exact={self.exact!r}; expected fractional bits in [0, 24]")
-            if self.hyper not in EXACT_HYPERS:
-                raise ValueError(f"the exact entropy path needs hyper in {EXACT_HYPERS}, not {self.hyper!r}")
-            latent_registry.check_exact(self.context)
-            if self.z_gains:
-                raise ValueError("the exact entropy path does not support z gains yet")
+        if not all(isinstance(f, int) and not isinstance(f, bool) and 0 <= f <= 24 for f in self.exact):
+            raise ValueError(f"exact={self.exact!r}; expected fractional bits in [0, 24]")
+        components.check(self)
 
     @property
     def is_exact(self) -> bool:

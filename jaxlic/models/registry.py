@@ -16,28 +16,88 @@ names only (what every existing fixed-rate test and tool iterates);
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from jaxlic.errors import ModelError
+from jaxlic.models import components
 from jaxlic.models.config import ModelConfig
 
 LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
 
+
+@dataclasses.dataclass(frozen=True)
+class CompressAIModel:
+    """The CompressAI model a registered name imports from (`jaxlic.convert`).
+
+    Attributes:
+      name: its zoo name.
+      qualities: the qualities CompressAI publishes weights for (empty: none).
+      context_first: its entropy-parameter network takes [context, hyper] (jaxlic: [hyper,
+        context]), so the input channels of its first 1x1 convolution are swapped on import.
+    """
+
+    name: str
+    qualities: tuple[int, ...] = ()
+    context_first: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A registered model name.
+
+    Attributes:
+      config: its `ModelConfig` fields (components and options; not the widths).
+      widths: ``((max_quality, (N, M)), ...)``: the widths of every quality up to `max_quality`
+        (CompressAI's per-architecture choices), in increasing order.
+      compressai: the CompressAI model it imports from, if any.
+    """
+
+    config: dict
+    widths: tuple[tuple[float, tuple[int, int]], ...]
+    compressai: CompressAIModel | None = None
+
+    def widths_at(self, quality: int) -> tuple[int, int]:
+        return next(nm for top, nm in self.widths if quality <= top)
+
+
+def _ladder(split: int, low: tuple[int, int], high: tuple[int, int]):
+    return ((split, low), (math.inf, high))
+
+
 _BALLE = dict(transform="balle", train_quant="noise")
 _CHENG = dict(transform="cheng", hyper="cheng", context="serial", entropy="gaussian", train_quant="noise")
 _CKBD = dict(transform="cheng", hyper="cheng", context="checkerboard", entropy="gaussian")
+_CHENG_WIDTHS = _ladder(3, (128, 128), (192, 192))
+_Q1_8, _Q1_6 = tuple(range(1, 9)), tuple(range(1, 7))
 
-_ARCHS: dict[str, dict] = {
-    "bmshj2018-hyperprior": dict(_BALLE, hyper="balle-scale", context="none", entropy="scale"),
-    "mbt2018-mean": dict(_BALLE, hyper="balle-mean", context="none", entropy="gaussian"),
-    "mbt2018": dict(_BALLE, hyper="balle-mean", context="serial", entropy="gaussian"),
-    "cheng2020-anchor": dict(_CHENG),
-    "cheng2020-attn": dict(_CHENG, attention="cheng"),
-    "ckbd": dict(_CKBD),
-    "ckbd-attn": dict(_CKBD, attention="fdram"),
-    "ckbd-gmm": dict(_CKBD, entropy="gmm"),
-    "ckbd-pp": dict(_CKBD, postprocess=True),
-    "ckbd-full": dict(_CKBD, attention="fdram", entropy="gmm", postprocess=True),
+_ARCHS: dict[str, Model] = {
+    "bmshj2018-hyperprior": Model(
+        dict(_BALLE, hyper="balle-scale", context="none", entropy="scale"),
+        _ladder(5, (128, 192), (192, 320)),
+        CompressAIModel("bmshj2018-hyperprior", _Q1_8),
+    ),
+    "mbt2018-mean": Model(
+        dict(_BALLE, hyper="balle-mean", context="none", entropy="gaussian"),
+        _ladder(4, (128, 192), (192, 320)),
+        CompressAIModel("mbt2018-mean", _Q1_8),
+    ),
+    "mbt2018": Model(
+        dict(_BALLE, hyper="balle-mean", context="serial", entropy="gaussian"),
+        _ladder(4, (192, 192), (192, 320)),
+        CompressAIModel("mbt2018", _Q1_8),
+    ),
+    "cheng2020-anchor": Model(dict(_CHENG), _CHENG_WIDTHS, CompressAIModel("cheng2020-anchor", _Q1_6)),
+    "cheng2020-attn": Model(
+        dict(_CHENG, attention="cheng"), _CHENG_WIDTHS, CompressAIModel("cheng2020-attn", _Q1_6)
+    ),
+    "ckbd": Model(
+        dict(_CKBD), _CHENG_WIDTHS, CompressAIModel("cheng2020-anchor-checkerboard", context_first=True)
+    ),
+    "ckbd-attn": Model(dict(_CKBD, attention="fdram"), _CHENG_WIDTHS),
+    "ckbd-gmm": Model(dict(_CKBD, entropy="gmm"), _CHENG_WIDTHS),
+    "ckbd-pp": Model(dict(_CKBD, postprocess=True), _CHENG_WIDTHS),
+    "ckbd-full": Model(dict(_CKBD, attention="fdram", entropy="gmm", postprocess=True), _CHENG_WIDTHS),
 }
 
 #: Lambdas of the rate points of variable-rate models, rate parameter q = i at point i: eight
@@ -57,10 +117,11 @@ def default_rate(lambdas) -> int:
     return min(range(len(lambdas)), key=lambda i: abs(math.log(lambdas[i] / VR_DEFAULT_LAMBDA)))
 
 
-#: Variable-rate variants of the checkerboard family.
-_VR_ARCHS: dict[str, dict] = {
-    f"{name}-vr": dict(_ARCHS[name], num_rates=len(VR_LAMBDAS))
-    for name in ("ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
+#: Variable-rate variants of the checkerboard family, wide enough for the highest rate point.
+_VR_OF = {name: f"{name}-vr" for name in ("ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")}
+_VR_ARCHS: dict[str, Model] = {
+    vr: Model(dict(_ARCHS[name].config, num_rates=len(VR_LAMBDAS)), ((math.inf, (192, 192)),))
+    for name, vr in _VR_OF.items()
 }
 
 #: The model `jaxlic compress`, `demo` and `zoo.load()` use: one variable-rate model for every
@@ -80,22 +141,37 @@ def is_variable_rate(name: str) -> bool:
     return name in _VR_ARCHS
 
 
-def _arch(name: str) -> dict:
+def variable_rate_name(name: str) -> str | None:
+    """The name of the variable-rate variant of a fixed-rate model, or None if it has none."""
+    _check(name)
+    return _VR_OF.get(name)
+
+
+def _arch(name: str) -> Model:
     return _ARCHS[name] if name in _ARCHS else _VR_ARCHS[name]
 
 
 def default_widths(name: str, quality: int) -> tuple[int, int]:
-    """(N, M) that CompressAI uses for this architecture and quality."""
-    if name in _VR_ARCHS:
-        return 192, 192  # wide enough for the highest rate point
-    if _ARCHS[name]["transform"] == "balle":
-        if name == "bmshj2018-hyperprior":
-            return (128, 192) if quality <= 5 else (192, 320)
-        if name == "mbt2018":
-            return (192, 192) if quality <= 4 else (192, 320)
-        return (128, 192) if quality <= 4 else (192, 320)
-    n = 128 if quality <= 3 else 192
-    return n, n
+    """(N, M) of a registered model at a quality (CompressAI's choices per architecture;
+    variable-rate models have one width for every rate)."""
+    _check(name)
+    return _arch(name).widths_at(quality)
+
+
+def compressai_models() -> dict[str, str]:
+    """{CompressAI zoo name: registered name} of the models `jaxlic.convert` imports."""
+    return {m.compressai.name: name for name, m in _ARCHS.items() if m.compressai}
+
+
+def compressai_model(name: str) -> CompressAIModel:
+    """The CompressAI model a registered name imports from (ModelError if none)."""
+    _check(name)
+    found = _arch(name).compressai
+    if found is None:
+        raise ModelError(
+            f"{name} has no CompressAI counterpart; those that do: {', '.join(compressai_models())}"
+        )
+    return found
 
 
 def qualities(name: str) -> dict[int, tuple[float, int, int]]:
@@ -117,8 +193,8 @@ def get_config(name: str, quality: int | None = None, **overrides) -> ModelConfi
     if quality is not None and quality not in LAMBDAS:
         raise ModelError(f"unknown quality {quality}; available: {sorted(LAMBDAS)}")
     n, m = default_widths(name, quality or 3)
-    kw = dict(_arch(name), N=n, M=m)
-    if kw["transform"] == "cheng" and "N" in overrides and "M" not in overrides:
+    kw = dict(_arch(name).config, N=n, M=m)
+    if components.TRANSFORMS[kw["transform"]].tied_widths and "N" in overrides and "M" not in overrides:
         overrides = dict(overrides, M=overrides["N"])
     kw.update(overrides)
     try:

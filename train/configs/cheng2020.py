@@ -12,9 +12,11 @@ Smoke test:
 
 import ml_collections
 
+from jaxlic.models import registry
 from train.configs import common
 
-MODELS = ("cheng2020-anchor", "cheng2020-attn", "mbt2018-mean", "mbt2018", "bmshj2018-hyperprior")
+#: The CompressAI baselines: the registered fixed-rate models without a variable-rate variant.
+MODELS = tuple(name for name in registry.list_models() if not registry.variable_rate_name(name))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

@@ -19,31 +19,16 @@ model on all rate points of `jaxlic.models.registry.VR_LAMBDAS` (each example dr
   python -m train.main --config train/configs/ckbd.py:smoke,vr --workdir /tmp/smoke-vr
 `vr,zgain` gives z gain units of its own too (`ModelConfig.z_gains`), so z's rate follows the
 rate point instead of one z serving every rate.
-The provisional shipped weights (jaxlic/pretrained/ckbd-full-q2.msgpack) came from the `cpu`
-variant, about 8 h on a 2-core CPU: 3000 steps, resumes with longer schedules up to 8400
-steps, then a fine-tune on 256 px crops to 11000 (the exact commands are in
-jaxlic/pretrained/README.md):
-  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64
-  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64 --config.num_steps=8400
-  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ckbd-full-q2-n64 --config.num_steps=11000 \
-      --config.optim.schedule_start=8400 --config.optim.learning_rate=2e-4 --config.optim.warmup_steps=100 \
-      --config.data.crop_size=256 --config.batch_size=4
-then a warm-started fine-tune of 2400 steps from those weights (about 100 min):
-  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ft2 \
-      --config.init_from=jaxlic/pretrained/ckbd-full-q2.msgpack --config.seed=1 --config.num_steps=2400 \
-      --config.optim.learning_rate=2e-4 --config.optim.warmup_steps=100 --config.data.crop_size=256 \
-      --config.batch_size=4
-and 1800 more steps resuming that run with a restarted schedule (about 80 min):
-  python -m train.main --config train/configs/ckbd.py:cpu --workdir runs/ft2 --config.num_steps=4200 \
-      --config.optim.schedule_start=2400 --config.optim.learning_rate=1.5e-4 --config.optim.warmup_steps=100 \
-      --config.data.crop_size=256 --config.batch_size=4 --config.seed=1
+How the shipped weights were trained (commands, steps, times): jaxlic/pretrained/README.md.
 """
 
 import ml_collections
 
+from jaxlic.models import registry
 from train.configs import common
 
-MODELS = ("ckbd", "ckbd-attn", "ckbd-gmm", "ckbd-pp", "ckbd-full")
+#: The checkerboard family: the registered models that have a variable-rate variant.
+MODELS = tuple(name for name in registry.list_models() if registry.variable_rate_name(name))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -72,7 +57,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if z_gains and not variable_rate:
         raise ValueError("config arg 'zgain' needs 'vr' (z gains belong to variable-rate models)")
     if variable_rate:
-        c.model = f"{c.model}-vr"
+        c.model = registry.variable_rate_name(c.model)
     if z_gains:
         c.model_kwargs.z_gains = True
     return c
