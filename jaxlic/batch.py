@@ -196,8 +196,8 @@ class Timings:
     """Where a call's time went, for ``--timings``.
 
     ``with timings.phase("read"):`` adds a phase's wall time; ``with timings.coding(codec):``
-    around a ``compress``/``decompress`` call splits it by the codec's ``last_timings`` into
-    network and range coding. JAX's tracing, lowering and compiling (``jax.monitoring`` events;
+    around a ``compress``/``decompress`` call splits it by the codec's ``last_timings``
+    (`jaxlic.rdcodec.RDCodec`) into network and range coding. JAX's tracing, lowering and compiling (``jax.monitoring`` events;
     :meth:`watch_jax` once JAX is imported) and the executables :mod:`jaxlic.warm_start` loads
     happen inside those phases (the first call of each function and shape): they are taken out of
     the phase and reported as ``compile`` and ``executables``.
@@ -269,7 +269,7 @@ class _Phase:
     def __exit__(self, *exc):
         elapsed = time.perf_counter() - self.t0
         hidden = self.timings._hidden() - self.hidden0
-        t = (getattr(self.codec, "last_timings", None) or {}) if exc[0] is None else {}
+        t = self.codec.last_timings if self.codec is not None and exc[0] is None else {}
         coding = min(t.get("coding_s", 0.0), elapsed)
         self.timings._add("coding", coding)
         self.timings._add(self.name, max(elapsed - hidden - coding, 0.0))

@@ -2,23 +2,33 @@
 
 Subcommands::
 
-    jaxlic demo [--sample astronaut] [--model ckbd-full-vr] [--quality Q | --target-bpp B | --target-size BYTES]
-    jaxlic compress IN OUT [--model ckbd-full-vr] [--quality Q | --target-bpp B | --target-size BYTES]
+    jaxlic demo [--sample astronaut] [--model ckbd-full-vr] [--quality Q | --rate R | --target-bpp B | --target-size BYTES]
+    jaxlic compress IN OUT [--model ckbd-full-vr] [--quality Q | --rate R | --target-bpp B | --target-size BYTES]
                            [--weights FILE] [--force] [--timings]
     jaxlic compress IN... --out-dir DIR [same options]      # files, folders, globs: DIR/<name>.jlic
     jaxlic decompress IN OUT [--weights FILE] [--force] [--timings]
     jaxlic decompress IN... --out-dir DIR [same options]    # DIR/<name>.png
     jaxlic info FILE.jlic
-    jaxlic eval DIR [--models ...] [--qualities ...] [--codecs jpeg,webp,...] --out results/NAME
+    jaxlic eval DIR [--models ...] [--qualities ... | --rates ...] [--codecs jpeg,webp,...] --out results/NAME
                     [--report DIR [--report-bpp B]]
-    jaxlic compare per_image_*.csv [--json FILE]
+    jaxlic compare per_image_*.csv [--json FILE]                              # models against codecs
+    jaxlic compare per_image_A.csv --against per_image_B.csv [--at-bpp 0.1,0.2]   # model A against model B
+    jaxlic compare IMAGES... [--model A] [--weights FA...] --against-model B | --against-weights FB...
     jaxlic bdrate ANCHOR.json TEST.json [--bpp 0.15]
     jaxlic convert-compressai ...
 
-``--quality`` is an integer quality index for fixed-rate models and a continuous rate parameter
-for variable-rate models (``<name>-vr``, gain units of Cui et al. 2021), which also take a target
-size (``--target-bpp`` / ``--target-size``, found by searching the rate parameter with the real
-range coder; an unreachable target gives the nearest reachable stream and a note on stderr).
+``--quality`` is the integer quality index of a fixed-rate model (which weights file). ``--rate``
+is the continuous rate parameter of a variable-rate model (``<name>-vr``, gain units of Cui et al.
+2021), which also takes a target size instead (``--target-bpp`` / ``--target-size``, found by
+searching the rate parameter with the real range coder; an unreachable target gives the nearest
+reachable stream and a note on stderr). ``--quality`` given to a variable-rate model is a
+deprecated alias of ``--rate`` (a note on stderr says so). The codec (``jaxlic.rdcodec.RDCodec``)
+validates every rate and target; what it refuses is a usage error, before anything is written.
+
+``jaxlic compare`` compares per image at matched rate (``jaxlic.evaluation.matched``): the models
+of per-image files against the classical codecs in them, or (``--against``) against a baseline
+model's per-image file; or it first codes images with two models (``--against-model`` /
+``--against-weights`` for the baseline) and compares those.
 
 In the single-file forms ``-`` is stdin or stdout (as in cwebp and cjxl): ``jaxlic compress - out.jlic
 < in.png``, ``jaxlic compress in.png - > out.jlic``, ``jaxlic decompress - - < a.jlic > a.png``; the
@@ -46,7 +56,7 @@ import sys
 import time
 
 from jaxlic import batch, compile_cache
-from jaxlic.errors import BitstreamError, JaxlicError
+from jaxlic.errors import BitstreamError, JaxlicError, ModelError
 from jaxlic.models.registry import DEFAULT_MODEL  # jax-free: the CLI starts without importing jax
 
 PROG = "jaxlic"
@@ -99,57 +109,41 @@ def _is_variable_rate(name) -> bool:
 def _load_for_coding(args, command: str, size: tuple[int, int] | None = None, timings=None):
     """The codec of `--model`/`--weights`, and the rate parameter or target to code at.
 
-    Returns:
-      `(codec, kwargs of Codec.compress)`.
-    Raises:
-      _UsageError: a quality or target the model cannot take (before any output is written).
-    """
-    targets = {k: getattr(args, k, None) for k in ("target_bpp", "target_size")}
-    given = [k for k, v in {"quality": args.quality, **targets}.items() if v is not None]
-    if len(given) > 1:
-        raise _usage(command, f"{' and '.join('--' + k.replace('_', '-') for k in given)} exclude each other")
-    if not _is_variable_rate(args.model):
-        if any(v is not None for v in targets.values()):
-            raise _usage(command, f"--target-bpp/--target-size need a variable-rate model, not {args.model}")
-        quality = args.quality
-        if quality is not None:
-            if not float(quality).is_integer():
-                raise _usage(
-                    command, f"{args.model} is a fixed-rate model: --quality must be an integer index"
-                )
-            quality = int(quality)
-        return _load_codec(args.model, quality, args.weights, timings), {}
-    if size is not None:
-        with timings.phase("imports") if timings is not None else contextlib.nullcontext():
-            from jaxlic.models.codec import header_bytes  # imports JAX and the model code
+    `--quality` picks a fixed-rate model's weights; given to a variable-rate model it is the old
+    name of `--rate` (a note on stderr). The codec checks the rate or target (`RDCodec.check`;
+    with `size`, also against the header of an image of that size).
 
-        least = header_bytes(args.model, *size, variable_rate=True)
-        if targets["target_size"] is not None and targets["target_size"] < least:
-            raise _usage(
-                command, f"--target-size {targets['target_size']:g} is below the {least}-byte header"
-            )
-        if targets["target_bpp"] is not None and targets["target_bpp"] * size[0] * size[1] / 8 < least:
-            raise _usage(command, f"--target-bpp {targets['target_bpp']:g} is below the {least}-byte header")
-    codec = _load_codec(args.model, None, args.weights, timings)
-    lo, hi = codec.rate_range
-    if args.quality is not None and not lo <= args.quality <= hi:
+    Returns:
+      `(codec, kwargs of RDCodec.compress)`.
+    Raises:
+      _UsageError: a quality, rate or target the model cannot take (before any output is written).
+    """
+    quality, rate = args.quality, args.rate
+    if quality is not None and _is_variable_rate(args.model):
+        print(f"{PROG}: note: --quality of a variable-rate model is deprecated: use --rate", file=sys.stderr)
+        quality, rate = None, quality
+    if quality is not None and not float(quality).is_integer():
         raise _usage(
-            command, f"--quality {args.quality:g} is outside the range [{lo:g}, {hi:g}] of {codec.name}"
+            command, f"{args.model} is a fixed-rate model: --quality is an integer index, not {quality:g}"
         )
-    if targets["target_bpp"] is not None:
-        return codec, {"target_bpp": targets["target_bpp"]}
-    if targets["target_size"] is not None:
-        return codec, {"target_bytes": targets["target_size"]}
-    return codec, {"quality": args.quality}
+    codec = _load_codec(args.model, None if quality is None else int(quality), args.weights, timings)
+    rate_kw = {
+        k: v
+        for k, v in (("rate", rate), ("target_bpp", args.target_bpp), ("target_bytes", args.target_size))
+        if v is not None
+    }
+    try:
+        codec.check(**rate_kw, size=size)
+    except ModelError as e:
+        raise _usage(command, _one_line(e)) from None
+    return codec, rate_kw
 
 
 def _describe(codec) -> str:
-    """`quality Q` of a fixed-rate codec, `rate parameter q` of a variable-rate one."""
-    if getattr(codec, "variable_rate", False) and getattr(codec, "last_rate", None) is not None:
-        return (
-            f"rate parameter {codec.last_rate:.6g} (range {codec.rate_range[0]:g}..{codec.rate_range[1]:g})"
-        )
-    return f"quality {codec.quality}"
+    """`quality Q` of a fixed-rate codec, `rate parameter q (range lo..hi)` of a variable-rate one."""
+    from jaxlic.rdcodec import describe
+
+    return describe(codec)
 
 
 def _check_output(path: str, force: bool) -> None:
@@ -196,20 +190,6 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.flush()
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-
-
-def _header_check(args, codec, size: tuple[int, int]) -> None:
-    """A batch image too small for the target size (its header alone is larger)."""
-    if not getattr(codec, "variable_rate", False):
-        return
-    from jaxlic.models.codec import header_bytes
-
-    least = header_bytes(codec.name, *size, variable_rate=True)
-    target = args.target_size if args.target_size is not None else None
-    if args.target_bpp is not None:
-        target = args.target_bpp * size[0] * size[1] / 8
-    if target is not None and target < least:
-        raise JaxlicError(f"the target size is below the {least}-byte header of a {size[1]}x{size[0]} image")
 
 
 def cmd_compress(args) -> int:
@@ -307,7 +287,7 @@ def _compress_batch(args, timings) -> int:
                 for note in notes:
                     progress.note(path, note)
                 h, w = img.shape[:2]
-                _header_check(args, codec, (h, w))
+                codec.check(**rate_kw, size=(h, w))  # e.g. a target size below this image's header
                 t0 = time.perf_counter()
                 with timings.coding(codec):
                     if args.refine:
@@ -319,8 +299,8 @@ def _compress_batch(args, timings) -> int:
                 seconds = time.perf_counter() - t0
                 with timings.phase("write"):
                     write_bytes_atomic(out, data, force=args.force)
-                search = getattr(codec, "last_rate_search", None)
-                if rate_kw.keys() - {"quality"} and search is not None and search.note:
+                search = codec.last_rate_search
+                if rate_kw.keys() - {"rate"} and search is not None and search.note:
                     progress.note(path, search.note)
                 progress.ok(
                     f"{path} -> {out}  {len(data)} bytes  {8 * len(data) / (h * w):.4f} bpp  "
@@ -352,9 +332,9 @@ def _finish(progress, args, timings) -> int:
 def _note_rate_search(codec, rate_kw: dict) -> bool:
     """After `codec.compress(img, **rate_kw)`: prints the one-line note of a target search that
     could not reach its target (stderr). Returns whether `rate_kw` held a target size."""
-    if not rate_kw.keys() - {"quality"}:
+    if not rate_kw.keys() - {"rate"}:
         return False
-    search = getattr(codec, "last_rate_search", None)
+    search = codec.last_rate_search
     if search is not None and search.note:
         print(f"{PROG}: note: {_one_line(search.note)}", file=sys.stderr)
     return True
@@ -364,8 +344,6 @@ def _compress_refined(codec, img, steps: int, method: str, rate_kw: dict | None 
     """`codec.compress` with latent refinement and a progress bar."""
     from tqdm import tqdm
 
-    if not hasattr(codec, "refine"):
-        raise JaxlicError(f"model {codec.name} does not support --refine")
     with tqdm(total=steps, desc="refining latents", unit="step", leave=False, dynamic_ncols=True) as bar:
 
         def progress(_, loss):
@@ -407,8 +385,7 @@ def _codec_for_stream(header, args, timings, cache: dict):
 
         with timings.phase("weights"):
             codec = zoo.for_stream(header, base)
-    if hasattr(codec, "max_pixels"):
-        codec.max_pixels = args.max_pixels
+    codec.max_pixels = args.max_pixels
     cache[key] = codec
     return codec
 
@@ -560,11 +537,9 @@ def cmd_demo(args) -> int:
     t_enc_first = time.perf_counter() - t0
     targeted = _note_rate_search(codec, rate_kw)
     print(f"model {codec.name} {_describe(codec)} (loaded in {t_load:.2f} s)")
-    if getattr(codec, "variable_rate", False) and not targeted:
+    if codec.rate_range is not None and not targeted:
         lo, hi = codec.rate_range
-        print(
-            f"  (one model for every rate: --quality {lo:g}..{hi:g}, --target-bpp B or --target-size BYTES)"
-        )
+        print(f"  (one model for every rate: --rate {lo:g}..{hi:g}, --target-bpp B or --target-size BYTES)")
     t0 = time.perf_counter()
     recon = codec.decompress(data)
     t_dec_first = time.perf_counter() - t0
@@ -578,10 +553,9 @@ def cmd_demo(args) -> int:
         print("warning: two compressions of the same image gave different streams")
     bpp = 8 * len(data) / (h * w)
     print(f"compressed: {len(data)} bytes, {bpp:.4f} bpp (ratio {h * w * 3 / len(data):.1f}:1)")
-    estimate = getattr(codec, "estimate_bpp", None)
-    if callable(estimate):
-        at = {"quality": codec.last_rate} if getattr(codec, "variable_rate", False) else {}
-        print(f"estimated:  {estimate(img, **at):.4f} bpp (model entropy, without header)")
+    print(
+        f"estimated:  {codec.estimate_bpp(img, rate=codec.last_rate):.4f} bpp (model entropy, without header)"
+    )
     print(f"PSNR:       {psnr(img, recon):.2f} dB")
     print(f"MS-SSIM:    {ms_ssim_or_nan(img, recon):.4f}")
     print(f"encode:     {t_enc:.3f} s  (first call, incl. compilation: {t_enc_first:.2f} s)")
@@ -601,7 +575,10 @@ def cmd_eval(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    """``jaxlic compare``: per-image matched-rate comparison from ``per_image_*.csv`` files."""
+    """``jaxlic compare``: per-image matched-rate comparison, of models against codecs or against a
+    baseline model (from ``per_image_*.csv`` files, or coding images with both models)."""
+    if args.against_model is not None or args.against_weights:
+        compile_cache.enable()
     from jaxlic.evaluation import rd
 
     return rd.main_compare(args)
@@ -656,8 +633,15 @@ def _number(text: str, positive: bool) -> float:
     return value
 
 
-def _quality(text: str) -> float:
-    """A quality index or rate parameter: a finite non-negative number."""
+def _quality(text: str) -> int | float:
+    """A quality index (an int), or a rate parameter (by its deprecated alias): a finite
+    non-negative number."""
+    value = _number(text, positive=False)
+    return int(value) if value.is_integer() else value
+
+
+def _rate(text: str) -> float:
+    """A rate parameter: a finite non-negative number."""
     return _number(text, positive=False)
 
 
@@ -665,15 +649,29 @@ def _positive(text: str) -> float:
     return _number(text, positive=True)
 
 
-def _quality_list(text: str) -> list:
-    """Qualities (integers) or rate parameters (floats of variable-rate models)."""
+def _number_list(text: str, parse) -> list:
     try:
-        values = [_quality(t) for t in text.replace(",", " ").split()]
+        values = [parse(t) for t in text.replace(",", " ").split()]
     except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(
-            f"expected non-negative numbers separated by commas, got {text!r}"
-        ) from None
-    return [int(v) if v.is_integer() else v for v in values]
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers separated by commas, got {text!r}")
+    return values
+
+
+def _quality_list(text: str) -> list:
+    """Quality indices (integers; floats: the deprecated alias of rate parameters)."""
+    return _number_list(text, _quality)
+
+
+def _rate_list(text: str) -> list[float]:
+    """Rate parameters of variable-rate models."""
+    return _number_list(text, _rate)
+
+
+def _bpp_list(text: str) -> list[float]:
+    """Rates in bits per pixel (positive)."""
+    return _number_list(text, _positive)
 
 
 def _steps(text: str) -> int:
@@ -712,21 +710,31 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p, with_model=True):
         if with_model:
             p.add_argument("--model", default=DEFAULT_MODEL, help=f"model name (default {DEFAULT_MODEL})")
-            p.add_argument(
+            rate = p.add_mutually_exclusive_group()
+            rate.add_argument(
                 "--quality",
                 type=_quality,
                 default=None,
-                help="quality index (default: a shipped one); for a variable-rate model (-vr) its "
-                "continuous rate parameter (default: its trained point nearest lambda 0.0035)",
+                metavar="Q",
+                help="integer quality index of a fixed-rate model (which weights; default: a shipped "
+                "one); for a variable-rate model (-vr), a deprecated alias of --rate",
             )
-            p.add_argument(
+            rate.add_argument(
+                "--rate",
+                type=_rate,
+                default=None,
+                metavar="R",
+                help="continuous rate parameter of a variable-rate model (-vr), in its range (0..7 for "
+                "the shipped ones; default: its trained point nearest lambda 0.0035)",
+            )
+            rate.add_argument(
                 "--target-bpp",
                 type=_positive,
                 default=None,
                 metavar="B",
                 help="variable-rate models: the rate parameter whose stream is B bits per pixel (± 3%%)",
             )
-            p.add_argument(
+            rate.add_argument(
                 "--target-size",
                 type=_positive,
                 default=None,
@@ -812,14 +820,31 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="rate-distortion evaluation of models and classical codecs on a folder")
     p.add_argument("images", help="folder of images (e.g. Kodak)")
     p.add_argument("--models", type=_str_list, default=[], help="models, comma separated (default: none)")
+
+    def points_args(p):
+        p.add_argument(
+            "--qualities",
+            type=_quality_list,
+            default=None,
+            metavar="Q,...",
+            help="quality indices of fixed-rate models (default: all shipped); for variable-rate models "
+            "a deprecated alias of --rates",
+        )
+        p.add_argument(
+            "--rates",
+            type=_rate_list,
+            default=None,
+            metavar="R,...",
+            help="rate parameters of variable-rate models (default: 8 evenly over their range)",
+        )
+
+    points_args(p)
     p.add_argument(
-        "--qualities",
-        type=_quality_list,
-        default=None,
-        help="model qualities (default: all shipped); rate parameters (floats) for variable-rate "
-        "models (default: 8 evenly over their range)",
+        "--weights",
+        nargs="*",
+        default=[],
+        help="weight files to evaluate (a fixed-rate one is one RD point, a variable-rate one a curve)",
     )
-    p.add_argument("--weights", nargs="*", default=[], help="weight files to evaluate (each is one RD point)")
     p.add_argument(
         "--codecs",
         type=_str_list,
@@ -867,10 +892,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite existing results in --out")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("compare", help="per-image matched-rate comparison of models and codecs")
-    p.add_argument("results", nargs="+", help="per_image_*.csv files written by jaxlic eval")
-    p.add_argument("--models", type=_str_list, default=[], help="only these models (default: all)")
+    p = sub.add_parser(
+        "compare",
+        help="per-image matched-rate comparison: models against codecs, or a model against a baseline model",
+        usage=f"{PROG} compare [options] per_image_*.csv [--against BASE.csv...] | IMAGES... "
+        "(--against-model B | --against-weights FB...)",
+        description="Per image at matched rate (each image's curve of the other side read at the rate "
+        "the model's stream took there; mean over images with a 95%% bootstrap CI). From per-image "
+        "files of jaxlic eval: their models against their codecs, or against the model in --against. "
+        "With --against-model/--against-weights: code IMAGES with both models first.",
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="PATH",
+        help="per_image_*.csv files written by jaxlic eval; with --against-model/--against-weights: "
+        "images (files, folders, quoted globs)",
+    )
+    p.add_argument(
+        "--models", type=_str_list, default=[], help="only these models of the files (default: all)"
+    )
     p.add_argument("--codecs", type=_str_list, default=[], help="only these codecs (default: all)")
+    p.add_argument(
+        "--against",
+        nargs="+",
+        default=None,
+        metavar="CSV",
+        help="per-image file(s) of the baseline model: compare the model of PATH against it (test − baseline)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help=f"with images: the model under test (default {DEFAULT_MODEL} or --weights')",
+    )
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="with images: weights of the model under test",
+    )
+    p.add_argument("--against-model", default=None, metavar="NAME", help="with images: the baseline model")
+    p.add_argument(
+        "--against-weights",
+        nargs="+",
+        default=[],
+        metavar="FILE",
+        help="with images: weights of the baseline",
+    )
+    points_args(p)
+    p.add_argument("--max-images", type=int, default=None, help="with images: use only the first N")
+    p.add_argument(
+        "--at-bpp",
+        type=_bpp_list,
+        default=[],
+        metavar="B,...",
+        help="model against baseline: also read both curves at these rates (bits per pixel)",
+    )
     p.add_argument("--json", default=None, help="also write the comparison (e.g. results/kodak/summary.json)")
     p.set_defaults(func=cmd_compare)
 

@@ -15,19 +15,34 @@ import pytest
 from PIL import Image
 
 from jaxlic import cli
-from jaxlic.coding.container import Header, pack, unpack
+from jaxlic.coding.container import DEFAULT_MAX_PIXELS, Header, pack, unpack
 from jaxlic.errors import JaxlicError, ModelError
 from jaxlic.image_io import read_image, sample_image, write_bytes_atomic
 from jaxlic.models import registry
 
 
 class FakeCodec:
-    """Lossless stand-in for a learned codec: zlib-compressed pixels in a container."""
+    """Lossless stand-in for a learned codec: zlib-compressed pixels in a container.
+
+    A fixed-rate `jaxlic.rdcodec.RDCodec`: it takes no rate or target and cannot refine.
+    """
+
+    rate_range = default_rate = last_rate = last_rate_search = last_refine = None
+    max_pixels = DEFAULT_MAX_PIXELS
 
     def __init__(self, name, quality):
-        self.name, self.quality = name, quality
+        self.name, self.quality, self.last_timings = name, quality, {}
 
-    def compress(self, img):
+    def check(
+        self, *, rate=None, target_bpp=None, target_bytes=None, refine_steps=0, refine_method="sga", size=None
+    ):
+        if rate is not None or target_bpp is not None or target_bytes is not None:
+            raise ModelError(f"{self.name} is a fixed-rate model: it takes no rate parameter or target size")
+        if refine_steps:
+            raise ModelError(f"{self.name} cannot refine its latents")
+
+    def compress(self, img, *, rate=None, target_bpp=None, target_bytes=None, refine_steps=0, **_):
+        self.check(rate=rate, target_bpp=target_bpp, target_bytes=target_bytes, refine_steps=refine_steps)
         if self.name == "explode":
             raise JaxlicError("the model failed halfway")
         if self.name == "buggy":
@@ -39,8 +54,19 @@ class FakeCodec:
         header, sections = unpack(data)
         return np.frombuffer(zlib.decompress(sections[0]), np.uint8).reshape(header.height, header.width, 3)
 
-    def estimate_bpp(self, img):
+    def estimate_bpp(self, img, *, rate=None):
+        self.check(rate=rate)
         return 8.0 * len(zlib.compress(img.tobytes(), 1)) / (img.shape[0] * img.shape[1])
+
+
+def test_the_fake_and_the_real_codec_implement_the_protocol(vr_codec):
+    from jaxlic.rdcodec import RateView, RDCodec, RefinedCodec
+
+    vr = vr_codec()
+    for c in (FakeCodec("ckbd", 3), vr, RateView(vr, 1.5), RefinedCodec(vr, 2)):
+        assert isinstance(c, RDCodec), c
+    assert not isinstance(object(), RDCodec)
+    assert vr.rate_range == (0.0, 7.0) and RateView(vr, 1.5).rate_range == (1.5, 1.5)
 
 
 def _fake_load(name="ckbd-full", quality=None, weights=None):
@@ -545,9 +571,9 @@ def vr_zoo(fake_zoo, vr_codec):
 def test_demo_of_a_variable_rate_model_codes_at_a_target_and_names_its_range(capsys, vr_zoo):
     codec = vr_zoo.load("ckbd-vr")
     code, out, err = run(capsys, "demo", "--sample", "chelsea", "--model", "ckbd-vr")
-    assert code == 0 and "one model for every rate: --quality 0..7" in out, err
+    assert code == 0 and "one model for every rate: --rate 0..7" in out, err
     sample = sample_image("chelsea")
-    lo, hi = (len(codec.compress(sample, quality=q)) for q in codec.rate_range)
+    lo, hi = (len(codec.compress(sample, rate=q)) for q in codec.rate_range)
     target = 8 * (lo * hi) ** 0.5 / (sample.shape[0] * sample.shape[1])
     code, out, err = run(capsys, "demo", "--sample", "chelsea", "--model", "ckbd-vr", "--target-bpp", target)
     assert code == 0 and not err and "one model for every rate" not in out
@@ -555,14 +581,12 @@ def test_demo_of_a_variable_rate_model_codes_at_a_target_and_names_its_range(cap
     assert abs(got - target) <= 0.03 * target
     # The estimate is at the rate parameter the search found, not at the default one.
     estimate = float(out.split("estimated:")[1].split(" bpp")[0])
-    assert estimate == pytest.approx(codec.estimate_bpp(sample, quality=codec.last_rate), abs=1e-4)
+    assert estimate == pytest.approx(codec.estimate_bpp(sample, rate=codec.last_rate), abs=1e-4)
 
 
-def test_variable_rate_quality_is_a_float_kept_in_the_header(tmp_path, png, capsys, vr_zoo):
-    code, out, err = run(
-        capsys, "compress", png, tmp_path / "a.jlic", "--model", "ckbd-vr", "--quality", "1.37"
-    )
-    assert code == 0 and "rate parameter 1.37" in out, err
+def test_variable_rate_rate_is_a_float_kept_in_the_header(tmp_path, png, capsys, vr_zoo):
+    code, out, err = run(capsys, "compress", png, tmp_path / "a.jlic", "--model", "ckbd-vr", "--rate", "1.37")
+    assert code == 0 and "rate parameter 1.37" in out and not err, err
     code, out, _ = run(capsys, "info", tmp_path / "a.jlic")
     assert code == 0 and "rate:     1.37" in out and "extra:" not in out
     code, out, _ = run(capsys, "decompress", tmp_path / "a.jlic", tmp_path / "b.png")
@@ -570,9 +594,21 @@ def test_variable_rate_quality_is_a_float_kept_in_the_header(tmp_path, png, caps
     assert read_image(tmp_path / "b.png")[0].shape == IMG.shape
 
 
+def test_quality_of_a_variable_rate_model_is_a_deprecated_alias_of_rate(tmp_path, png, capsys, vr_zoo):
+    code, out, err = run(
+        capsys, "compress", png, tmp_path / "a.jlic", "--model", "ckbd-vr", "--quality", "1.37"
+    )
+    assert code == 0 and "rate parameter 1.37" in out
+    assert err == "jaxlic: note: --quality of a variable-rate model is deprecated: use --rate\n"
+    run(capsys, "compress", png, tmp_path / "b.jlic", "--model", "ckbd-vr", "--rate", "1.37")
+    assert (tmp_path / "a.jlic").read_bytes() == (tmp_path / "b.jlic").read_bytes()
+    code, out, _ = run(capsys, "compress", "--help")
+    assert "deprecated alias of --rate" in " ".join(out.split())
+
+
 def test_variable_rate_target_size(tmp_path, png, capsys, vr_zoo):
     codec = vr_zoo.load("ckbd-vr")
-    lo, hi = len(codec.compress(IMG, quality=0.0)), len(codec.compress(IMG, quality=codec.rate_range[1]))
+    lo, hi = len(codec.compress(IMG, rate=0.0)), len(codec.compress(IMG, rate=codec.rate_range[1]))
     target = round((lo * hi) ** 0.5)
     code, out, err = run(
         capsys, "compress", png, tmp_path / "a.jlic", "--model", "ckbd-vr", "--target-size", target
@@ -590,16 +626,19 @@ def test_variable_rate_target_size(tmp_path, png, capsys, vr_zoo):
 @pytest.mark.parametrize(
     "args",
     [
-        ("--model", "ckbd-vr", "--quality", "nan"),
-        ("--model", "ckbd-vr", "--quality", "-1"),
+        ("--model", "ckbd-vr", "--rate", "nan"),
+        ("--model", "ckbd-vr", "--rate", "-1"),
+        ("--model", "ckbd-vr", "--rate", str(len(registry.VR_LAMBDAS) - 0.5)),
         ("--model", "ckbd-vr", "--quality", str(len(registry.VR_LAMBDAS) - 0.5)),
         ("--model", "ckbd-vr", "--target-size", "20"),
         ("--model", "ckbd-vr", "--target-size", "0"),
         ("--model", "ckbd-vr", "--target-bpp", "inf"),
-        ("--model", "ckbd-vr", "--quality", "1", "--target-bpp", "0.5"),
+        ("--model", "ckbd-vr", "--rate", "1", "--target-bpp", "0.5"),
+        ("--model", "ckbd-vr", "--rate", "1", "--quality", "1"),
         ("--model", "ckbd-vr", "--target-size", "900", "--target-bpp", "0.5"),
         ("--model", "ckbd-full", "--target-bpp", "0.5"),
         ("--model", "ckbd-full", "--quality", "1.5"),
+        ("--model", "ckbd-full", "--rate", "1"),
     ],
 )
 def test_variable_rate_bad_values_exit_2(tmp_path, png, capsys, vr_zoo, args):
@@ -776,7 +815,7 @@ def test_batch_codes_each_image_at_the_target_size(tmp_path, capsys, vr_zoo):
     paths = _photos(tmp_path / "a", n=2)
     codec = vr_zoo.load("ckbd-vr")
     img = read_image(paths[0])[0]
-    lo, hi = len(codec.compress(img, quality=0.0)), len(codec.compress(img, quality=codec.rate_range[1]))
+    lo, hi = len(codec.compress(img, rate=0.0)), len(codec.compress(img, rate=codec.rate_range[1]))
     target = round((lo * hi) ** 0.5)
     code, out, err = run(
         capsys, "compress", *paths, "--out-dir", tmp_path / "s", "--model", "ckbd-vr", "--target-size", target

@@ -204,7 +204,7 @@ def test_streams_without_or_with_foreign_rate_refused(codec, image):
 
 def test_rate_view(codec, image):
     view = codec.at_rate(2.5)
-    assert view.quality == 2.5 and view.name == "ckbd-vr"
+    assert view.rate == 2.5 and view.rate_range == (2.5, 2.5) and view.name == "ckbd-vr"
     data = view.compress(image)
     assert rate_from_extra(container.unpack(data)[0].extra["rate"]) == np.float32(2.5)
     assert view.estimate_bpp(image) > 0

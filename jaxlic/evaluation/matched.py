@@ -1,4 +1,5 @@
-"""Per-image comparisons at matched rate: how much better or worse a model is than a codec.
+"""Per-image comparisons at matched rate: how much better or worse a model is than a codec or
+than a baseline model.
 
 A curve averaged over images (mean bpp, mean PSNR per quality setting) depends on how a codec's
 quality parameter spreads rate over the images, not only on the codec: on Kodak, OpenJPEG
@@ -10,14 +11,20 @@ confidence interval. Images whose model rate falls outside the range the codec m
 image are counted and listed, never extrapolated. When a model has several points per image
 (a curve), the per-image BD-rate against each codec is averaged the same way.
 
-Sign convention: ``mean_db > 0`` means the model is better than the codec at the same rate;
-``bd_rate < 0`` means the model needs less rate for the same quality.
+The same reading compares two models (:func:`versus`: a variant against its baseline, new
+weights against old ones): the baseline model takes the codec's place, its own curve on each image
+read at the rate the test model's stream took there.
+
+Sign convention: ``mean_db > 0`` means the model is better than the codec (or the baseline) at the
+same rate; ``bd_rate < 0`` means the model needs less rate for the same quality.
 
 The rows are the per-image records that ``jaxlic eval`` writes (``per_image_<name>.csv``), each
 with ``image``, ``name``, ``quality``, ``bpp``, ``psnr`` and ``ms_ssim``. Example::
 
     jaxlic compare results/kodak/per_image_ckbd-full.csv results/kodak/per_image_codecs.csv \
         --json results/kodak/summary.json
+    jaxlic compare results/default/per_image_ckbd-full-vr-4000steps.csv \
+        --against results/default/per_image_ckbd-full-vr-2000steps.csv --at-bpp 0.1,0.2,0.4
 """
 
 from __future__ import annotations
@@ -151,6 +158,9 @@ def value_at_rate(rates, values, rate: float) -> float | None:
         return float(v[0]) if math.isclose(rate, r[0], rel_tol=1e-9) else None
     if rate < r[0] * (1 - 1e-9) or rate > r[-1] * (1 + 1e-9):
         return None
+    i = int(np.argmin(np.abs(r - rate)))
+    if math.isclose(rate, r[i], rel_tol=1e-12):
+        return float(v[i])  # a measured point: its own value, without interpolation round-off
     x = float(np.clip(math.log(rate), math.log(r[0]), math.log(r[-1])))
     return float(PchipInterpolator(np.log(r), v)(x))
 
@@ -357,31 +367,84 @@ def compare(model_rows: list[dict], codec_rows: list[dict]) -> dict:
     return {"matched_rate": matched, "bd_rate": bd}
 
 
+def versus(test_rows: list[dict], base_rows: list[dict], at_bpp=()) -> dict:
+    """A model (or a variant) against a baseline model, per image at matched rate.
+
+    Every point of the test model on every image is compared with the baseline's own curve on
+    that image read at the rate the test's stream took (:func:`matched_rate`, the baseline in the
+    codec's place, so it needs several points per image: a variable-rate model's curve or several
+    qualities); a test curve also gets the per-image BD-rate. ``at_bpp`` also reads both curves at
+    the same rates (:func:`gain_at_rate`).
+
+    Args:
+        test_rows: per-image rows of one model (its ``name`` labels it).
+        base_rows: per-image rows of the baseline model, under another ``name``.
+        at_bpp: rates (bits per pixel) at which to read both curves.
+
+    Returns:
+        ``{"test", "baseline", "matched_rate", "bd_rate", "at_bpp"}``: the first three as
+        :func:`compare` returns them (the baseline in the codec's place), ``at_bpp`` maps each
+        rate to :func:`gain_at_rate`'s result (without ``per_image``).
+
+    Raises:
+        ComparisonError: one side without rows or with several models, both sides under one
+            name, or an image one side has and the other lacks.
+    """
+    names = []
+    for side, rows in (("test", test_rows), ("baseline", base_rows)):
+        found = sorted({r["name"] for r in rows})
+        if len(found) != 1:
+            raise ComparisonError(f"the {side} needs the rows of one model, got {', '.join(found) or 'none'}")
+        names.append(found[0])
+    if names[0] == names[1]:
+        raise ComparisonError(f"both sides are named {names[0]}: relabel one")
+    test_images, base_images = {r["image"] for r in test_rows}, {r["image"] for r in base_rows}
+    if test_images != base_images:
+        raise ComparisonError(f"different images: {', '.join(sorted(test_images ^ base_images))}")
+    result = {"test": names[0], "baseline": names[1], **compare(test_rows, base_rows)}
+    gains = {}
+    for rate in at_bpp:
+        gain = gain_at_rate(test_rows, base_rows, rate)
+        gain.pop("per_image")
+        gains[f"{rate:g}"] = gain
+    result["at_bpp"] = gains
+    return result
+
+
 def _fmt(x: float, spec: str) -> str:
     return "n/a" if not _finite(x) else format(x, spec)
 
 
 def table(result: dict) -> str:
-    """The comparison as a plain-text table, one line per (model point, codec)."""
+    """The comparison (:func:`compare` or :func:`versus`) as a plain-text table, one line per
+    (model point, codec or baseline)."""
+    other = "baseline" if "baseline" in result else "codec"
     lines = [
-        "Per image at matched rate: model − codec, mean over images [95% bootstrap CI]; "
-        "n compared, images outside the codec's measured rates"
+        f"Per image at matched rate: model − {other}, mean over images [95% bootstrap CI]; "
+        f"n compared, images outside the {other}'s measured rates"
     ]
+    width = max([14] + [len(c) + 2 for per in result["matched_rate"].values() for c in per])
     lines.append(
-        f"{'model':<24}{'bpp':>8}  {'codec':<14}{'ΔPSNR dB':>9} {'95% CI':<17}{'ΔMS-SSIM dB':>12}{'n':>5}{'out':>5}"
+        f"{'model':<24}{'bpp':>8}  {other:<{width}}{'ΔPSNR dB':>9} {'95% CI':<17}{'ΔMS-SSIM dB':>12}{'n':>5}{'out':>5}"
     )
     for label, per_codec in result["matched_rate"].items():
         for codec, s in per_codec.items():
             ci = f"[{_fmt(s['ci95'][0], '+.2f')}, {_fmt(s['ci95'][1], '+.2f')}]"
             lines.append(
-                f"{label:<24}{s['mean_bpp']:>8.4f}  {codec:<14}{_fmt(s['mean_db'], '+.2f'):>9} {ci:<17}"
+                f"{label:<24}{s['mean_bpp']:>8.4f}  {codec:<{width}}{_fmt(s['mean_db'], '+.2f'):>9} {ci:<17}"
                 f"{_fmt(s['ms_ssim_mean_db'], '+.2f'):>12}{s['n']:>5}{s['outside']:>5}"
             )
     for name, per_codec in result.get("bd_rate", {}).items():
         for codec, s in per_codec.items():
             ci = f"[{_fmt(s['ci95'][0], '+.1f')}, {_fmt(s['ci95'][1], '+.1f')}]"
             lines.append(
-                f"{name:<24}{'curve':>8}  {codec:<14}BD-rate {_fmt(s['mean_pct'], '+.1f')} % {ci}"
+                f"{name:<24}{'curve':>8}  {codec:<{width}}BD-rate {_fmt(s['mean_pct'], '+.1f')} % {ci}"
                 f"  n={s['n']} outside={s['outside']}"
             )
+    for rate, s in result.get("at_bpp", {}).items():
+        ci = f"[{_fmt(s['ci95'][0], '+.3f')}, {_fmt(s['ci95'][1], '+.3f')}]"
+        lines.append(
+            f"{result['test']} − {result['baseline']}, both curves read at {rate} bpp: "
+            f"{_fmt(s['mean_db'], '+.3f')} dB {ci}  n={s['n']} outside={s['outside']}"
+        )
     return "\n".join(lines)

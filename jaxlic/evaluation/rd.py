@@ -31,21 +31,24 @@ from jaxlic.evaluation import bdrate, matched, plots
 from jaxlic.evaluation import codecs as classical
 from jaxlic.image_io import list_images, read_image
 from jaxlic.metrics import ms_ssim_or_nan, psnr
+from jaxlic.rdcodec import RateView, RDCodec, RefinedCodec, is_variable_rate, setting
+
+__all__ = ["RefinedCodec", "evaluate", "load_points", "main_compare", "main_eval", "measure_model"]
 
 CSV_FIELDS = matched.FIELDS
 
 
-def measure_model(codec, img: np.ndarray, keep_recon: bool = False) -> dict:
+def measure_model(codec: RDCodec, img: np.ndarray, keep_recon: bool = False) -> dict:
     """Compresses and decompresses ``img`` with a model codec; rate from the real stream.
 
     Args:
-        codec: object with ``name``, ``quality``, ``compress``, ``decompress`` and optionally
-            ``estimate_bpp`` (see ``jaxlic.zoo.load``).
+        codec: the codec at one RD point (`jaxlic.rdcodec.RDCodec`, e.g. ``jaxlic.zoo.load``'s
+            or a `RateView`); it codes at its default rate.
         img: ``uint8 [H, W, 3]``.
         keep_recon: also return the decoded image (``recon``), for the visual report.
 
     Returns:
-        dict with ``bpp``, ``bpp_estimated`` (nan if unavailable), ``psnr``, ``ms_ssim``,
+        dict with ``bpp``, ``bpp_estimated`` (the model's estimate), ``psnr``, ``ms_ssim``,
         ``encoding_time``, ``decoding_time``, ``size_bytes`` (and ``recon``).
     """
     h, w = img.shape[:2]
@@ -56,10 +59,9 @@ def measure_model(codec, img: np.ndarray, keep_recon: bool = False) -> dict:
     t2 = time.perf_counter()
     if recon.shape != img.shape:
         raise JaxlicError(f"{codec.name} decoded a {recon.shape} image from a {img.shape} input")
-    estimate = getattr(codec, "estimate_bpp", None)
     result = {
         "bpp": 8.0 * len(data) / (h * w),
-        "bpp_estimated": float(estimate(img)) if callable(estimate) else float("nan"),
+        "bpp_estimated": float(codec.estimate_bpp(img)),
         "psnr": psnr(img, recon),
         "ms_ssim": ms_ssim_or_nan(img, recon),
         "encoding_time": t1 - t0,
@@ -114,43 +116,11 @@ def aggregate(rows: list[dict], name: str, kind: str, description: str = "") -> 
     return {"name": name, "description": description, "results": results}
 
 
-class RefinedCodec:
-    """A model codec that refines each image's latents for `steps` steps before coding them.
-
-    Evaluated as its own curve, named `<model>+refine<steps>` (`+refine<steps>-ste` for the
-    straight-through method): the same decoder reads its streams, so the difference to the plain
-    curve is the encoder's amortization gap that refinement closes.
-    """
-
-    def __init__(self, codec, steps: int, method: str = "sga"):
-        self.codec, self.steps, self.method = codec, int(steps), method
-        self.name = f"{codec.name}+refine{self.steps}" + ("" if method == "sga" else f"-{method}")
-        self.quality = codec.quality
-
-    def compress(self, img: np.ndarray) -> bytes:
-        return self.codec.compress(img, refine_steps=self.steps, refine_method=self.method)
-
-    def decompress(self, data: bytes) -> np.ndarray:
-        return self.codec.decompress(data)
-
-    def estimate_bpp(self, img: np.ndarray) -> float:
-        """The model's rate of the latents that the last `compress` (of `img`) coded."""
-        r = self.codec.last_refine
-        return self.codec.estimate_bpp_of_latents(r["y"], r["z"], img.shape[:2])
-
-    def warm_up(self, img: np.ndarray) -> None:
-        """Compiles everything with a one-step refinement (the step is the same for any count)."""
-        self.codec.decompress(self.codec.compress(img, refine_steps=1, refine_method=self.method))
-
-
-def _warm_up(codec, img, seen: set) -> None:
+def _warm_up(codec: RDCodec, img, seen: set) -> None:
     """Runs a model once per image shape before timing, so timings exclude JIT compilation."""
     key = (id(codec), img.shape)
     if key not in seen:
-        if hasattr(codec, "warm_up"):
-            codec.warm_up(img)
-        else:
-            codec.decompress(codec.compress(img))
+        codec.decompress(codec.compress(img))
         seen.add(key)
 
 
@@ -165,7 +135,9 @@ def evaluate(
 
     Args:
         image_paths: image files.
-        model_codecs: loaded model codecs (``jaxlic.zoo.load`` results); each is one RD point.
+        model_codecs: model codecs, each one RD point (`load_points`); a row's ``quality`` is
+            the codec's quality index, or its rate parameter if it is variable-rate
+            (`jaxlic.rdcodec.setting`).
         codec_sweeps: ``{classical codec name: [qualities]}``.
         progress: show a tqdm progress bar.
         keep: ``keep(row, img, recon)`` after each decode, before the decoded image is dropped
@@ -187,11 +159,12 @@ def evaluate(
             h, w = img.shape[:2]
             base = {"image": os.path.basename(path), "height": h, "width": w}
             for codec in model_codecs:
-                bar.set_description(f"{base['image']} {codec.name} q{_quality_label(codec.quality)}")
+                point = setting(codec)
+                bar.set_description(f"{base['image']} {codec.name} q{_quality_label(point)}")
                 _warm_up(codec, img, seen)
                 m = measure_model(codec, img, keep_recon=keep is not None)
                 recon = m.pop("recon", None)
-                rows.append({**base, "kind": "model", "name": codec.name, "quality": codec.quality, **m})
+                rows.append({**base, "kind": "model", "name": codec.name, "quality": point, **m})
                 if keep is not None:
                     keep(rows[-1], img, recon)
                 bar.update()
@@ -352,40 +325,69 @@ def summary_table(curves: dict[str, dict], reference: dict | None = None) -> str
 VR_EVAL_POINTS = 8
 
 
-def _load_model_codecs(args) -> list:
-    if not args.models and not args.weights:
-        return []
+def _registered_variable_rate(name: str) -> bool:
+    from jaxlic.models import registry
+
+    try:
+        return registry.is_variable_rate(name)
+    except JaxlicError:
+        return False  # unknown: jaxlic.zoo.load says so
+
+
+def load_points(
+    models=(), weights=(), qualities=None, rates=None, refine: int = 0, method: str = "sga"
+) -> list:
+    """The RD points of models to evaluate: one codec per point.
+
+    Args:
+        models: model names: a fixed-rate one at each of `qualities` (default: its shipped ones),
+            a variable-rate one at each of `rates`.
+        weights: weights files: a fixed-rate one is one point, a variable-rate one a curve.
+        qualities: quality indices of the fixed-rate models; non-integers are rate parameters
+            (the deprecated alias of `rates`) of the variable-rate ones.
+        rates: rate parameters of the variable-rate models (default: `VR_EVAL_POINTS` evenly
+            over each one's range).
+        refine: > 0 adds each point refined by this many steps (`RefinedCodec`, by `method`).
+
+    Raises:
+        JaxlicError: unknown models, missing weights, or settings a model cannot take.
+    """
     from jaxlic import zoo
 
-    def rate_points(codec) -> list:
-        """A variable-rate model (Cui et al. 2021 gain units) at `--qualities` (rate parameters)
-        or 8 points evenly over its range: a whole curve from one model."""
-        lo, hi = codec.rate_range
-        qs = args.qualities if args.qualities is not None else np.linspace(lo, hi, VR_EVAL_POINTS)
-        return [codec.at_rate(round(float(q), 6)) for q in qs]
+    def curve(codec) -> list:
+        """A variable-rate model (Cui et al. 2021 gain units) at its rates: one model, a curve."""
+        chosen = rates
+        if chosen is None and qualities is not None:
+            print(f"note: --qualities of variable-rate model {codec.name} is deprecated: use --rates")
+            chosen = qualities
+        if chosen is None:
+            chosen = np.linspace(*codec.rate_range, VR_EVAL_POINTS)
+        return [RateView(codec, round(float(q), 6)) for q in chosen]
 
-    codecs_ = []
-    for name in args.models:
-        if getattr(zoo, "is_variable_rate", lambda n: False)(name):
-            codecs_ += rate_points(zoo.load(name=name))
-            continue
-        qualities = args.qualities
-        if qualities is None:
-            available = getattr(zoo, "available", lambda: {})()
-            qualities = available.get(name)
-            if not qualities:
-                raise JaxlicError(f"no shipped qualities known for model {name!r}; pass --qualities")
-        for q in qualities:
+    def fixed(name: str, codec=None) -> list:
+        if qualities is None and rates is not None:
+            raise JaxlicError(
+                f"{name} is a fixed-rate model: give it quality indices (--qualities), not rates"
+            )
+        if codec is not None:
+            return [codec]
+        chosen = qualities if qualities is not None else zoo.available().get(name)
+        if not chosen:
+            raise JaxlicError(f"no shipped qualities known for model {name!r}; pass --qualities")
+        for q in chosen:
             if not float(q).is_integer():
                 raise JaxlicError(f"{name} is a fixed-rate model: its qualities are integers, not {q}")
-            codecs_.append(zoo.load(name=name, quality=int(q)))
-    for path in args.weights:
+        return [zoo.load(name=name, quality=int(q)) for q in chosen]
+
+    points = []
+    for name in models:
+        points += curve(zoo.load(name=name)) if _registered_variable_rate(name) else fixed(name)
+    for path in weights:
         codec = zoo.load(weights=path)
-        codecs_ += rate_points(codec) if getattr(codec, "variable_rate", False) else [codec]
-    if getattr(args, "refine", 0):
-        method = getattr(args, "refine_method", "sga")
-        codecs_ += [RefinedCodec(c, args.refine, method) for c in codecs_]
-    return codecs_
+        points += curve(codec) if is_variable_rate(codec) else fixed(codec.name, codec)
+    if refine:
+        points += [RefinedCodec(c, refine, method) for c in points]
+    return points
 
 
 def _codec_sweeps(args, status: dict) -> dict[str, list]:
@@ -429,9 +431,11 @@ def main_eval(args) -> int:
     sweeps = _codec_sweeps(args, status)
     if os.path.isdir(args.out) and os.listdir(args.out) and not args.force:
         raise JaxlicError(f"output folder is not empty: {args.out} (use --force to overwrite)")
-    earlier = _reused_rows(getattr(args, "reuse", None), images)
+    earlier = _reused_rows(args.reuse, images)
     sweeps = {k: v for k, v in sweeps.items() if k not in {r["name"] for r in earlier}}
-    model_codecs = _load_model_codecs(args)
+    model_codecs = load_points(
+        args.models, args.weights, args.qualities, args.rates, args.refine, args.refine_method
+    )
     clash = {c.name for c in model_codecs} & {r["name"] for r in earlier if r["kind"] == "model"}
     if clash:
         raise JaxlicError(
@@ -441,12 +445,12 @@ def main_eval(args) -> int:
         raise JaxlicError("nothing to evaluate: give --models, --weights or --codecs")
     dataset = os.path.basename(os.path.normpath(args.images))
     report = None
-    if getattr(args, "report", None):
+    if args.report:
         if not model_codecs:
             raise JaxlicError("--report shows models against codecs: give --models or --weights")
         from jaxlic.evaluation.report import Report
 
-        report = Report(args.report, target_bpp=getattr(args, "report_bpp", 0.15))
+        report = Report(args.report, target_bpp=args.report_bpp)
     rows, notes = evaluate(images, model_codecs, sweeps, progress=True, keep=report.add if report else None)
     rows += earlier
     for note in notes:
@@ -481,19 +485,108 @@ def main_eval(args) -> int:
 
 
 def main_compare(args) -> int:
-    """``jaxlic compare``: per-image matched-rate table (and ``--json``) from per-image CSVs."""
-    rows = matched.read_rows(args.results)
-    model_rows = [r for r in rows if r.get("kind") == "model"]
-    codec_rows = [r for r in rows if r.get("kind") == "codec"]
-    if not model_rows or not codec_rows:
-        raise JaxlicError("compare needs per-image rows of at least one model and one codec")
-    if args.models:
-        model_rows = [r for r in model_rows if r["name"] in args.models]
-    if args.codecs:
-        codec_rows = [r for r in codec_rows if r["name"] in args.codecs]
-    comparison = matched.compare(model_rows, codec_rows)
+    """``jaxlic compare`` with parsed arguments (see ``jaxlic/cli.py``); returns the exit status.
+
+    Three forms: per-image files' models against their codecs; a model's per-image file against
+    a baseline model's (``--against``); images coded by a model and a baseline model first
+    (``--against-model`` / ``--against-weights``). Prints the table, writes ``--json``.
+    """
+    live = args.against_model is not None or bool(args.against_weights)
+    if not live and (args.model is not None or args.weights):
+        raise JaxlicError(
+            "--model/--weights code images: name the baseline with --against-model or --against-weights"
+        )
+    if live and args.against:
+        raise JaxlicError(
+            "--against reads per-image files; --against-model/--against-weights code images: give one"
+        )
+    if live:
+        comparison = _versus_live(args)
+    elif args.against:
+        comparison = _versus_files(args)
+    else:
+        rows = matched.read_rows(args.inputs)
+        model_rows = [r for r in rows if r.get("kind") == "model"]
+        codec_rows = [r for r in rows if r.get("kind") == "codec"]
+        if not model_rows or not codec_rows:
+            raise JaxlicError(
+                "compare needs per-image rows of at least one model and one codec "
+                "(or a baseline model: --against FILE)"
+            )
+        if args.models:
+            model_rows = [r for r in model_rows if r["name"] in args.models]
+        if args.codecs:
+            codec_rows = [r for r in codec_rows if r["name"] in args.codecs]
+        comparison = matched.compare(model_rows, codec_rows)
     print(matched.table(comparison))
     if args.json:
         write_summary(args.json, comparison)
         print(f"written to {args.json}")
     return 0
+
+
+def _stem(path: str) -> str:
+    """A per-image file's label: ``per_image_NAME.csv`` -> ``NAME``."""
+    name = os.path.splitext(os.path.basename(path))[0]
+    return name.removeprefix("per_image_") or name
+
+
+def _relabel(rows: list[dict], name: str) -> list[dict]:
+    return [{**r, "name": name} for r in rows]
+
+
+def _distinct(test: str, base: str) -> tuple[str, str]:
+    return (test, base) if test != base else (test, f"{base} (baseline)")
+
+
+def _model_rows(paths, models=()) -> tuple[list[dict], str]:
+    """The model rows of per-image files (all of one model) and their label.
+
+    Raises:
+        JaxlicError: no model rows, or rows of several models (choose one with ``--models``).
+    """
+    rows = [r for r in matched.read_rows(paths) if r.get("kind", "model") == "model"]
+    if models:
+        rows = [r for r in rows if r["name"] in models]
+    names = sorted({r["name"] for r in rows})
+    files = ", ".join(map(str, paths))
+    if not names:
+        raise JaxlicError(f"no model rows in {files}" + (f" for {', '.join(models)}" if models else ""))
+    if len(names) > 1:
+        raise JaxlicError(f"{files} hold several models ({', '.join(names)}): choose one with --models")
+    return rows, names[0]
+
+
+def _versus_files(args) -> dict:
+    """``--against``: the model of the per-image files against the baseline model's."""
+    test, test_name = _model_rows(args.inputs, args.models)
+    base, base_name = _model_rows(args.against)
+    if test_name == base_name:  # e.g. two runs of one model: the files name them
+        test_name, base_name = _distinct(_stem(args.inputs[0]), _stem(args.against[0]))
+    return matched.versus(_relabel(test, test_name), _relabel(base, base_name), args.at_bpp)
+
+
+def _versus_live(args) -> dict:
+    """Images coded with the model under test and the baseline model, compared per image."""
+    from jaxlic import batch
+    from jaxlic.image_io import IMAGE_EXTENSIONS
+    from jaxlic.models.registry import DEFAULT_MODEL
+
+    inputs = batch.expand(args.inputs, IMAGE_EXTENSIONS)
+    if inputs.bad:
+        spec, message = inputs.bad[0]
+        raise JaxlicError(f"{spec}: {message}")
+    images = inputs.files[: args.max_images] if args.max_images else inputs.files
+    sides = []
+    for model, weights in ((args.model, args.weights), (args.against_model, args.against_weights)):
+        if model is not None and weights:
+            raise JaxlicError("give a model name or weights files for each side, not both")
+        if model is None and not weights:
+            model = DEFAULT_MODEL
+        points = load_points([model] if model else [], weights, args.qualities, args.rates)
+        rows, _ = evaluate(images, points, {}, progress=True)
+        label = model or (_stem(weights[0]) if len(weights) == 1 else points[0].name)
+        sides.append((rows, label))
+    (test, test_name), (base, base_name) = sides
+    test_name, base_name = _distinct(test_name, base_name)
+    return matched.versus(_relabel(test, test_name), _relabel(base, base_name), args.at_bpp)

@@ -21,6 +21,7 @@ Fixed-rate streams carry no extra field and are byte-identical to those before v
 from __future__ import annotations
 
 import math
+import numbers
 import time
 
 import jax
@@ -40,6 +41,9 @@ from jaxlic.coding.container import (
 from jaxlic.errors import BitstreamError, ImageError, ModelError
 from jaxlic.latent.host import HostCoder
 from jaxlic.models.compressor import Compressor
+from jaxlic.rdcodec import RateView
+
+__all__ = ["Codec", "RateView", "header_bytes", "padded_size", "to_input", "to_uint8"]
 
 PAD = 64  # g_a and h_a down-sample by 2^6 in all
 
@@ -78,6 +82,15 @@ def header_bytes(name: str, height: int, width: int, *, quality: int = 0, variab
     return len(container.pack(container.Header(name, quality, height, width, extra), sections))
 
 
+def _renamed_rate(rate, quality):
+    """`rate`, or `quality`: the name the rate parameter had before it was renamed (deprecated)."""
+    if quality is None:
+        return rate
+    if rate is not None:
+        raise ModelError("give the rate parameter once: rate (quality is its old name)")
+    return quality
+
+
 def _bpp(out: dict, size: tuple[int, int]) -> float:
     bits = sum(-np.sum(np.log2(out["likelihoods"][k].astype(np.float64))) for k in ("y", "z"))
     return float(bits / (size[0] * size[1]))
@@ -86,17 +99,22 @@ def _bpp(out: dict, size: tuple[int, int]) -> float:
 class Codec:
     """A model with its weights, able to turn images into `.jlic` bytes and back.
 
+    The `jaxlic.rdcodec.RDCodec` of a model: every argument of `compress` is validated here
+    (`check`), so that callers (the command line, the evaluation) pass them on unchecked.
+
     Attributes:
       name: registry name of the model (stored in the header).
-      quality: quality index (stored in the header).
+      quality: the integer quality index of the weights (stored in the header; 0 for the one
+        weights file of a variable-rate model).
       tile, tile_margin: latent tile size and overlap for decoding large images (0: never tile);
         the default tiles images with a side over 1024 pixels.
       last_timings: seconds spent in the network (`network_s`) and the range coder (`coding_s`)
         by the last `compress` or `decompress` call; decoding also reports `synthesis_s` (g_s and
         post-processing, part of `network_s`), the part that does not depend on the context model.
       num_rates: trained rate points of a variable-rate model (0: fixed rate).
-      rate_range: `(0.0, num_rates - 1.0)`, the rate parameters a variable-rate model codes at.
-      default_rate: the rate parameter `compress` uses when given none.
+      rate_range: `(0.0, num_rates - 1.0)`, the rate parameters a variable-rate model codes at;
+        None for a fixed-rate model.
+      default_rate: the rate parameter `compress` uses when given none (None: fixed rate).
       last_rate: the rate parameter of the last `compress` or `decompress` (None: fixed rate).
       last_rate_search: the `jaxlic.ratecontrol.RateSearchResult` of the last targeted
         `compress` (its `note` says when the target was out of reach), else None.
@@ -136,12 +154,14 @@ class Codec:
         self.last_timings: dict[str, float] = {}
         self.last_refine: dict | None = None
         self.num_rates = int(model.cfg.num_rates)
-        self.rate_range = (0.0, float(max(self.num_rates - 1, 0)))
+        self.rate_range = (0.0, float(self.num_rates - 1)) if self.num_rates else None
         from jaxlic.models.registry import VR_LAMBDAS, default_rate
 
         # The file's own rate points (weights of other lambda sets keep their default lambda).
         lambdas = self.meta.get("lambdas") or (VR_LAMBDAS if self.num_rates == len(VR_LAMBDAS) else None)
-        self.default_rate = float(default_rate(lambdas)) if lambdas else self.rate_range[1] / 2
+        self.default_rate = None
+        if self.num_rates:
+            self.default_rate = float(default_rate(lambdas)) if lambdas else self.rate_range[1] / 2
         self.last_rate: float | None = None
         self.last_rate_search = None
         self._refine_steps = {}  # per method, built on its first refinement (see `refine`)
@@ -184,47 +204,114 @@ class Codec:
         """Extra arguments of the jitted networks: the rate as a float32 array (no recompiles)."""
         return (jnp.asarray(q, jnp.float32),) if q is not None else ()
 
+    def check(
+        self,
+        *,
+        rate: float | None = None,
+        target_bpp: float | None = None,
+        target_bytes: float | None = None,
+        refine_steps: int = 0,
+        refine_method: str = "sga",
+        size: tuple[int, int] | None = None,
+    ) -> None:
+        """Refuses what `compress` would refuse, before any work (the arguments are `compress`'s).
+
+        Args:
+          size: `(H, W)` of the image: also refuses a target size below the stream's header, which
+            no stream meets (`compress` itself answers it with the smallest stream and a note).
+
+        Raises:
+          ModelError: one line: more than one of rate and the targets; a rate or target given
+            to a fixed-rate model; a rate outside `rate_range`; a target that is not a positive
+            number or lies below the header; refinement with a target, by an unknown method, or
+            without the model's lambda in the weights' metadata.
+        """
+        given = [
+            k
+            for k, v in (("rate", rate), ("target_bpp", target_bpp), ("target_bytes", target_bytes))
+            if v is not None
+        ]
+        if len(given) > 1:
+            raise ModelError(
+                f"give at most one of rate, target_bpp and target_bytes, not {' and '.join(given)}"
+            )
+        if given and not self.variable_rate:
+            raise ModelError(f"{self.name} is a fixed-rate model: it takes no rate parameter or target size")
+        if rate is not None:
+            self.check_rate(rate)
+        for target, unit in ((target_bpp, "bits per pixel"), (target_bytes, "bytes")):
+            if target is not None and not (
+                isinstance(target, numbers.Real)
+                and not isinstance(target, bool)
+                and math.isfinite(target)
+                and target > 0
+            ):
+                raise ModelError(f"the target must be a positive number of {unit}, got {target!r}")
+        if not (isinstance(refine_steps, numbers.Integral) and refine_steps >= 0):
+            raise ModelError(f"refine_steps must be a non-negative integer, got {refine_steps!r}")
+        if refine_steps > 0:
+            from jaxlic.models.refine import METHODS
+
+            if target_bpp is not None or target_bytes is not None:
+                raise ModelError("latent refinement does not combine with a target size")
+            if refine_method not in METHODS:
+                raise ModelError(f"unknown refinement method {refine_method!r}; choose one of {METHODS}")
+            self.lambda_at(rate)
+        if size is not None and (target_bpp is not None or target_bytes is not None):
+            h, w = size
+            least = header_bytes(self.name, h, w, variable_rate=True)
+            wanted = target_bytes if target_bytes is not None else target_bpp * h * w / 8
+            if wanted < least:
+                raise ModelError(
+                    f"the target size ({wanted:.0f} bytes) is below the {least}-byte header of a {w}x{h} image"
+                )
+
     def compress(
         self,
         img: np.ndarray,
         *,
-        quality: float | None = None,
+        rate: float | None = None,
         target_bpp: float | None = None,
         target_bytes: float | None = None,
         refine_steps: int = 0,
         refine_lr: float | None = None,
         refine_method: str = "sga",
         progress=None,
+        quality: float | None = None,
     ) -> bytes:
         """uint8 image [H, W, 3] -> a complete `.jlic` stream (header, sections, checksum).
 
         Args:
           img: the image.
+          rate: a variable-rate model's rate parameter in `rate_range` (a float; default
+            `default_rate`); stored exactly in the header. Fixed-rate models take none.
+          target_bpp, target_bytes: a variable-rate model searches the rate for a stream of this
+            size (bits per pixel of the image, or bytes of the whole stream; ± 3%) by real range
+            coding (`jaxlic.ratecontrol.search_quality`); out of reach targets give the nearest
+            reachable stream, and `last_rate_search.note` says why.
           refine_steps: > 0 searches for better latents of this image first (encoder-side
             refinement, `jaxlic.models.refine`): slower encoding, the same decoder and format.
             Needs the model's lambda (`meta["lmbda"]`; a variable-rate model's `meta["lambdas"]`).
           refine_lr: Adam's step size of the refinement (default: the method's tuned one).
           refine_method: "sga" (soft rounding, the default) or "ste" (straight-through).
           progress: `progress(step, loss)` after each refinement step (progress bars).
-          quality: a variable-rate model's rate parameter q in `rate_range` (a float; default
-            `default_rate`); stored exactly in the header. Fixed-rate models take none.
-          target_bpp, target_bytes: a variable-rate model searches q for a stream of this size
-            (bits per pixel of the image, or bytes of the whole stream; ± 3%) by real range
-            coding (`jaxlic.ratecontrol.search_quality`); out of reach targets give the nearest
-            reachable stream, and `last_rate_search.note` says why.
+          quality: the old name of `rate` (deprecated; kept for callers written before the rename).
+
+        Raises:
+          ModelError: arguments `check` refuses.
         """
-        if sum(v is not None for v in (quality, target_bpp, target_bytes)) > 1:
-            raise ModelError("give at most one of quality, target_bpp and target_bytes")
-        if not self.variable_rate:
-            if quality is not None or target_bpp is not None or target_bytes is not None:
-                raise ModelError(f"{self.name} is a fixed-rate model: it takes no rate parameter or target")
-            return self._compress_at(img, None, refine_steps, refine_lr, refine_method, progress)
-        if target_bpp is not None or target_bytes is not None:
-            if refine_steps > 0:
-                raise ModelError("latent refinement does not combine with a target size")
-            return self._compress_to_target(img, target_bpp, target_bytes)
-        q = self._rate_or_default(quality)
+        rate = _renamed_rate(rate, quality)
+        self.check(
+            rate=rate,
+            target_bpp=target_bpp,
+            target_bytes=target_bytes,
+            refine_steps=refine_steps,
+            refine_method=refine_method,
+        )
         self.last_rate_search = None
+        if target_bpp is not None or target_bytes is not None:
+            return self._compress_to_target(img, target_bpp, target_bytes)
+        q = self._rate_or_default(rate)
         return self._compress_at(img, q, refine_steps, refine_lr, refine_method, progress)
 
     def _compress_to_target(self, img, target_bpp, target_bytes) -> bytes:
@@ -232,10 +319,6 @@ class Codec:
 
         h, w = np.asarray(img).shape[:2]
         if target_bpp is not None:
-            if not (isinstance(target_bpp, int | float) and math.isfinite(target_bpp) and target_bpp > 0):
-                raise ModelError(
-                    f"the target must be a positive number of bits per pixel, got {target_bpp!r}"
-                )
             target_bytes = target_bpp * h * w / 8
         x = to_input(img)
         result = search_quality(
@@ -426,9 +509,9 @@ class Codec:
             raise BitstreamError(f"corrupted stream: rate parameter {q} outside [{lo:g}, {hi:g}]")
         return q
 
-    def at_rate(self, q: float) -> RateView:
-        """This variable-rate codec fixed at rate parameter `q` (one RD point for evaluation)."""
-        return RateView(self, float(self.check_rate(q)))
+    def at_rate(self, rate: float) -> RateView:
+        """This variable-rate codec held at a rate parameter (one RD point for evaluation)."""
+        return RateView(self, float(self.check_rate(rate)))
 
     def synthesize(self, y_hat: np.ndarray, q=None) -> np.ndarray:
         """y_hat [1,h,w,M] -> x_hat [1,16h,16w,3]; by overlapping tiles when the image is large.
@@ -456,22 +539,30 @@ class Codec:
                 ]
         return out
 
-    def _rate_or_default(self, quality):
+    def _rate_or_default(self, rate):
         if not self.variable_rate:
+            if rate is not None:
+                raise ModelError(f"{self.name} is a fixed-rate model: it takes no rate parameter")
             return None
-        return self.check_rate(self.default_rate if quality is None else quality)
+        return self.check_rate(self.default_rate if rate is None else rate)
 
-    def forward_eval(self, img: np.ndarray, quality: float | None = None) -> dict:
+    def forward_eval(
+        self, img: np.ndarray, rate: float | None = None, *, quality: float | None = None
+    ) -> dict:
         """Evaluation-mode forward pass on an image (padded as in `compress`); numpy outputs.
 
-        `quality`: a variable-rate model's rate parameter (default `default_rate`).
+        `rate`: a variable-rate model's rate parameter (default `default_rate`); `quality` is its
+        old name (deprecated).
         """
-        q = self._rate_or_default(quality)
+        q = self._rate_or_default(_renamed_rate(rate, quality))
         return _np(self._forward_eval(self.variables, to_input(img), *self._rate_args(q)))
 
-    def estimate_bpp(self, img: np.ndarray, quality: float | None = None) -> float:
-        """Model estimate of the bits per pixel (no range coding, no header)."""
-        return _bpp(self.forward_eval(img, quality), np.asarray(img).shape[:2])
+    def estimate_bpp(
+        self, img: np.ndarray, rate: float | None = None, *, quality: float | None = None
+    ) -> float:
+        """Model estimate of the bits per pixel (no range coding, no header) at `rate` (a
+        variable-rate model's; default `default_rate`; `quality` is its old name, deprecated)."""
+        return _bpp(self.forward_eval(img, _renamed_rate(rate, quality)), np.asarray(img).shape[:2])
 
     def estimate_bpp_of_latents(self, y, z, size: tuple[int, int]) -> float:
         """Model estimate of the bits per pixel of given latents (e.g. refined ones) of an image
@@ -482,32 +573,3 @@ class Codec:
         else:
             out = self._eval_latents(self.variables, y, z)
         return _bpp(_np(out), size)
-
-
-class RateView:
-    """A variable-rate `Codec` at one rate parameter: `name`, `quality` (= q), `compress`,
-    `decompress` and `estimate_bpp`, as `jaxlic.evaluation.rd` expects of one RD point."""
-
-    def __init__(self, codec: Codec, q: float):
-        self.codec, self.quality, self.name = codec, q, codec.name
-
-    def compress(self, img: np.ndarray, **kwargs) -> bytes:
-        """`Codec.compress` at this rate (`kwargs`: its refinement arguments)."""
-        return self.codec.compress(img, quality=self.quality, **kwargs)
-
-    def decompress(self, data: bytes) -> np.ndarray:
-        return self.codec.decompress(data)
-
-    def estimate_bpp(self, img: np.ndarray) -> float:
-        return self.codec.estimate_bpp(img, self.quality)
-
-    @property
-    def last_refine(self):
-        return self.codec.last_refine
-
-    def estimate_bpp_of_latents(self, y, z, size: tuple[int, int]) -> float:
-        return self.codec.estimate_bpp_of_latents(y, z, size)
-
-    @property
-    def last_timings(self) -> dict:
-        return self.codec.last_timings
