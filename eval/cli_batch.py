@@ -23,16 +23,14 @@ Run (about 10 minutes per round on 2 shared cores)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from eval import harness
 
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 
@@ -64,22 +62,18 @@ def snapshot(work: pathlib.Path, live: bool = False) -> dict:
 def run_cli(args: list[str], env: dict) -> tuple[float, str, str, float]:
     """Wall seconds, stdout, stderr and CPU seconds (user + system, all threads) of one ``jaxlic``
     process; raises on a non-zero exit."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    r = subprocess.run(
-        [*jaxlic_command(), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        cwd=env.get("JAXLIC_BENCH_CWD"),
-    )
-    seconds = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    with harness.Timer(children=True) as t:
+        r = subprocess.run(
+            [*jaxlic_command(), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            cwd=env.get("JAXLIC_BENCH_CWD"),
+        )
     if r.returncode != 0:
         raise RuntimeError(f"jaxlic {' '.join(args)} failed ({r.returncode}): {r.stderr[-2000:]}")
-    return seconds, r.stdout, r.stderr, cpu
+    return t.seconds, r.stdout, r.stderr, t.cpu_seconds
 
 
 def timings_line(stderr: str) -> str | None:
@@ -141,15 +135,11 @@ def main(argv=None) -> int:
     ap.add_argument("--live", action="store_true", help="run the checkout's code, not a copy of it")
     ap.add_argument("--json", help="write the measurements to this file")
     args = ap.parse_args(argv)
-    from jaxlic.evaluation.rd import provenance
-
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
-    load_at_start = os.getloadavg()
+    run = harness.Run("eval.cli_batch", argv)
     source = sorted(pathlib.Path(args.kodak).glob("*.png"))[: args.images]
     if not source:
         raise SystemExit(f"no PNGs in {args.kodak}")
-    rows: dict[str, list] = {"single": [], "batch": []}
-    ratios, cpu_ratios, identical = [], [], []
+    identical = []
     with tempfile.TemporaryDirectory(prefix="jaxlic-batch-") as tmp:
         work = pathlib.Path(tmp)
         folder = work / "images"
@@ -163,28 +153,26 @@ def main(argv=None) -> int:
         env["JAXLIC_BENCH_CWD"] = str(work)
         warm = _batch(folder, work, env)
         print(f"warm-up batch (fills the cache): {warm['total_s']:.1f} s")
-        for r in range(args.rounds):
-            order = ("single", "batch") if r % 2 == 0 else ("batch", "single")
-            got = {}
-            for way in order:
-                got[way] = _single(images, work, env) if way == "single" else _batch(folder, work, env)
-                rows[way].append(got[way])
-            ratios.append(got["batch"]["total_s"] / got["single"]["total_s"])
-            cpu_ratios.append(got["batch"]["cpu_s"] / got["single"]["cpu_s"])
+
+        def after_round(r, got):
             identical.append(_same_outputs(images, work))
+            ratio = got["batch"]["total_s"] / got["single"]["total_s"]
+            cpu = got["batch"]["cpu_s"] / got["single"]["cpu_s"]
             print(
                 f"round {r + 1}/{args.rounds}: single {got['single']['total_s']:.1f} s, "
-                f"batch {got['batch']['total_s']:.1f} s, ratio {ratios[-1]:.3f} (CPU time {cpu_ratios[-1]:.3f}), "
+                f"batch {got['batch']['total_s']:.1f} s, ratio {ratio:.3f} (CPU time {cpu:.3f}), "
                 f"identical outputs {identical[-1]}"
             )
             for k in ("compress_timings", "decompress_timings"):
                 print(f"  batch {k.split('_')[0]}: {got['batch'][k]}")
-    median = {
-        way: {
-            k: statistics.median(x[k] for x in v) for k in ("compress_s", "decompress_s", "total_s", "cpu_s")
-        }
-        for way, v in rows.items()
-    }
+
+        # rounds alternate which way goes first
+        ways = {"single": lambda: _single(images, work, env), "batch": lambda: _batch(folder, work, env)}
+        rows = harness.interleave(ways, args.rounds, after_round=after_round)
+    keys = ("compress_s", "decompress_s", "total_s", "cpu_s")
+    median = {way: harness.medians(v, keys) for way, v in rows.items()}
+    ratios = harness.ratios([x["total_s"] for x in rows["batch"]], [x["total_s"] for x in rows["single"]])
+    cpu_ratios = harness.ratios([x["cpu_s"] for x in rows["batch"]], [x["cpu_s"] for x in rows["single"]])
     result = {
         "what": f"{len(images)} Kodak images, compress + decompress: {2 * len(images)} single calls "
         "against one batch call per direction, warm compile cache",
@@ -195,18 +183,15 @@ def main(argv=None) -> int:
         "rounds": rows,
         "median": median,
         "ratio_batch_over_single_per_round": ratios,
-        "ratio_batch_over_single_median": statistics.median(ratios),
+        "ratio_batch_over_single_median": harness.median(ratios),
         "cpu_ratio_batch_over_single_per_round": cpu_ratios,
-        "cpu_ratio_batch_over_single_median": statistics.median(cpu_ratios),
+        "cpu_ratio_batch_over_single_median": harness.median(cpu_ratios),
         "target": 0.4,
         "identical_outputs": all(identical),
-        "started": started,
-        "loadavg_at_start": load_at_start,
-        "provenance": provenance(
-            "python -m eval.cli_batch " + " ".join(sys.argv[1:] if argv is None else argv)
-        ),
+        "provenance": run.provenance(),
     }
-    print(f"\nmachine: {result['provenance']['machine']}, load average at start {load_at_start[0]:.1f}")
+    prov = result["provenance"]
+    print(f"\nmachine: {prov['machine']}, load average at start {prov['loadavg_at_start'][0]:.1f}")
     print(f"{'':8s} {'compress s':>11s} {'decompress s':>13s} {'total s':>8s} {'CPU s':>8s}")
     for way, m in median.items():
         print(
@@ -216,7 +201,7 @@ def main(argv=None) -> int:
         f"batch / single: {result['ratio_batch_over_single_median']:.3f} (median of per-round ratios; target <= 0.4)"
     )
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        harness.write_json(args.json, result)
     return 0 if all(identical) else 1
 
 

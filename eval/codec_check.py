@@ -14,12 +14,11 @@ as they are. Run from the checkout::
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 
 import numpy as np
 
+from eval import harness
 from jaxlic.evaluation import codecs, matched
 from jaxlic.image_io import list_images, read_image
 
@@ -84,6 +83,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-images", type=int, default=None)
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
+    run = harness.Run("eval.codec_check", argv)
     result = check(
         list_images(args.images, args.max_images),
         matched.read_rows([args.codec_csv]),
@@ -91,16 +91,7 @@ def main(argv=None) -> int:
         [float(b) for b in args.bpp.split(",")],
     )
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(
-                {
-                    "command": "python -m eval.codec_check "
-                    + " ".join(sys.argv[1:] if argv is None else argv),
-                    "checks": result,
-                },
-                f,
-                indent=1,
-            )
+        harness.write_json(args.json, {**run.provenance(), "checks": result}, indent=1)
     return 0
 
 

@@ -17,22 +17,17 @@ Run: ``python -m eval.coding_speed [--repeats 3] [--json OUT]``.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import time
 
 import numpy as np
 from scipy.special import ndtr
+
+from eval import harness
 
 SHAPE = (1, 32, 48, 320)  # y of a Kodak image (768x512) with M=320
 
 
 def _best(fn, repeats):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
+    out, times = harness.repeat(fn, repeats)
     return out, min(times), times[0]
 
 
@@ -49,10 +44,8 @@ def bench_gaussian(rng, repeats):
     y = means + rng.normal(size=SHAPE) * scales
     sym = np.rint(y - means).astype(np.int32)
 
-    t0 = time.perf_counter()
     gaussian.build_tables.cache_clear()
-    gaussian.build_tables()
-    tables_s = time.perf_counter() - t0
+    _, tables_s = harness.timed(gaussian.build_tables)
     data, enc_s, _ = _best(lambda: gaussian.encode_gaussian(sym, scales), repeats)
     out, dec_s, _ = _best(lambda: gaussian.decode_gaussian(data, scales), repeats)
     assert np.array_equal(out, sym)
@@ -76,10 +69,8 @@ def bench_mixture(rng, repeats, k=3):
     rows = np.arange(n)
     sym = np.rint(m[rows, comp] + rng.normal(size=n) * s[rows, comp]).astype(np.int32)
 
-    t0 = time.perf_counter()
     mixture._phi_table.cache_clear()
-    data = mixture.encode_mixture(sym, w, m, s)
-    cold_s = time.perf_counter() - t0
+    data, cold_s = harness.timed(mixture.encode_mixture, sym, w, m, s)
     data, enc_s, _ = _best(lambda: mixture.encode_mixture(sym, w, m, s), repeats)
     out, dec_s, _ = _best(lambda: mixture.decode_mixture(data, w, m, s), repeats)
     assert np.array_equal(out, sym)
@@ -118,13 +109,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3, help="timed repetitions; the best is reported")
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
     args = ap.parse_args(argv)
+    run = harness.Run("eval.coding_speed", argv)
     n = int(np.prod(SHAPE))
-    results = {
-        "shape": SHAPE,
-        "symbols": n,
-        "machine": platform.processor() or platform.machine(),
-        "models": {},
-    }
+    results = {"shape": SHAPE, "symbols": n, "models": {}}
     print(f"latent {SHAPE} = {n} symbols, best of {args.repeats}")
     print(f"{'model':<11}{'enc Msym/s':>11}{'dec Msym/s':>11}{'bits/sym':>10}{'bits/info':>11}  notes")
     for name, fn in [
@@ -149,9 +136,9 @@ def main(argv=None):
             f"{name:<11}{r['enc_sym_per_s'] / 1e6:>11.2f}{r['dec_sym_per_s'] / 1e6:>11.2f}"
             f"{r['bits_per_symbol']:>10.3f}{r['ratio']:>11.5f}  {note}"
         )
+    results = {**run.provenance(), **results}
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2, default=float)
+        harness.write_json(args.json, results)
     return results
 
 

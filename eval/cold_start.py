@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import pathlib
-import statistics
 import subprocess
 import sys
 import tempfile
 
 import numpy as np
+
+from eval import harness
 
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 ROWS = ("first", "second", "other", "jaxcache", "nocache", "warm")
@@ -81,8 +81,10 @@ def _pair(png: pathlib.Path, work: pathlib.Path, tag: str, env: dict) -> dict:
     }
 
 
-_WARM = r"""
-import json, statistics, sys, time
+_WARM = (
+    harness.CHILD_IMPORT
+    + r"""
+import json
 from jaxlic import compile_cache, zoo
 from jaxlic.image_io import read_image
 compile_cache.enable()
@@ -91,14 +93,15 @@ codec = zoo.load()
 codec.decompress(codec.compress(img))  # the first round compiles or loads: not timed
 c, d, cpu = [], [], []
 for _ in range(int(sys.argv[2])):
-    p0 = time.process_time()
-    t0 = time.perf_counter(); data = codec.compress(img); t1 = time.perf_counter()
-    codec.decompress(data); t2 = time.perf_counter()
-    c.append(t1 - t0); d.append(t2 - t1); cpu.append(time.process_time() - p0)
-print(json.dumps({"compress_s": statistics.median(c), "decompress_s": statistics.median(d),
-                  "total_s": statistics.median(a + b for a, b in zip(c, d)), "cpu_s": statistics.median(cpu),
+    with harness.Timer() as t:
+        data, compress_s = harness.timed(codec.compress, img)
+        _, decompress_s = harness.timed(codec.decompress, data)
+    c.append(compress_s); d.append(decompress_s); cpu.append(t.cpu_seconds)
+print(json.dumps({"compress_s": harness.median(c), "decompress_s": harness.median(d),
+                  "total_s": harness.median(a + b for a, b in zip(c, d)), "cpu_s": harness.median(cpu),
                   "runs": [c, d, cpu]}))
 """
+)
 
 
 def _warm(png: pathlib.Path, env: dict, rounds: int = 3) -> dict:
@@ -122,12 +125,10 @@ def main(argv=None) -> int:
     ap.add_argument("--live", action="store_true", help="run the checkout's code, not a copy of it")
     ap.add_argument("--json", help="write the measurements to this file")
     args = ap.parse_args(argv)
+    run = harness.Run("eval.cold_start", argv)
     from PIL import Image
 
-    from jaxlic.evaluation.rd import provenance
-
     wanted = [r for r in ROWS if r in args.rows.split(",")]
-    load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="jaxlic-cold-") as tmp:
         work = pathlib.Path(tmp)
         photos = {"A": ("kodim23", (864, 1152)), "B": ("kodim05", (1024, 1024))}
@@ -176,18 +177,16 @@ def main(argv=None) -> int:
         "runs": rows,
         "cache_entries": len(sizes),
         "cache_bytes": sum(sizes),
-        "loadavg_at_start": load_at_start,
-        "provenance": provenance(
-            "python -m eval.cold_start " + " ".join(sys.argv[1:] if argv is None else argv)
-        ),
+        "loadavg_at_start": run.loadavg_at_start,
+        "provenance": run.provenance(),
     }
     med = {}
-    print(f"\nmachine: {result['provenance']['machine']}, load average at start {load_at_start[0]:.1f}")
+    print(
+        f"\nmachine: {result['provenance']['machine']}, load average at start {run.loadavg_at_start[0]:.1f}"
+    )
     print(f"{'':10s} {'compress s':>11s} {'decompress s':>13s} {'total s':>8s} {'CPU s':>8s}")
     for k, v in rows.items():
-        med[k] = {
-            p: statistics.median(x[p] for x in v) for p in ("compress_s", "decompress_s", "total_s", "cpu_s")
-        }
+        med[k] = harness.medians(v, ("compress_s", "decompress_s", "total_s", "cpu_s"))
         print(
             f"{k:10s} {med[k]['compress_s']:11.2f} {med[k]['decompress_s']:13.2f} {med[k]['total_s']:8.2f} "
             f"{med[k]['cpu_s']:8.2f}"
@@ -197,8 +196,10 @@ def main(argv=None) -> int:
         for k in rows:
             if k == "warm":
                 continue
-            ratio = statistics.median(a["total_s"] / b["total_s"] for a, b in zip(rows[k], rows["warm"]))
-            cpu = statistics.median(a["cpu_s"] / b["cpu_s"] for a, b in zip(rows[k], rows["warm"]))
+            ratio = harness.median_ratio(
+                [a["total_s"] for a in rows[k]], [b["total_s"] for b in rows["warm"]]
+            )
+            cpu = harness.median_ratio([a["cpu_s"] for a in rows[k]], [b["cpu_s"] for b in rows["warm"]])
             result[f"ratio_{k}_over_warm"] = ratio
             result[f"cpu_ratio_{k}_over_warm"] = cpu
             print(
@@ -206,7 +207,7 @@ def main(argv=None) -> int:
             )
     print(f"cache: {len(sizes)} entries, {sum(sizes) / 2**20:.1f} MiB after one repeat")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        harness.write_json(args.json, result)
     return 0
 
 

@@ -16,10 +16,10 @@ warm-up (its first round per model is not counted).
 """
 
 import argparse
-import time
 
+import harness  # eval/harness.py and eval/worker.py: this script's folder is on the path
 import numpy as np
-from worker import serve  # eval/worker.py: this script's folder is on the path
+from worker import serve
 
 
 def build(name: str, n: int):
@@ -50,17 +50,14 @@ def load(path: str):
 
 
 def one_round(net, img: np.ndarray, x) -> dict:
-    t0 = time.perf_counter()
-    c = net.compress(x)
-    t1 = time.perf_counter()
-    out = net.decompress(c["strings"], c["shape"])
-    t2 = time.perf_counter()
+    c, encode_s = harness.timed(net.compress, x)
+    out, decode_s = harness.timed(net.decompress, c["strings"], c["shape"])
     h, w = img.shape[:2]
     rec = out["x_hat"][0, :, :h, :w].clamp(0, 1).permute(1, 2, 0).numpy()
     mse = np.mean((np.round(rec * 255.0) - img.astype(np.float64)) ** 2)
     return {
-        "encode_s": t1 - t0,
-        "decode_s": t2 - t1,
+        "encode_s": encode_s,
+        "decode_s": decode_s,
         "bytes": sum(len(s[0]) for s in c["strings"]),
         "psnr": float(10 * np.log10(255.0**2 / max(mse, 1e-10))),
     }
@@ -101,13 +98,7 @@ def main():
         with torch.no_grad():
             return one_round(net, *image)
 
-    import compressai
-
-    about = {
-        "torch": torch.__version__,
-        "compressai": compressai.__version__,
-        "threads": torch.get_num_threads(),
-    }
+    about = {**harness.versions("torch", "compressai"), "threads": torch.get_num_threads()}
     serve(handlers(nets, load, code), sorted(nets), about)
 
 

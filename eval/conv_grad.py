@@ -12,10 +12,8 @@ weight gradient where pieces do not pay (pieces = 1), so there the two columns t
 from __future__ import annotations
 
 import argparse
-import json
-import pathlib
-import statistics
-import time
+
+from eval import harness
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -33,13 +31,8 @@ SHAPES = [
 
 
 def _time(fn, *args, repeats: int) -> float:
-    fn(*args).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn(*args).block_until_ready()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    """Median seconds of ``fn(*args)`` after one untimed call (the compile)."""
+    return harness.median(harness.repeat(lambda: fn(*args).block_until_ready(), repeats, warmup=1)[1])
 
 
 def main(argv=None):
@@ -49,6 +42,7 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, default=1.0, help="multiplies the spatial sizes")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
+    run = harness.Run("eval.conv_grad", argv)
 
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
@@ -113,19 +107,16 @@ def main(argv=None):
         f"({total_xla / total_split:.2f}x)"
     )
     if args.json:
-        path = pathlib.Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            json.dumps(
-                {
-                    "batch": args.batch,
-                    "device": jax.devices()[0].device_kind,
-                    "target_pixels": fastconv.TARGET_PIXELS,
-                    "layers": rows,
-                    "ratio_total": total_xla / total_split,
-                },
-                indent=2,
-            )
+        harness.write_json(
+            args.json,
+            {
+                "batch": args.batch,
+                "device": jax.devices()[0].device_kind,
+                "target_pixels": fastconv.TARGET_PIXELS,
+                "layers": rows,
+                "ratio_total": total_xla / total_split,
+                "provenance": run.provenance(),
+            },
         )
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import pathlib
 import sys
-import time
 
 import numpy as np
+
+from eval import harness
 
 
 def main(argv=None) -> int:
@@ -32,12 +32,12 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=0, help="first N images only")
     p.add_argument("--out", type=pathlib.Path, required=True)
     args = p.parse_args(argv)
+    run = harness.Run("eval.exact_cost", argv)
 
     from PIL import Image
 
     from jaxlic import zoo
     from jaxlic.evaluation import matched
-    from jaxlic.evaluation.rd import provenance
     from jaxlic.metrics import psnr
 
     codecs = {"float": zoo.load(weights=args.float_weights), "exact": zoo.load(weights=args.exact_weights)}
@@ -56,11 +56,8 @@ def main(argv=None) -> int:
         for q in rates:
             kw = {} if q is None else {"quality": q}
             for kind, codec in codecs.items():
-                t0 = time.perf_counter()
-                data = codec.compress(img, **kw)
-                t1 = time.perf_counter()
-                out = codec.decompress(data)  # exact: raises unless the symbol check passes
-                t2 = time.perf_counter()
+                data, encoding_time = harness.timed(codec.compress, img, **kw)
+                out, decoding_time = harness.timed(codec.decompress, data)  # exact: checks its symbols
                 rows[kind].append(
                     {
                         "image": path.name,
@@ -72,8 +69,8 @@ def main(argv=None) -> int:
                         "size_bytes": len(data),
                         "bpp": 8 * len(data) / (h * w),
                         "psnr": psnr(img, out),
-                        "encoding_time": t1 - t0,
-                        "decoding_time": t2 - t1,
+                        "encoding_time": encoding_time,
+                        "decoding_time": decoding_time,
                     }
                 )
             f, e = rows["float"][-1], rows["exact"][-1]
@@ -113,9 +110,9 @@ def main(argv=None) -> int:
         "bytes_exact_vs_float_per_image": bytes_pct,
         "bytes_by_rate": by_rate,
         "psnr_max_abs_diff": max(abs(f["psnr"] - e["psnr"]) for f, e in zip(rows["float"], rows["exact"])),
-        "provenance": provenance(" ".join(["python -m eval.exact_cost", *sys.argv[1:]])),
+        "provenance": run.provenance(),
     }
-    (args.out / "exact_cost.json").write_text(json.dumps(result, indent=1, default=float))
+    harness.write_json(args.out / "exact_cost.json", result, indent=1)
     b = bytes_pct
     print(
         f"bytes exact vs float, per image: {b['mean_pct']:+.3f}% [{b['ci95'][0]:+.3f}, {b['ci95'][1]:+.3f}]"

@@ -36,10 +36,10 @@ import argparse
 import json
 import pathlib
 import subprocess
-import sys
-import time
 
 import numpy as np
+
+from eval import harness
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -77,11 +77,11 @@ def batches_for(args) -> np.ndarray:
     path = cache / f"batches-s{args.seed}-b{args.batch}-{args.size}px-{args.steps}.npy"
     tmp = path.with_suffix(".tmp.npy")
     out = np.lib.format.open_memmap(tmp, "w+", np.uint8, (args.steps, args.batch, args.size, args.size, 3))
-    t0 = time.perf_counter()
+    drawing = harness.Timer()
     for i in range(args.steps):
         out[i] = np.clip(np.round(next(it) * 255.0), 0, 255)
         if (i + 1) % 500 == 0:
-            print(f"  drew {i + 1}/{args.steps} batches ({time.perf_counter() - t0:.0f} s)", flush=True)
+            print(f"  drew {i + 1}/{args.steps} batches ({drawing.elapsed():.0f} s)", flush=True)
     out.flush()
     del out
     tmp.rename(path)
@@ -173,12 +173,14 @@ def run_jaxlic(batches, kodak, args, record) -> None:
         start, t_train = int(state.step), float(saved["t_train"])
         resume_record(record, start, args)
 
+    def one(state, batch):
+        state, metrics = step(state, jnp.asarray(batch, jnp.float32) / 255.0, key)
+        return state, float(metrics["loss"])  # float() waits for the step to finish
+
     for i in range(start, args.steps):
-        t0 = time.perf_counter()
-        state, metrics = step(state, jnp.asarray(batches[i], jnp.float32) / 255.0, key)
-        loss = float(metrics["loss"])
+        (state, loss), seconds = harness.timed(one, state, batches[i])
         if i > start:  # a process's first step compiles
-            t_train += time.perf_counter() - t0
+            t_train += seconds
         if record_step(record, i + 1, loss, args, lambda p=state.params: evaluate(p), t_train):
             blob = {"state": flax.serialization.to_state_dict(jax.device_get(state)), "t_train": t_train}
             write_atomic(ckpt, flax.serialization.msgpack_serialize(blob))
@@ -303,9 +305,7 @@ def default_label(args) -> str:
     return label
 
 
-def cmd_run(args) -> None:
-    from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
-
+def cmd_run(args, run: harness.Run) -> None:
     N, M, steps = MODELS[args.model]
     args.N, args.M = args.N or N, args.M or M
     if args.model == "ckbd":
@@ -322,7 +322,7 @@ def cmd_run(args) -> None:
         "label": args.label or default_label(args),
         "model": args.model,
         "seed": args.seed,
-        "provenance": provenance(" ".join(["python", "-m", "eval.learning_parity", *sys.argv[1:]])),
+        "provenance": run.provenance(),
         "settings": {
             k: getattr(args, k)
             for k in (
@@ -480,11 +480,12 @@ def main(argv=None):
     m.add_argument("files", nargs="+")
     m.add_argument("--json", required=True)
     args = ap.parse_args(argv)
+    run = harness.Run("eval.learning_parity", argv)
     if args.cmd == "draw":
         args.steps = args.steps or 3000
         batches_for(args)
     else:
-        cmd_run(args) if args.cmd == "run" else cmd_merge(args)
+        cmd_run(args, run) if args.cmd == "run" else cmd_merge(args)
 
 
 if __name__ == "__main__":

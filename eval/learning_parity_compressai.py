@@ -15,8 +15,8 @@ corrupted the heap ("free(): invalid next size") on the permuted (channels-last)
 import argparse
 import json
 import os
-import time
 
+import harness  # eval/harness.py: this script's folder is on the path
 import numpy as np
 import torch
 from train_speed_compressai import build, make_train_step
@@ -79,7 +79,7 @@ def main():
     print(
         "INFO "
         + json.dumps(
-            {"torch": torch.__version__, "threads": torch.get_num_threads(), "class": type(net).__name__}
+            {**harness.versions("torch"), "threads": torch.get_num_threads(), "class": type(net).__name__}
         ),
         flush=True,
     )
@@ -95,10 +95,9 @@ def main():
         print(f"RESUMED {start}", flush=True)
     for i in range(start, args.steps):
         x = torch.from_numpy(np.array(batches[i])).permute(0, 3, 1, 2).contiguous().float() / 255.0
-        t0 = time.perf_counter()
-        loss = step(x).item()
+        loss, seconds = harness.timed(lambda x=x: step(x).item())
         if i > start:  # like the jaxlic side: a process's first step is not timed
-            t_train += time.perf_counter() - t0
+            t_train += seconds
         print(f"STEP {i + 1} {loss!r} {t_train!r}", flush=True)
         if (i + 1) % args.eval_every == 0 or i + 1 == args.steps:
             print("EVAL " + json.dumps(evaluate(net, kodak)), flush=True)

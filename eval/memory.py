@@ -21,26 +21,29 @@ import tempfile
 
 import numpy as np
 
+from eval import harness
 from jaxlic.metrics import psnr
 
-_CHILD = r"""
-import json, resource, sys, time
+_CHILD = (
+    harness.CHILD_IMPORT
+    + r"""
+import json, resource
 import numpy as np
 from PIL import Image
 from jaxlic import zoo
 mode, weights, src, dst = sys.argv[1:5]
 codec = zoo.load(weights=weights or None)
 codec.max_pixels = 1 << 30
-t0 = time.perf_counter()
-if mode == "compress":
-    data = codec.compress(np.asarray(Image.open(src).convert("RGB")))
-    open(dst, "wb").write(data)
-else:
-    img = codec.decompress(open(src, "rb").read())
-    Image.fromarray(img).save(dst)
-dt = time.perf_counter() - t0
-print(json.dumps({"seconds": dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+with harness.Timer() as t:
+    if mode == "compress":
+        data = codec.compress(np.asarray(Image.open(src).convert("RGB")))
+        open(dst, "wb").write(data)
+    else:
+        img = codec.decompress(open(src, "rb").read())
+        Image.fromarray(img).save(dst)
+print(json.dumps({"seconds": t.seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
+)
 
 
 def _child(mode, weights, src, dst) -> dict:
@@ -59,6 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default="4000x3000", help="WxH of the generated test image")
     ap.add_argument("--json")
     a = ap.parse_args(argv)
+    run = harness.Run("eval.memory", argv)
 
     from PIL import Image
 
@@ -104,8 +108,7 @@ def main(argv=None) -> int:
         f"(loss {res['tiling']['psnr_loss_db']:.4f} dB)"
     )
     if a.json:
-        pathlib.Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        pathlib.Path(a.json).write_text(json.dumps(res, indent=2))
+        harness.write_json(a.json, {**res, "provenance": run.provenance()})
     return 0
 
 

@@ -16,11 +16,12 @@ Run (about 5 minutes on 2 shared cores)::
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 
 import numpy as np
+
+from eval import harness
 
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
 CROP = (450, 700)  # H, W: 64-padded 512x704, 128/256-bucketed 512x768
@@ -32,9 +33,9 @@ def main(argv=None) -> int:
     ap.add_argument("--kodak", default=str(KODAK))
     ap.add_argument("--json", help="write the measurements to this file")
     args = ap.parse_args(argv)
+    run = harness.Run("eval.pad_buckets", argv)
     from jaxlic import zoo
     from jaxlic.evaluation.matched import bootstrap_ci
-    from jaxlic.evaluation.rd import provenance
     from jaxlic.image_io import read_image
 
     codec = zoo.load()
@@ -60,16 +61,14 @@ def main(argv=None) -> int:
         "mean_extra": float(ratios.mean() - 1.0),
         "ci95": [float(lo), float(hi)],
         "extra_pixels": BUCKET[0] * BUCKET[1] / (512 * 704) - 1.0,
-        "provenance": provenance(
-            "python -m eval.pad_buckets " + " ".join(sys.argv[1:] if argv is None else argv)
-        ),
+        "provenance": run.provenance(),
     }
     print(
         f"bucketed / today: {result['mean_extra']:+.2%} [{lo:+.2%}, {hi:+.2%}] over {len(rows)} images "
         f"(padded area +{result['extra_pixels']:.1%})"
     )
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        harness.write_json(args.json, result)
     return 0
 
 

@@ -47,14 +47,14 @@ import hashlib
 import json
 import os
 import pathlib
-import resource
 import shutil
 import subprocess
 import sys
-import time
 import traceback
 
 import numpy as np
+
+from eval import harness
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -231,7 +231,7 @@ def _encode(jobs, folder, config, seen) -> list[dict]:
                 )
             codec = codecs[key]
             source = (key, j["image"], json.dumps(j["latents"]), j["rate"])
-            t0 = time.perf_counter()
+            took = harness.Timer()
             if source not in done:  # a format 1 copy of a stream reuses its encoding
                 seen.clear()
                 if j["latents"]:
@@ -251,7 +251,7 @@ def _encode(jobs, folder, config, seen) -> list[dict]:
                 symbols=f"{stem}.npz",
                 bytes=len(data),
                 digest=symbol_digest(symbols),
-                encode_s=round(time.perf_counter() - t0, 2),
+                encode_s=round(took.elapsed(), 2),
             )
         except Exception as e:
             rec["error"] = f"{type(e).__name__}: {e}"
@@ -278,7 +278,7 @@ def _decode(items, folder, config, seen) -> list[dict]:
         j = it["job"]
         rec = {"id": j["id"], "written": it["written"], "read": config}
         data = (folder / it["stream"]).read_bytes()
-        t0 = time.perf_counter()
+        took = harness.Timer()
         seen.clear()
         try:
             header, _ = container.unpack(data)
@@ -317,7 +317,7 @@ def _decode(items, folder, config, seen) -> list[dict]:
             if all(want[k].shape == symbols[k].shape for k in symbols):
                 rec["symbols_differ"] = int(sum(np.count_nonzero(want[k] != symbols[k]) for k in symbols))
             rec["symbols_total"] = int(sum(symbols[k].size for k in symbols))
-        rec["decode_s"] = round(time.perf_counter() - t0, 2)
+        rec["decode_s"] = round(took.elapsed(), 2)
         print(f"[decode {config}] {j['id']} from {it['written']}: {rec['status']}", flush=True)
         records.append(rec)
     return records
@@ -330,13 +330,9 @@ def worker_main(argv) -> int:
     folder = pathlib.Path(folder)
     todo = json.loads(pathlib.Path(work).read_text())
     run = _encode_all if mode == "encode" else _decode_all
-    t0 = time.perf_counter()
+    process = harness.Timer()  # CPU: since the process started (imports included), as before
     records = run(todo, folder, config)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    seconds = {
-        "wall_s": round(time.perf_counter() - t0, 1),
-        "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-    }
+    seconds = {"wall_s": round(process.elapsed(), 1), "cpu_s": round(harness.cpu_time(), 1)}
     (folder / f"{mode}.{config}.json").write_text(json.dumps({"records": records, **seconds}, indent=1))
     return 0
 
@@ -402,11 +398,11 @@ def run_matrix(jobs: list[dict], folder, configs: dict | None = None, timeout=36
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "jobs.json").write_text(json.dumps(jobs, indent=1))
-    t0 = time.perf_counter()
+    phase = harness.Timer()
     enc = _run_processes("encode", {c: folder / "jobs.json" for c in configs}, folder, configs, timeout, log)
     encoded = {c: o["records"] for c, o in enc.items()}
     seconds = {f"encode {c}": {k: o[k] for k in ("wall_s", "cpu_s")} for c, o in enc.items()}
-    seconds["encode"] = round(time.perf_counter() - t0, 1)
+    seconds["encode"] = round(phase.elapsed(), 1)
     by_id = {j["id"]: j for j in jobs}
     work = {}
     for reader in configs:
@@ -419,10 +415,10 @@ def run_matrix(jobs: list[dict], folder, configs: dict | None = None, timeout=36
         ]
         work[reader] = folder / f"decode-items.{reader}.json"
         work[reader].write_text(json.dumps(items, indent=1))
-    t1 = time.perf_counter()
+    phase.restart()
     dec = _run_processes("decode", work, folder, configs, timeout, log)
     seconds.update({f"decode {c}": {k: o[k] for k in ("wall_s", "cpu_s")} for c, o in dec.items()})
-    seconds["decode"] = round(time.perf_counter() - t1, 1)
+    seconds["decode"] = round(phase.elapsed(), 1)
     decoded = [r for c in configs for r in dec[c]["records"]]
     return {"encoded": encoded, "decoded": decoded, "seconds": seconds}
 
@@ -582,28 +578,20 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "results" / "portability.json")
     p.add_argument("--md", type=pathlib.Path, default=ROOT / "results" / "portability.md")
     args = p.parse_args(argv)
-    import jax
-    import jaxlib
-
-    from jaxlic.evaluation.rd import provenance
-
+    run = harness.Run("eval.portability", argv)
     jobs = benchmark_jobs(args.kodak, args.images.split(","), args.rate)
-    t0 = time.perf_counter()
+    total = harness.Timer()
     shutil.rmtree(args.work, ignore_errors=True)  # no streams or compiled code of an earlier run
     result = run_matrix(jobs, args.work)
     rows = outcomes(result)
     text = table(rows, jobs)
     print(summary(rows, jobs), text, sep="\n\n")
     record = {
-        "provenance": {
-            **provenance(" ".join(["python -m eval.portability", *argv])),
-            "jax": jax.__version__,
-            "jaxlib": jaxlib.__version__,
-        },
+        "provenance": run.provenance(),
         "configs": CONFIGS,
         "images": args.images.split(","),
         "rate": args.rate,
-        "seconds": {"total": round(time.perf_counter() - t0, 1), **result["seconds"]},
+        "seconds": {"total": round(total.elapsed(), 1), **result["seconds"]},
         "summary": summary(rows, jobs),
         "table": text,
         "jobs": jobs,
@@ -613,8 +601,7 @@ def main(argv=None) -> int:
         },
         "decoded": [{k: v for k, v in r.items() if k != "traceback"} for r in rows],
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(record, indent=1))
+    harness.write_json(args.json, record, indent=1)
     args.md.write_text(markdown(record, args.json))
     print(f"wrote {args.json} and {args.md}")
     return 0

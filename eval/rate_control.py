@@ -14,12 +14,12 @@ the target is out of the model's reach, the PSNR of the decoded image and the en
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
-import time
 
 import numpy as np
+
+from eval import harness
 
 
 def check(codec, img: np.ndarray, target_bpp: float) -> dict:
@@ -27,9 +27,7 @@ def check(codec, img: np.ndarray, target_bpp: float) -> dict:
     from jaxlic import metrics
 
     h, w = img.shape[:2]
-    t0 = time.perf_counter()
-    data = codec.compress(img, target_bpp=target_bpp)
-    encode_s = time.perf_counter() - t0
+    data, encode_s = harness.timed(codec.compress, img, target_bpp=target_bpp)
     search = codec.last_rate_search
     out = codec.decompress(data)
     bpp = len(data) * 8 / (h * w)
@@ -52,6 +50,7 @@ def main(argv=None) -> int:
     p.add_argument("--targets", nargs="+", type=float, default=[0.10, 0.15, 0.25, 0.40])
     p.add_argument("--json", type=pathlib.Path)
     args = p.parse_args(argv)
+    run = harness.Run("eval.rate_control", argv)
 
     from jaxlic import zoo
     from jaxlic.errors import JaxlicError
@@ -78,9 +77,8 @@ def main(argv=None) -> int:
                 flush=True,
             )
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         meta = {"weights": str(args.weights), "model": codec.name, "rate_range": list(codec.rate_range)}
-        args.json.write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
+        harness.write_json(args.json, {**meta, "results": rows, "provenance": run.provenance()})
     return 0 if all(r["within_tolerance"] for r in rows) else 1
 
 

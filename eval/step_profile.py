@@ -26,14 +26,14 @@ import argparse
 import collections
 import glob
 import importlib.util
-import json
 import math
 import os
 import pathlib
 import re
 import sys
 import tempfile
-import time
+
+from eval import harness
 
 _SHAPE = re.compile(r"\w+\[([\d,]*)\]")
 
@@ -129,13 +129,14 @@ def profile(config, steps: int, workdir: str) -> dict:
     for _ in range(2):  # compile and warm up
         state, metrics = step(state, batch, key)
         jax.block_until_ready(metrics)
-    times = []
-    jax.profiler.start_trace(os.path.join(workdir, "trace"))
-    for _ in range(steps):
-        t = time.perf_counter()
+
+    def one():
+        nonlocal state
         state, metrics = step(state, batch, key)
         jax.block_until_ready(metrics)
-        times.append(time.perf_counter() - t)
+
+    jax.profiler.start_trace(os.path.join(workdir, "trace"))
+    _, times = harness.repeat(one, steps)
     jax.profiler.stop_trace()
 
     trace = sorted(glob.glob(os.path.join(workdir, "trace", "**", "*.xplane.pb"), recursive=True))[-1]
@@ -172,7 +173,7 @@ def profile(config, steps: int, workdir: str) -> dict:
     return {
         "model": spec.name,
         "batch": list(shape),
-        "step_s": sorted(times)[len(times) // 2],
+        "step_s": harness.median(times),
         "step_times_s": times,
         "profiled_ops_ms_per_step": ops_ms,
         "by_kind_ms": dict(kinds.most_common()),
@@ -188,18 +189,15 @@ def main(argv=None):
     p.add_argument("--top", type=int, default=25, help="layers printed")
     p.add_argument("--json", help="write the result here")
     args = p.parse_args(argv)
+    run = harness.Run("eval.step_profile", argv)
     if "jax" in sys.modules:
         sys.exit("error: eval.step_profile must start jax itself (it sets XLA_FLAGS); run it as a script")
     with tempfile.TemporaryDirectory(prefix="jaxlic-step-profile-") as workdir:
         flags = f"--xla_cpu_enable_xprof_traceme=true --xla_dump_to={workdir}/dump --xla_dump_hlo_as_text"
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flags).strip()
         result = profile(load_config(args.config), args.steps, workdir)
-    from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
-
     result["config"] = args.config
-    result["provenance"] = provenance(
-        "python -m eval.step_profile " + " ".join(sys.argv[1:] if argv is None else argv)
-    )
+    result["provenance"] = run.provenance()
     total = result["profiled_ops_ms_per_step"]
     print(
         f"{result['model']} {result['batch']}: step {result['step_s']:.3f} s (median of {args.steps}), ops {total:.0f} ms"
@@ -216,7 +214,7 @@ def main(argv=None):
             f"  {d['ms']:7.1f} ms  {d['gflop']:6.2f} GFLOP  {d['gflop_per_s'] or 0:5.0f} GFLOP/s  x{d['ops']:<3d} {k}"
         )
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(result, indent=2))
+        harness.write_json(args.json, result)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,19 @@ import json
 import os
 import pathlib
 import shutil
-import statistics
 import subprocess
 import sys
 
+from eval import harness
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
-# Runs in the measured checkout: only names that every commit's trainer has.
-WORKER = """
-import json, statistics, sys, time
+# Runs in the measured checkout: only names that every commit's trainer has (and this checkout's
+# harness, by path).
+WORKER = (
+    harness.CHILD_IMPORT
+    + """
+import json
 import jax, numpy as np
 from absl import flags
 from ml_collections import config_flags
@@ -47,24 +51,21 @@ from train import trainer
 _, state, step, key = trainer.setup_train_step(c)
 batch = np.random.default_rng(0).random((c.batch_size, c.data.crop_size, c.data.crop_size, 3), np.float32)
 batch = jax.device_put(batch)
-warm = []
-for _ in range(2):
-    t = time.perf_counter()
+losses = []
+def one():
+    global state
     state, m = step(state, batch, key)
     jax.block_until_ready(m)
-    warm.append(time.perf_counter() - t)
-times, losses = [], []
-for _ in range(steps):
-    t = time.perf_counter()
-    state, m = step(state, batch, key)
-    jax.block_until_ready(m)
-    times.append(time.perf_counter() - t)
     losses.append(float(m["loss"]))
-median = statistics.median(times)
+_, warm = harness.repeat(one, 2)
+del losses[:]
+_, times = harness.repeat(one, steps)
+median = harness.median(times)
 print("STEP_TIME " + json.dumps(dict(model=c.model, N=c.get("N"), batch=c.batch_size, crop=c.data.crop_size,
       device=str(jax.devices()[0]), step_s=median, images_per_s=c.batch_size / median, times=times,
       first_step_s=warm[0], warmup_s=sum(warm), losses=losses[:3])))
 """
+)
 
 
 def measure(
@@ -119,36 +120,24 @@ def summarise(rounds: list[dict]) -> dict:
     old = [r["old"]["step_s"] for r in rounds]
     new = [r["new"]["step_s"] for r in rounds]
     return {
-        "old_step_s": statistics.median(old),
-        "new_step_s": statistics.median(new),
-        "speedup": statistics.median(o / n for o, n in zip(old, new, strict=True)),
+        "old_step_s": harness.median(old),
+        "new_step_s": harness.median(new),
+        "speedup": harness.median_ratio(old, new),
         "same_losses": all(r["old"]["losses"] == r["new"]["losses"] for r in rounds),
     }
 
 
-def _write(path: str, result: dict) -> None:
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
-
-
-def _command(argv) -> str:
-    return "python -m eval.step_time " + " ".join(sys.argv[1:] if argv is None else argv)
-
-
-def time_here(args, overrides: list[str], argv) -> dict:
+def time_here(args, overrides: list[str], run: harness.Run) -> dict:
     """One process in `--new` (this checkout), its threads and device as they are."""
     new = pathlib.Path(args.new).resolve()
     result = result_of(measure(new, args.config, args.steps, overrides, None, pin=False), "this checkout's")
-    from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
-
-    result.update(config=args.config, commit=commit_of(new), provenance=provenance(_command(argv)))
+    result.update(config=args.config, commit=commit_of(new), provenance=run.provenance())
     print(
         f"train step {result['step_s'] * 1e3:.1f} ms median of {args.steps} "
         f"({result['images_per_s']:.1f} images/s) on {result['device']}, first step {result['first_step_s']:.1f} s"
     )
     if args.json:
-        _write(args.json, result)
+        harness.write_json(args.json, result)
     return result
 
 
@@ -168,8 +157,9 @@ def main(argv=None):
     ap.add_argument("--cores", default="0,1", help="two cores: the sides run at once; one core: in turn")
     ap.add_argument("--json", help="write the result here")
     args, overrides = ap.parse_known_args(argv)
+    run = harness.Run("eval.step_time", argv)
     if args.here:
-        return time_here(args, overrides, argv)
+        return time_here(args, overrides, run)
     if not args.old:
         sys.exit("error: --old CHECKOUT is required (or --here to time this checkout alone)")
     old, new = pathlib.Path(args.old).resolve(), pathlib.Path(args.new).resolve()
@@ -180,7 +170,7 @@ def main(argv=None):
     side = {"old": (old, args.old_config or args.config), "new": (new, args.config)}
     rounds = []
     for r in range(args.rounds):
-        order = ["old", "new"] if r % 2 == 0 else ["new", "old"]
+        order = harness.rotated(["old", "new"], r)
         measured = {}
         if len(cores) >= 2:  # both at once, on two cores that swap every round
             procs = {
@@ -198,7 +188,6 @@ def main(argv=None):
             flush=True,
         )
     result = summarise(rounds)
-    from jaxlic.evaluation.rd import provenance  # pylint: disable=g-import-not-at-top
 
     result.update(
         old=str(old),
@@ -209,7 +198,7 @@ def main(argv=None):
         old_config=side["old"][1],
         model=rounds[0]["new"]["model"],
         rounds=rounds,
-        provenance=provenance(_command(argv)),
+        provenance=run.provenance(),
     )
     print(
         f"old {result['old_step_s']:.3f} s, new {result['new_step_s']:.3f} s per step (medians): "
@@ -217,7 +206,7 @@ def main(argv=None):
         + ("equal" if result["same_losses"] else "differ: the commits in between change the numerics")
     )
     if args.json:
-        _write(args.json, result)
+        harness.write_json(args.json, result)
     return result
 
 

@@ -20,11 +20,9 @@ ratio_compressai_over_jaxlic (null likewise), plus the settings and every timing
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
-import statistics
-import sys
-import time
+
+from eval import harness
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -67,19 +65,15 @@ class JaxlicStep:
         self.batch = jax.device_put(batch.astype(np.float32), jax.devices()[0])
         self.device = str(jax.devices()[0].device_kind)
         self.jax = jax
-        t = time.perf_counter()
-        for _ in range(args.warmup):
-            self._one()
-        self.warmup_s = time.perf_counter() - t
+        _, warmup = harness.repeat(self._one, args.warmup)
+        self.warmup_s = sum(warmup)
 
-    def _one(self) -> float:
-        t = time.perf_counter()
+    def _one(self) -> None:
         self.state, metrics = self.step(self.state, self.batch, self.key)
         self.jax.block_until_ready((self.state, metrics))
-        return time.perf_counter() - t
 
     def time_steps(self, n: int) -> list[float]:
-        return [self._one() for _ in range(n)]
+        return harness.repeat(self._one, n)[1]
 
 
 def main(argv=None):
@@ -99,9 +93,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
     args.M = args.M or args.N
-
-    from eval.speed import rotated
-    from jaxlic.evaluation.rd import provenance
+    run = harness.Run("eval.train_speed", argv)
 
     steppers = {}
     try:
@@ -109,32 +101,33 @@ def main(argv=None):
             steppers["compressai"] = CompressAIStep(args.compressai_python, args)
         jx = steppers["jaxlic"] = JaxlicStep(args)
         names = sorted(steppers, key=lambda n: n != "jaxlic")  # jaxlic first in round 1
-        times = {n: [] for n in names}
-        rounds = {n: [] for n in names}  # each round's median step time
-        for r in range(args.rounds):
-            for name in rotated(names, r):  # each takes each place in turn
-                t = steppers[name].time_steps(args.steps)
-                times[name] += t
-                rounds[name].append(statistics.median(t))
+
+        def progress(r, got):
             print(
-                f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {rounds[n][-1]:.4f} s" for n in names),
+                f"round {r + 1}/{args.rounds}: "
+                + ", ".join(f"{n} {harness.median(got[n]):.4f} s" for n in names),
                 flush=True,
             )
+
+        # each round: every framework's steps, each framework taking each place in turn
+        per_round = harness.interleave(
+            {n: (lambda n=n: steppers[n].time_steps(args.steps)) for n in names},
+            args.rounds,
+            after_round=progress,
+        )
     finally:
         if "compressai" in steppers:
             steppers["compressai"].close()
     worker = steppers.get("compressai")
+    times = {n: [t for ts in per_round[n] for t in ts] for n in names}
+    rounds = {n: [harness.median(ts) for ts in per_round[n]] for n in names}  # each round's median step
 
-    jaxlic_s = statistics.median(times["jaxlic"])
-    compressai_s = statistics.median(times["compressai"]) if worker else None
+    jaxlic_s = harness.median(times["jaxlic"])
+    compressai_s = harness.median(times["compressai"]) if worker else None
     # side by side: the median over rounds of the two frameworks' times in the same round
-    ratio = (
-        statistics.median(c / j for c, j in zip(rounds["compressai"], rounds["jaxlic"], strict=True))
-        if worker
-        else None
-    )
+    ratio = harness.median_ratio(rounds["compressai"], rounds["jaxlic"]) if worker else None
     result = {
-        **provenance("python -m eval.train_speed " + " ".join(sys.argv[1:] if argv is None else argv)),
+        **run.provenance(),
         "jaxlic_step_s": jaxlic_s,
         "compressai_step_s": compressai_s,
         "ratio_compressai_over_jaxlic": ratio,
@@ -152,9 +145,7 @@ def main(argv=None):
         "times": times,
         "round_medians": rounds,
     }
-    path = pathlib.Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
+    harness.write_json(args.json, result)
     print(f"jaxlic: {jaxlic_s:.4f} s/step ({args.batch / jaxlic_s:.1f} images/s) on {jx.device}")
     if worker:
         print(

@@ -14,10 +14,10 @@ the aux loss and its Adam on the quantiles.
 
 import argparse
 import math
-import time
 
+import harness  # eval/harness.py and eval/worker.py: this script's folder is on the path
 import torch
-from worker import serve  # eval/worker.py: this script's folder is on the path
+from worker import serve
 
 CLASSES = {
     "cheng2020-anchor": ("compressai.models", "Cheng2020Anchor", False),
@@ -91,14 +91,9 @@ def main():
         step()
 
     def steps(k):
-        times = []
-        for _ in range(int(k)):
-            t = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - t)
-        return {"times": times}
+        return {"times": harness.repeat(step, int(k))[1]}
 
-    about = {"device": device, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    about = {"device": device, **harness.versions("torch"), "threads": torch.get_num_threads()}
     serve({"steps": steps}, [args.model], about)
 
 

@@ -1,11 +1,12 @@
-"""eval/vr_cost.py: variable-rate against fixed-lambda, per image at the fixed model's rate."""
+"""results/vr_cost/vr_cost.py, a finished study's script: variable-rate against fixed-lambda, per image
+at the fixed model's rate."""
 
 import csv
 import json
 
 import pytest
 
-from eval import vr_cost
+from results.vr_cost import vr_cost
 
 FIELDS = ["image", "kind", "name", "quality", "height", "width", "bpp", "psnr"]
 

@@ -1,9 +1,10 @@
-"""eval.z_prior: count tables charge their own data its entropy; the per-rate table never loses."""
+"""results/zgain/z_prior.py, a finished study's script: count tables charge their own data its entropy;
+the per-rate table never loses."""
 
 import numpy as np
 import pytest
 
-from eval import z_prior
+from results.zgain import z_prior
 
 
 def test_count_prior_charges_the_entropy_and_escapes_unseen_symbols():

@@ -1,30 +1,31 @@
 """Images/s of the grain input pipeline against the old tf.data one, same crops and batches.
 
-    python -m eval.input_speed [--data ../shared/data/train] [--crop 256] [--batch 16] \\
+A record of a finished study (README.md beside it), run from the repository's root:
+
+    python -m results.input_speed.input_speed [--data ../shared/data/train] [--crop 256] [--batch 16] \\
         [--batches 20] [--repeats 3] [--threads 0] [--json OUT]
 
 The old pipeline is `train/input_pipeline.py` at git commit 08eb705 (the last tf.data version),
 read with `git show` into a temporary module; it runs only where TensorFlow is installed (the
 `tfds` extra), else only grain is timed. Each repeat builds a fresh iterator, draws one warm-up
 batch (not timed: file scan, thread start-up) and then times `--batches` batches. The repeats of
-the two pipelines are interleaved (this machine is noisy); the median images/s over the repeats
-is reported, with the ratio grain / tf.data.
+the two pipelines are interleaved in rotated rounds (`eval.harness`); the median images/s over
+the repeats is reported, with the median over rounds of the ratio grain / tf.data.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
-import os
+import itertools
 import pathlib
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from eval import harness
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 TF_PIPELINE_COMMIT = "08eb705"
 
 
@@ -66,10 +67,10 @@ def time_once(make_iter, seed: int, args) -> float:
     it = make_iter(seed=seed)
     batch = next(it)  # warm-up
     assert batch.shape == (args.batch, args.crop, args.crop, 3), batch.shape
-    t0 = time.perf_counter()
-    for _ in range(args.batches):
-        next(it)
-    return args.batches * args.batch / (time.perf_counter() - t0)
+    with harness.Timer() as t:
+        for _ in range(args.batches):
+            next(it)
+    return args.batches * args.batch / t.seconds
 
 
 def main(argv=None):
@@ -85,6 +86,7 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=0, help="grain worker processes")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
+    run = harness.Run("results.input_speed.input_speed", argv)
 
     from train import input_pipeline
 
@@ -94,7 +96,6 @@ def main(argv=None):
         "batch": args.batch,
         "batches": args.batches,
         "repeats": args.repeats,
-        "cpus": len(os.sched_getaffinity(0)),
         "grain_threads": args.threads or input_pipeline.default_num_threads(),
         "grain_workers": args.workers,
     }
@@ -111,24 +112,26 @@ def main(argv=None):
         pipelines["tf"] = lambda seed: tf_pipeline.create_train_iterator(
             tf_cfg, local_batch_size=args.batch, seed=seed, process_index=0, process_count=1
         )
-    runs = {name: [] for name in pipelines}
-    for r in range(args.repeats):
-        for name, make_iter in pipelines.items():
-            runs[name].append(time_once(make_iter, r, args))
+    # repeat r of either pipeline draws with seed r: the same crops and batches on both sides
+    seeds = {name: itertools.count() for name in pipelines}
+    runs = harness.interleave(
+        {n: (lambda n=n, m=m: time_once(m, next(seeds[n]), args)) for n, m in pipelines.items()},
+        args.repeats,
+    )
     for name, rates in runs.items():
-        results[f"{name}_images_per_s"] = statistics.median(rates)
+        results[f"{name}_images_per_s"] = harness.median(rates)
         results[f"{name}_runs"] = rates
         label = "tf.data" if name == "tf" else name
         print(
-            f"{label + ':':<8} {statistics.median(rates):.1f} images/s (runs: {', '.join(f'{x:.1f}' for x in rates)})"
+            f"{label + ':':<8} {harness.median(rates):.1f} images/s (runs: {', '.join(f'{x:.1f}' for x in rates)})"
         )
     if tf_pipeline is None:
         print("tf.data: TensorFlow is not installed; timed grain only")
     else:
-        results["ratio_grain_over_tf"] = results["grain_images_per_s"] / results["tf_images_per_s"]
+        results["ratio_grain_over_tf"] = harness.median_ratio(runs["grain"], runs["tf"])
         print(f"ratio grain / tf.data: {results['ratio_grain_over_tf']:.2f}")
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+        harness.write_json(args.json, {**results, "provenance": run.provenance()})
     return results
 
 

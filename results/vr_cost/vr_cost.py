@@ -1,12 +1,14 @@
 """What variable rate costs: a variable-rate model against a fixed-lambda one, per image at matched rate.
 
+A record of the finished study in this folder (README.md), run from the repository's root.
+
 Both models start from the same weights and train for the same steps on the same batches; the
 fixed one at one lambda, the variable-rate one over all of `jaxlic.models.registry.VR_LAMBDAS`.
 Each image's variable-rate curve (a `jaxlic eval` sweep of its rate parameter) is read at the
 rate the fixed model spent on that image; the cost is the mean of (variable-rate - fixed) PSNR
 over images, with a 95% bootstrap interval (`jaxlic.evaluation.matched.matched_rate`).
 
-  python -m eval.vr_cost --fixed results/vr_cost/per_image_fixed.csv \\
+  python -m results.vr_cost.vr_cost --fixed results/vr_cost/per_image_fixed.csv \\
       --vr results/vr_cost/per_image_vr.csv --runs runs/vrcost/fixed runs/vrcost/vr \\
       --json results/vr_cost/vr_cost.json
 
@@ -21,9 +23,9 @@ import argparse
 import json
 import pathlib
 import re
-import statistics
 import sys
 
+from eval import harness
 from jaxlic.evaluation import matched
 
 _RATE = re.compile(r"step (\d+): loss .*\| ([0-9.]+) steps/s")
@@ -55,7 +57,7 @@ def run_record(workdir: pathlib.Path, log: pathlib.Path | None = None) -> dict:
                 per_start[-1].append(rate)
                 last = step
         rates = [r for block in per_start for r in block[1:]]
-    out["steps_per_s"] = statistics.median(rates) if rates else None
+    out["steps_per_s"] = harness.median(rates) if rates else None
     return out
 
 
@@ -89,6 +91,7 @@ def main(argv=None) -> int:
     p.add_argument("--logs", nargs=2, type=pathlib.Path, metavar=("FIXED_LOG", "VR_LOG"))
     p.add_argument("--json", type=pathlib.Path)
     args = p.parse_args(argv)
+    run = harness.Run("results.vr_cost.vr_cost", argv)
     try:
         out = vr_cost(matched.read_rows(args.fixed), matched.read_rows(args.vr))
     except matched.ComparisonError as e:
@@ -110,8 +113,7 @@ def main(argv=None) -> int:
         rate = f"{rec['steps_per_s']:.3f} steps/s" if rec["steps_per_s"] else "steps/s not logged"
         print(f"  {side}: {rec['model']}, {rec['steps']} steps, {rate}")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        harness.write_json(args.json, {**out, "provenance": run.provenance()})
     return 0
 
 

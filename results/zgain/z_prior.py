@@ -1,6 +1,8 @@
 """What would z cost with a prior per rate point? A variable-rate model's z, three priors.
 
-    python -m eval.z_prior --weights results/ablation/weights/ckbd-full-s0.msgpack \
+A record of the finished study in this folder (README.md), run from the repository's root:
+
+    python -m results.zgain.z_prior --weights results/ablation/weights/ckbd-full-s0.msgpack \
         --train ../shared/data/train/sun_hays80 --num-train 60 --images ../shared/data/kodak \
         --json results/zgain/z_prior_ckbd-full-s0.json
 
@@ -25,11 +27,11 @@ below: trained with one, z's encoder could also adapt to it.
 from __future__ import annotations
 
 import argparse
-import json
-import pathlib
 import sys
 
 import numpy as np
+
+from eval import harness
 
 MARGIN = 2  # symbols beyond the training range that each table also covers
 
@@ -137,6 +139,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--alpha", type=float, default=0.5)
     ap.add_argument("--json", help="also write the result here")
     args = ap.parse_args(argv)
+    run = harness.Run("results.zgain.z_prior", argv)
 
     from jaxlic import zoo
     from jaxlic.errors import JaxlicError
@@ -162,12 +165,7 @@ def main(argv=None) -> dict:
             f"{row['bpp_z_per_rate']:.4f}    ({row['z_live_channels']:.1f})"
         )
     if args.json:
-        from jaxlic.evaluation.rd import provenance
-
-        path = pathlib.Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        command = "python -m eval.z_prior " + " ".join(sys.argv[1:] if argv is None else argv)
-        path.write_text(json.dumps({"weights": args.weights, **provenance(command), **r}, indent=2))
+        harness.write_json(args.json, {"weights": args.weights, **run.provenance(), **r})
     return r
 
 
