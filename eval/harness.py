@@ -57,7 +57,7 @@ def cpu_time(children: bool = False) -> float:
 
 # ------------------------------------------------------------------------------------- timing
 class Timer:
-    """Wall and CPU seconds from its start::
+    """Wall and CPU seconds from its creation (or `restart`)::
 
         with Timer() as t:
             work()
@@ -80,7 +80,6 @@ class Timer:
         return clock() - self._t0
 
     def __enter__(self) -> Timer:
-        self.restart()
         return self
 
     def __exit__(self, *exc) -> None:
