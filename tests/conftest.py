@@ -82,6 +82,48 @@ def save_codec_to(codec, path) -> None:
     weights.save(path, codec.variables["params"], meta)
 
 
+def random_params_of(model, seed: int) -> dict:
+    """Random parameters of `model` as numpy arrays, drawn without an initialisation run.
+
+    Kernels N(0, 1.5^2 / fan_in), so that activations neither die nor explode through the exact
+    path's integer networks; biases N(0, 0.3^2); other leaves 0.1 + 0.1 |N(0, 1)|; the factorized
+    prior as initialised (quantiles at +-8 around random medians).
+    """
+    import math
+
+    import jax
+
+    from jaxlic import zoo
+
+    rng = np.random.default_rng(seed)
+    shapes = zoo.variable_shapes(model)["params"]
+
+    def leaf(path, sd):
+        name = path[-1].key
+        if name == "kernel":
+            return rng.normal(0, 1.5 / math.sqrt(math.prod(sd.shape[:-1])), sd.shape).astype(np.float32)
+        if name == "bias":
+            return rng.normal(0, 0.3, sd.shape).astype(np.float32)
+        return (0.1 + 0.1 * np.abs(rng.normal(size=sd.shape))).astype(np.float32)
+
+    params = jax.tree_util.tree_map_with_path(
+        leaf, {k: v for k, v in shapes.items() if k != "entropy_bottleneck"}
+    )
+    channels = shapes["entropy_bottleneck"]["quantiles"].shape[0]
+    eb, filters, scale = {}, (1, 3, 3, 3, 3, 1), 10.0 ** (1 / 5)
+    for i in range(5):
+        shape = (channels, filters[i + 1], filters[i])
+        eb[f"matrix{i}"] = np.full(shape, np.log(np.expm1(1 / scale / filters[i + 1])), np.float32)
+        eb[f"bias{i}"] = rng.uniform(-0.5, 0.5, (channels, filters[i + 1], 1)).astype(np.float32)
+        if i < 4:
+            eb[f"factor{i}"] = np.zeros((channels, filters[i + 1], 1), np.float32)
+    med = rng.uniform(-0.5, 0.5, channels).astype(np.float32)
+    eb["quantiles"] = np.stack([med - 8, med, med + 8], -1)[:, None, :].astype(np.float32)
+    for k, v in shapes["entropy_bottleneck"].items():
+        assert eb[k].shape == v.shape, k
+    return {**params, "entropy_bottleneck": eb}
+
+
 def vr_codec_of(name: str = "ckbd-vr", seed: int = 0):
     """A tiny random variable-rate codec whose gains grow with the rate parameter.
 
@@ -120,6 +162,12 @@ def vr_codec():
 def small_codec():
     """``small_codec(name, seed=0)``: a tiny random codec of a registered model."""
     return small_codec_of
+
+
+@pytest.fixture(scope="session")
+def random_params():
+    """``random_params(model, seed)``: random numpy parameters of a model (no initialisation run)."""
+    return random_params_of
 
 
 @pytest.fixture(scope="session")

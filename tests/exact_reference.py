@@ -209,6 +209,15 @@ class Reference:
         self.uses_context = "context_prediction" in self.progs
         self.medians = np.asarray(self.params["entropy_bottleneck"]["quantiles"], np.float32)[:, 0, 1]
 
+    def network_bits(self) -> dict[str, tuple[int, list[int]]]:
+        """Per exact network: the fractional bits of its input, and those after each of its
+        activation (and output) points, in order (a fresh list each call)."""
+        return {
+            "h_s": (self.f_z, list(self.hyper_fracs)),
+            "context_prediction": (0, [self.hyper_fracs[-1]]),
+            "entropy_parameters": (self.hyper_fracs[-1], list(self.param_fracs)),
+        }
+
     # ------------------------------------------------------------------ networks
     def hyper(self, z_sym):
         """z's integer symbols [B, h, w, N] -> hyper features (or (acc, bits) without context)."""
@@ -320,15 +329,10 @@ def worst_case_accumulators(model, variables, in_max: int = -ACT_MIN) -> dict[st
     """Independent bound of |accumulator + half| of every conv of each exact network, with
     inputs bounded by `in_max` and activations by the 12-bit clip (float64, exact here)."""
     ref = Reference(model, variables)
-    f_in = {"h_s": ref.f_z, "context_prediction": 0, "entropy_parameters": ref.hyper_fracs[-1]}
-    points = {
-        "h_s": list(ref.hyper_fracs),
-        "context_prediction": [ref.hyper_fracs[-1]],
-        "entropy_parameters": list(ref.param_fracs),
-    }
+    bits_of = ref.network_bits()
     out = {}
     for name, prog in ref.progs.items():
-        fracs, f, amax, bounds = points[name], f_in[name], float(in_max), []
+        (f, fracs), amax, bounds = bits_of[name], float(in_max), []
         pending = None
         for layer in prog.layers:
             if layer.kind == "conv":

@@ -28,7 +28,6 @@ reproduced another machine. One thread adds nothing that the configurations here
 
 from __future__ import annotations
 
-import math
 import pathlib
 
 import numpy as np
@@ -50,44 +49,7 @@ FAMILIES = {  # family -> (registered model, overrides)
 }
 
 
-def _random_params(model, seed: int) -> dict:
-    """Random parameters (numpy, no initialisation run): kernels N(0, 1.5^2 / fan_in) so that
-    activations neither die nor explode through the integer networks, biases N(0, 0.3^2), other
-    leaves in [0.1, 0.4], and a factorized prior as initialised (quantiles at +-8 around random
-    medians)."""
-    import jax
-
-    from jaxlic import zoo
-
-    rng = np.random.default_rng(seed)
-    shapes = zoo.variable_shapes(model)["params"]
-
-    def leaf(path, sd):
-        name = path[-1].key
-        if name == "kernel":
-            return rng.normal(0, 1.5 / math.sqrt(math.prod(sd.shape[:-1])), sd.shape).astype(np.float32)
-        if name == "bias":
-            return rng.normal(0, 0.3, sd.shape).astype(np.float32)
-        return (0.1 + 0.1 * np.abs(rng.normal(size=sd.shape))).astype(np.float32)
-
-    params = jax.tree_util.tree_map_with_path(
-        leaf, {k: v for k, v in shapes.items() if k != "entropy_bottleneck"}
-    )
-    eb, filters, scale = {}, (1, 3, 3, 3, 3, 1), 10.0 ** (1 / 5)
-    for i in range(5):
-        shape = (N, filters[i + 1], filters[i])
-        eb[f"matrix{i}"] = np.full(shape, np.log(np.expm1(1 / scale / filters[i + 1])), np.float32)
-        eb[f"bias{i}"] = rng.uniform(-0.5, 0.5, (N, filters[i + 1], 1)).astype(np.float32)
-        if i < 4:
-            eb[f"factor{i}"] = np.zeros((N, filters[i + 1], 1), np.float32)
-    med = rng.uniform(-0.5, 0.5, N).astype(np.float32)
-    eb["quantiles"] = np.stack([med - 8, med, med + 8], -1)[:, None, :].astype(np.float32)
-    for k, v in shapes["entropy_bottleneck"].items():
-        assert eb[k].shape == v.shape, k
-    return {**params, "entropy_bottleneck": eb}
-
-
-def _tiny_exact_model(family: str, path: pathlib.Path, seed: int) -> None:
+def _tiny_exact_model(family: str, path: pathlib.Path, seed: int, random_params) -> None:
     """Writes a tiny random model of `family` converted to the exact path: its fractional bits
     calibrated (`jaxlic.latent.exact.calibrate`) on drawn latents other than the coded ones."""
     import jax.numpy as jnp
@@ -99,7 +61,7 @@ def _tiny_exact_model(family: str, path: pathlib.Path, seed: int) -> None:
 
     name, over = FAMILIES[family]
     float_model = registry.get_model(name, 3, N=N, M=N, **over)
-    params = _random_params(float_model, seed)
+    params = random_params(float_model, seed)
     y, z = portability.drawn_latents(seed + 100, Y_SHAPE, Z_SHAPE)
     med = np.asarray(factorized.medians(params["entropy_bottleneck"]))
     z_hat = jnp.asarray(np.round(z - med) + med)
@@ -108,11 +70,11 @@ def _tiny_exact_model(family: str, path: pathlib.Path, seed: int) -> None:
     weights.save(path, params, {"model": cfg.name, "config": cfg.to_dict(), "quality": 3})
 
 
-def _jobs(folder: pathlib.Path) -> list[dict]:
+def _jobs(folder: pathlib.Path, random_params) -> list[dict]:
     jobs = []
     for seed, family in enumerate(FAMILIES):
         path = folder / f"tiny-{family}.msgpack"
-        _tiny_exact_model(family, path, seed)
+        _tiny_exact_model(family, path, seed, random_params)
         latents = {"seed": seed, "y_shape": Y_SHAPE, "z_shape": Z_SHAPE}
         jobs.append(
             portability.job(
@@ -146,11 +108,11 @@ def _jobs(folder: pathlib.Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
+def matrix(tmp_path_factory, random_params):
     if not all((KODAK / f"{i}.png").is_file() for i in IMAGES):
         pytest.skip(f"Kodak images not found in {KODAK}")
     folder = tmp_path_factory.mktemp("cross_implementation")
-    jobs = _jobs(folder)
+    jobs = _jobs(folder, random_params)
     result = portability.run_matrix(jobs, folder, timeout=1500, log=lambda _: None)
     return jobs, result
 

@@ -245,6 +245,12 @@ def _ref_phi(num, g):
     return lo + (((int(table[idx + 1]) - lo) * f) >> 16)
 
 
+# The documented bucket widths (jaxlic.entropy.supports): 2 to 6, then four steps per octave to 1024.
+BUCKET_WIDTHS = (
+    [2, 3, 4, 5, 6] + [p * q // 4 for p in (8, 16, 32, 64, 128, 256, 512) for q in (4, 5, 6, 7)] + [1024]
+)
+
+
 def _ref_row(w, m, lv):
     """Support start and integer CDF of one element, straight from the documented rules."""
     radius = [int(T["support_radius"][g]) for g in lv]
@@ -255,7 +261,7 @@ def _ref_row(w, m, lv):
         width = exact.MAX_WIDTH
         start = sum(a * b for a, b in zip(w, m)) // (256 * 64) - width // 2
     else:
-        width = int(exact._BUCKETS[np.searchsorted(exact._BUCKETS, need)])
+        width = min(b for b in BUCKET_WIDTHS if b >= need)
         start = lo - (width - need) // 2
     cdf_at = [
         sum(wk * _ref_phi(64 * (start + j) - 32 - mk, g) for wk, mk, g in zip(w, m, lv))

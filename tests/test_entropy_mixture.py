@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from jaxlic.entropy import mixture
+from jaxlic.entropy import mixture, supports
 from jaxlic.entropy.mixture import (
     SCALE_GRID,
     decode_mixture,
@@ -162,3 +162,57 @@ def test_mismatched_shapes_raise():
         encode_mixture(np.zeros(9, np.int32), w, m, s)
     with pytest.raises(ValueError):
         encode_mixture(np.zeros(10, np.int32), w, m[:, :2], s)
+
+
+# ------------------------------------------------- supports (shared with jaxlic.entropy.exact)
+
+
+class _UniformPlan(supports.SupportPlan):
+    """Every support value and the escape (about) equally likely: an integer CDF of total 2**16, or
+    the same CDF as float probabilities."""
+
+    def __init__(self, weights, means, radius, cdf_precision):
+        self.cdf_precision = cdf_precision
+        super().__init__(weights, means, radius, mean_res=64, chunk_entries=600)
+
+    def rows(self, lo, hi, width):
+        cdf = np.arange(width + 2, dtype=np.int64) * (1 << 16) // (width + 1)
+        row = cdf if self.cdf_precision else np.diff(cdf) / (1 << 16)
+        return np.broadcast_to(row, (hi - lo, row.size))
+
+
+def test_supports_follow_the_documented_rule_and_code_both_row_kinds():
+    rng = np.random.default_rng(8)
+    n, k = 400, 3
+    w = rng.integers(1, 100, (n, k))
+    m = rng.integers(-5000, 5000, (n, k))
+    m[:20] = rng.integers(-(2**23), 2**23, (20, k))  # far-apart components: supports over 1024 wide
+    r = rng.integers(0, 300, (n, k))
+    y = m[:, 0] // 64 + rng.integers(-200, 200, n)
+    y[:6] = [2**31 - 1, -(2**31), 10**6, -(10**6), 0, 1]
+    widths = (
+        [2, 3, 4, 5, 6] + [p * q // 4 for p in (8, 16, 32, 64, 128, 256, 512) for q in (4, 5, 6, 7)] + [1024]
+    )
+
+    plan = _UniformPlan(w, m, r, None)
+    start = np.empty(n, np.int64)
+    start[plan.order] = plan.start
+    for i in range(n):
+        lo, hi = min(m[i] // 64 - r[i]), max(m[i] // 64 + r[i]) + 1
+        need = hi - lo + 1
+        width = min((b for b in widths if b >= need), default=1024)
+        want = (w[i] @ m[i]) // (w[i].sum() * 64) - 512 if need > 1024 else lo - (width - need) // 2
+        assert start[i] == want, i
+        assert need > 1024 or lo >= start[i] and hi < start[i] + width, i  # the support is covered
+        (chunk,) = [c for c in plan.chunks if c[0] <= np.flatnonzero(plan.order == i)[0] < c[1]]
+        assert chunk[2] == width, i
+    assert [c[0] for c in plan.chunks] == [0] + [c[1] for c in plan.chunks[:-1]] and plan.chunks[-1][1] == n
+    assert all(hi - lo == 1 or (hi - lo) * (width + 2) <= 600 for lo, hi, width in plan.chunks)
+
+    data = plan.encode(y)
+    np.testing.assert_array_equal(plan.decode(data), y)
+    as_cdf = _UniformPlan(w, m, r, 16)  # integer CDFs: the same floats reach the coder
+    assert as_cdf.encode(y) == data
+    np.testing.assert_array_equal(as_cdf.decode(data), y)
+    with pytest.raises(ValueError):
+        plan.encode(y[:-1])

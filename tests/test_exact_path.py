@@ -15,7 +15,6 @@ int64 from the documented rules. These tests check what a float entropy path doe
   through the int32 path equal the int64 reference (which checks every int32 value's range).
 """
 
-import math
 import pathlib
 
 import exact_reference as R
@@ -55,41 +54,6 @@ def _timings():
 
 
 # ------------------------------------------------------------------------------------ models
-
-
-def _random_variables(model, seed: int) -> dict:
-    """Random parameters of `model` (no initialisation run): kernels N(0, 1.5^2 / fan_in) so
-    that activations neither die nor explode through the exact networks, biases N(0, 0.3^2), and
-    a factorized prior as initialised (quantiles at +-8 around random medians)."""
-    rng = np.random.default_rng(seed)
-    shapes = zoo.variable_shapes(model)["params"]
-
-    def leaf(path, sd):
-        name = path[-1].key
-        if name == "kernel":
-            return rng.normal(0, 1.5 / math.sqrt(math.prod(sd.shape[:-1])), sd.shape).astype(np.float32)
-        if name == "bias":
-            return rng.normal(0, 0.3, sd.shape).astype(np.float32)
-        return (0.1 + 0.1 * np.abs(rng.normal(size=sd.shape))).astype(np.float32)
-
-    params = jax.tree_util.tree_map_with_path(
-        leaf, {k: v for k, v in shapes.items() if k != "entropy_bottleneck"}
-    )
-    eb = {}
-    filters = (1, 3, 3, 3, 3, 1)
-    scale = 10.0 ** (1 / 5)
-    for i in range(5):
-        shape = (NW, filters[i + 1], filters[i])
-        eb[f"matrix{i}"] = np.full(shape, np.log(np.expm1(1 / scale / filters[i + 1])), np.float32)
-        eb[f"bias{i}"] = rng.uniform(-0.5, 0.5, (NW, filters[i + 1], 1)).astype(np.float32)
-        if i < 4:
-            eb[f"factor{i}"] = np.zeros((NW, filters[i + 1], 1), np.float32)
-    med = rng.uniform(-0.5, 0.5, NW).astype(np.float32)
-    eb["quantiles"] = np.stack([med - 8, med, med + 8], -1)[:, None, :].astype(np.float32)
-    params["entropy_bottleneck"] = eb
-    for k, v in shapes["entropy_bottleneck"].items():
-        assert eb[k].shape == v.shape, k
-    return {"params": jax.tree_util.tree_map(jnp.asarray, params)}
 
 
 def _drawn_latents(seed: int):
@@ -156,7 +120,7 @@ def _exact_from_float(float_model, variables, y, z, **kw) -> Exact:
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def tiny(random_params):
     """family -> (Exact of a tiny random model, drawn y, z); built on first use."""
     cache = {}
 
@@ -164,7 +128,8 @@ def tiny():
         if family not in cache:
             name, over = FAMILIES[family]
             float_model = models.get_model(name, N=NW, M=NW, **over)
-            variables = _random_variables(float_model, seed=len(family))
+            params = random_params(float_model, seed=len(family))
+            variables = {"params": jax.tree_util.tree_map(jnp.asarray, params)}
             rng = np.random.default_rng(1)
             y_cal = (rng.normal(size=Y_SHAPE) * 4).astype(np.float32)
             z_cal = (rng.normal(size=Z_SHAPE) * 3).astype(np.float32)
@@ -413,14 +378,9 @@ def test_decoder_indices_do_not_depend_on_the_synthesis_weights(shipped):
 
 def _conv_layers(ref: R.Reference):
     """(network, conv layer, input bits) of every conv of the exact networks."""
-    f_in = {"h_s": ref.f_z, "context_prediction": 0, "entropy_parameters": ref.hyper_fracs[-1]}
-    points = {
-        "h_s": list(ref.hyper_fracs),
-        "context_prediction": [ref.hyper_fracs[-1]],
-        "entropy_parameters": list(ref.param_fracs),
-    }
+    bits_of = ref.network_bits()
     for name, prog in ref.progs.items():
-        f, fracs = f_in[name], points[name]
+        f, fracs = bits_of[name]
         for layer in prog.layers:
             if layer.kind == "conv":
                 yield name, layer, f

@@ -59,6 +59,7 @@ import numpy as np
 
 from jaxlic.coding import rangecoder
 from jaxlic.coding.tables import IndexedTables
+from jaxlic.entropy import supports
 
 __all__ = [
     "NUM_LEVELS",
@@ -99,7 +100,7 @@ LOGIT_RES = 16  # logits are integers in units of 1/16
 LOGIT_MAX_DIFF = 256  # logit differences are clamped to 256 / 16 = 16
 
 SUPPORT_STDS = 4  # mixture support: floor(mean) -/+ ceil(4 sigma) over the components
-MAX_WIDTH = 1024  # widest mixture support; wider ones are centred on the weighted mean
+MAX_WIDTH = supports.MAX_WIDTH  # widest mixture support; wider ones are centred on the weighted mean
 
 TABLES_PATH = pathlib.Path(__file__).with_name("exact_tables.npz")
 
@@ -107,13 +108,6 @@ _ONE = 1 << PHI_BITS
 _U_SHIFT = INV_BITS - PHI_FRAC_BITS - INTERP_BITS
 _U_SAT = PHI_RANGE << (PHI_FRAC_BITS + INTERP_BITS)
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
-# Support widths of the mixture coder: elements of a bucket share one [n, width + 2] CDF array.
-_BUCKETS = np.array(
-    [2, 3, 4, 5, 6]
-    + [p * q // 4 for p in (8, 16, 32, 64, 128, 256, 512) for q in (4, 5, 6, 7)]
-    + [MAX_WIDTH],
-    np.int64,
-)
 _CHUNK_ENTRIES = 1 << 18  # rows * (width + 2) per chunk: bounds the working memory (a few MB per array)
 
 
@@ -280,15 +274,10 @@ def gaussian_tables() -> IndexedTables:
 
 
 def encode_gaussian(symbols, levels) -> bytes:
-    """Range-codes integer residuals ``symbols = round(y - mean)`` with the table of each element's level.
-
-    Args:
-      symbols: int array, any shape (values outside a table are escaped and coded losslessly).
-      levels: int array of the same shape, scale levels in ``[0, 256)``.
-
-    Returns:
-      Compressed bytes.
-    """
+    """:func:`jaxlic.entropy.gaussian.encode_gaussian` on the exact tables: integer scale levels
+    (``[0, 256)``, shaped like ``symbols``) name the tables of :func:`gaussian_tables` in place of
+    float scales. ``symbols`` are the integer residuals ``round(y - mean)``; values outside a
+    table are escaped and coded losslessly. Returns the compressed bytes."""
     symbols, levels = np.asarray(symbols), np.asarray(levels)
     if symbols.shape != levels.shape:
         raise ValueError(f"symbols {symbols.shape} and levels {levels.shape} differ in shape")
@@ -296,18 +285,8 @@ def encode_gaussian(symbols, levels) -> bytes:
 
 
 def decode_gaussian(data: bytes, levels) -> np.ndarray:
-    """Inverse of :func:`encode_gaussian`.
-
-    Args:
-      data: the compressed bytes.
-      levels: the same levels the encoder used, any shape.
-
-    Returns:
-      int32 residuals shaped like ``levels``.
-
-    Raises:
-      BitstreamError: if ``data`` is malformed.
-    """
+    """Inverse of :func:`encode_gaussian` (given the same levels): int32 residuals shaped like
+    ``levels``; raises `BitstreamError` if ``data`` is malformed."""
     return rangecoder.decode_indexed(data, _check_levels(levels), gaussian_tables())
 
 
@@ -327,51 +306,25 @@ def _check_mixture(weights, means, levels) -> tuple[np.ndarray, np.ndarray, np.n
     return w, m, lv
 
 
-class _MixturePlan:
-    """What both coder sides derive from the integer parameters, elements grouped by support width.
-
-    Per element the support is ``[lo, hi]`` with ``lo = min_k(floor(mean_k) - r_k)`` and
-    ``hi = max_k(floor(mean_k) + r_k) + 1``, ``r_k = ceil(4 sigma_k)``, widened to the next bucket
-    width (centred); supports wider than :data:`MAX_WIDTH` are centred on the weighted mean.
+class _MixturePlan(supports.SupportPlan):
+    """The supports of :mod:`jaxlic.entropy.supports` (radius ``support_radius[level]``, i.e.
+    ``ceil(4 sigma)``) and the integer CDF rows of the (permuted) elements.
 
     Attributes:
-      order: ``[N]`` stable permutation grouping elements by bucket.
-      chunks: list of ``(lo, hi, width)`` slices of the permuted elements.
-      start: ``[N]`` first value of each (permuted) element's support.
       weights, means, inv: ``[N, K]`` int64 parameters of the permuted elements (``inv`` looked up).
     """
+
+    cdf_precision = PRECISION
 
     def __init__(self, weights, means, levels):
         w, m, lv = _check_mixture(weights, means, levels)
         tables = _tables()
-        floor_mean = m >> 6  # floor(m / 64)
-        radius = tables["support_radius"][lv]
-        lo = np.min(floor_mean - radius, axis=1, initial=2**40)
-        hi = np.max(floor_mean + radius, axis=1, initial=-(2**40)) + 1
-        need = hi - lo + 1
-        bucket = np.minimum(np.searchsorted(_BUCKETS, need), len(_BUCKETS) - 1)
-        width = _BUCKETS[bucket]
-        start = lo - (width - need) // 2
-        wide = need > MAX_WIDTH
-        if wide.any():
-            center = (w[wide] * m[wide]).sum(axis=1) // (WEIGHT_TOTAL * MEAN_RES)
-            start[wide] = center - MAX_WIDTH // 2
-
-        self.order = np.argsort(bucket.astype(np.uint8), kind="stable")
-        self.chunks = []
-        pos = 0
-        for b, count in enumerate(np.bincount(bucket, minlength=len(_BUCKETS))):
-            width_b = int(_BUCKETS[b])
-            step = max(1, _CHUNK_ENTRIES // (width_b + 2))
-            for c0 in range(0, int(count), step):
-                self.chunks.append((pos + c0, pos + min(int(count), c0 + step), width_b))
-            pos += int(count)
+        super().__init__(w, m, tables["support_radius"][lv], mean_res=MEAN_RES, chunk_entries=_CHUNK_ENTRIES)
         o = self.order
-        self.start = start[o]
         self.weights, self.means = w[o], m[o]
         self.inv = tables["inv"][lv[o]]
 
-    def cdf_rows(self, lo: int, hi: int, width: int) -> np.ndarray:
+    def rows(self, lo: int, hi: int, width: int) -> np.ndarray:
         """``[hi - lo, width + 2]`` int32 CDFs: the ``width`` support values, then the escape.
 
         The bin of value ``v`` spans the edges ``v -/+ 1/2``; the mixture CDF at an edge ``e`` is
@@ -393,8 +346,9 @@ def encode_mixture(symbols, weights, means, levels) -> bytes:
     """Range-codes integer ``symbols`` under per-element Gaussian mixtures with integer parameters.
 
     ``P(v) = sum_k w_k / 256 [Phi((v + 1/2 - m_k / 64) / sigma_k) - Phi((v - 1/2 - m_k / 64) / sigma_k)]``
-    (Cheng et al. 2020) in the integer form of :func:`phi`. Values outside an element's support are
-    coded as its escape symbol and, after all regular symbols, losslessly.
+    (Cheng et al. 2020) in the integer form of :func:`phi`, over the support of
+    :mod:`jaxlic.entropy.supports`. Values outside an element's support are coded as its escape
+    symbol and, after all regular symbols, losslessly.
 
     Args:
       symbols: ``[N]`` integer values (the rounded latents themselves, not residuals).
@@ -406,23 +360,7 @@ def encode_mixture(symbols, weights, means, levels) -> bytes:
       Compressed bytes (empty for ``N == 0``).
     """
     symbols = rangecoder._check_int32(_as_int64(symbols, "symbols"))
-    plan = _MixturePlan(weights, means, levels)
-    if symbols.size != plan.start.size:
-        raise ValueError(f"{symbols.size} symbols but {plan.start.size} parameter rows")
-    rel = symbols[plan.order] - plan.start
-    enc = rangecoder.StreamEncoder()
-    esc_rel, esc_width = [], []
-    for lo, hi, width in plan.chunks:
-        r = rel[lo:hi]
-        escaped = (r < 0) | (r >= width)
-        if escaped.any():
-            esc_rel.append(r[escaped])
-            esc_width.append(np.full(int(escaped.sum()), width, np.int64))
-            r = np.where(escaped, width, r)
-        enc.encode_cdf_rows(r, plan.cdf_rows(lo, hi, width), PRECISION)
-    if esc_rel:
-        enc.encode_escapes(np.concatenate(esc_rel), np.concatenate(esc_width))
-    return enc.to_bytes()
+    return _MixturePlan(weights, means, levels).encode(symbols)
 
 
 def decode_mixture(data: bytes, weights, means, levels) -> np.ndarray:
@@ -438,19 +376,7 @@ def decode_mixture(data: bytes, weights, means, levels) -> np.ndarray:
     Raises:
       BitstreamError: if ``data`` is malformed.
     """
-    plan = _MixturePlan(weights, means, levels)
-    dec = rangecoder.StreamDecoder(data)
-    rel = np.empty(plan.start.size, np.int64)
-    width_of = np.empty(plan.start.size, np.int64)
-    for lo, hi, width in plan.chunks:
-        rel[lo:hi] = dec.decode_cdf_rows(plan.cdf_rows(lo, hi, width), PRECISION)
-        width_of[lo:hi] = width
-    escaped = rel == width_of
-    if escaped.any():
-        rel[escaped] = dec.decode_escapes(width_of[escaped])  # appended in (permuted) element order
-    out = np.empty(plan.start.size, np.int64)
-    out[plan.order] = rel + plan.start
-    return rangecoder.StreamDecoder._to_int32(out)
+    return _MixturePlan(weights, means, levels).decode(data)
 
 
 def mixture_cdf_rows(weights, means, levels) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -467,7 +393,7 @@ def mixture_cdf_rows(weights, means, levels) -> tuple[np.ndarray, list[np.ndarra
     plan = _MixturePlan(weights, means, levels)
     rows: list[np.ndarray] = [np.zeros(0, np.int32)] * plan.start.size
     for lo, hi, width in plan.chunks:
-        cdfs = plan.cdf_rows(lo, hi, width)
+        cdfs = plan.rows(lo, hi, width)
         for i, row in zip(plan.order[lo:hi], cdfs):
             rows[i] = row
     start = np.empty(plan.start.size, np.int64)

@@ -18,7 +18,8 @@ bit-identical grid values:
 
 The model uses the snapped parameters for its rate estimate too, so estimate and coder agree.
 
-Coding (host numpy): per element the support is ``[min_k (floor(mu_k) - ceil(4 s_k)),
+Coding (host numpy, :mod:`jaxlic.entropy.supports`, shared with the integer coder of
+:mod:`jaxlic.entropy.exact`): per element the support is ``[min_k (floor(mu_k) - ceil(4 s_k)),
 max_k (floor(mu_k) + 1 + ceil(4 s_k))]`` (integer arithmetic only), widened to one of a few bucket
 widths (at most 1024; wider supports are centred on the mixture mean) so elements of a bucket share
 one ``[n, width + 1]`` probability array; values outside the support are escaped and coded
@@ -39,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlic.coding import rangecoder
+from jaxlic.entropy import supports
 from jaxlic.entropy.gaussian import _std_cdf
 from jaxlic.entropy.quantize import lower_bound
 
@@ -77,46 +79,7 @@ _MAX_K = 16
 
 PRECISION = 16
 SUPPORT_STDS = 4.0  # support half-width in scales
-MAX_WIDTH = 1024
-_BUCKETS = np.array(
-    [
-        2,
-        3,
-        4,
-        5,
-        6,
-        8,
-        10,
-        12,
-        14,
-        16,
-        20,
-        24,
-        28,
-        32,
-        40,
-        48,
-        56,
-        64,
-        80,
-        96,
-        112,
-        128,
-        160,
-        192,
-        224,
-        256,
-        320,
-        384,
-        448,
-        512,
-        640,
-        768,
-        896,
-        1024,
-    ],
-    np.int64,
-)
+MAX_WIDTH = supports.MAX_WIDTH
 _CHUNK_ENTRIES = 1 << 19  # rows * (width + 1) per chunk: bounds the working memory (~30 MB)
 _TABLE_STDS = 5.0  # the CDF table of a scale level spans +-5 scales; beyond, exactly 0 or 1
 _TABLE_PAD = 64  # minimum half-length of a table row (fewer rows need clipping)
@@ -305,13 +268,11 @@ def _phi_table() -> _PhiTable:
 _SUPPORT_RADIUS = np.ceil(SUPPORT_STDS * SCALE_GRID.astype(np.float64)).astype(np.int32)
 
 
-class _Plan:
-    """Everything both coder sides derive from the parameters, elements sorted by bucket.
+class _Plan(supports.SupportPlan):
+    """The supports of :mod:`jaxlic.entropy.supports` (radius ``ceil(4 s)``) and the addressing of
+    the Phi table for the probability rows of the (permuted) elements.
 
     Attributes:
-      order: ``[N]`` stable permutation grouping elements by support width (bucket).
-      chunks: list of ``(lo, hi, width)`` slices of the permuted elements.
-      start: ``[N]`` first value of each (permuted) element's support.
       q: ``[N, K]`` float32 integer weights (units of 1/256), ``qsum`` their ``[N, 1]`` sum.
       shift, upper, base: ``[N, K]`` int32 addressing of the Phi table per component.
     """
@@ -323,37 +284,12 @@ class _Plan:
         q = np.maximum(np.rint(weights * np.float32(WEIGHT_RES)), 1)
         m_int = _mean_ints(np, np.asarray(means)).astype(np.int32)
         level = _scale_levels(np, np.asarray(scales)).astype(np.int32)
-        mi = m_int >> 6  # floor(mean), the mean being m_int / 64
-        # Support [lo, hi] contains [mean - 4 s, mean + 4 s] of every component.
-        radius = _SUPPORT_RADIUS[level]
-        lo = np.min(mi - radius, axis=-1, initial=2**30).astype(np.int64)
-        hi = np.max(mi + radius, axis=-1, initial=-(2**30)).astype(np.int64) + 1
-        need = hi - lo + 1
-        bucket = np.minimum(np.searchsorted(_BUCKETS, need), len(_BUCKETS) - 1).astype(np.uint8)
-        width = _BUCKETS[bucket]
-        start = lo - (width - need) // 2
-        # Supports wider than MAX_WIDTH are centred on the weighted mean instead (tails are escaped).
-        wide = need > MAX_WIDTH
-        if wide.any():
-            qw = q[wide].astype(np.int64)
-            center = (qw * m_int[wide]).sum(-1) // (qw.sum(-1) * MEAN_RES)
-            start[wide] = center - MAX_WIDTH // 2
-
-        self.order = np.argsort(bucket, kind="stable")
-        self.chunks = []
-        pos = 0
-        for b, cnt in enumerate(np.bincount(bucket, minlength=len(_BUCKETS))):
-            w = int(_BUCKETS[b])
-            step = max(1, _CHUNK_ENTRIES // (w + 2))
-            for c0 in range(0, int(cnt), step):
-                self.chunks.append((pos + c0, pos + min(int(cnt), c0 + step), w))
-            pos += int(cnt)
+        super().__init__(q, m_int, _SUPPORT_RADIUS[level], mean_res=MEAN_RES, chunk_entries=_CHUNK_ENTRIES)
 
         table = _phi_table()
         if level.size:
             table.ensure(int(level.max()))
         o = self.order
-        self.start = start[o]
         self.q = q[o]
         self.qsum = self.q.sum(axis=-1, keepdims=True, dtype=np.float64)
         level, m_int = level[o], m_int[o]
@@ -364,7 +300,7 @@ class _Plan:
         self.upper = (2 * half + 2).astype(np.int32)
         self.base = (table.base[level] + (m_int & (MEAN_RES - 1)) * table.row[level]).astype(np.int32)
 
-    def pmf_rows(self, lo: int, hi: int, width: int) -> np.ndarray:
+    def rows(self, lo: int, hi: int, width: int) -> np.ndarray:
         """``[hi - lo, width + 1]`` float32 probabilities (regular symbols, then escape), exact dyadic."""
         flat = _phi_table().flat
         n, k = hi - lo, self.q.shape[1]
@@ -411,23 +347,7 @@ def encode_mixture(symbols: np.ndarray, weights: np.ndarray, means: np.ndarray, 
       Compressed bytes.
     """
     symbols = rangecoder._check_int32(symbols)
-    plan = _Plan(weights, means, scales)
-    if symbols.size != plan.start.size:
-        raise ValueError(f"{symbols.size} symbols but {plan.start.size} parameter rows")
-    rel = symbols[plan.order] - plan.start
-    enc = rangecoder.StreamEncoder()
-    esc_rel, esc_width = [], []
-    for lo, hi, width in plan.chunks:
-        r = rel[lo:hi]
-        escaped = (r < 0) | (r >= width)
-        if escaped.any():
-            esc_rel.append(r[escaped])
-            esc_width.append(np.full(int(escaped.sum()), width))
-            r = np.where(escaped, width, r)
-        enc.encode_pmf_rows(r.astype(np.int32), plan.pmf_rows(lo, hi, width))
-    if esc_rel:
-        enc.encode_escapes(np.concatenate(esc_rel), np.concatenate(esc_width))
-    return enc.to_bytes()
+    return _Plan(weights, means, scales).encode(symbols)
 
 
 def decode_mixture(data: bytes, weights: np.ndarray, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -443,16 +363,4 @@ def decode_mixture(data: bytes, weights: np.ndarray, means: np.ndarray, scales: 
     Raises:
       BitstreamError: if ``data`` is malformed.
     """
-    plan = _Plan(weights, means, scales)
-    dec = rangecoder.StreamDecoder(data)
-    rel = np.empty(plan.start.size, np.int64)
-    width_of = np.empty(plan.start.size, np.int64)
-    for lo, hi, width in plan.chunks:
-        rel[lo:hi] = dec.decode_pmf_rows(plan.pmf_rows(lo, hi, width))
-        width_of[lo:hi] = width
-    escaped = rel == width_of
-    if escaped.any():
-        rel[escaped] = dec.decode_escapes(width_of[escaped])  # appended in (permuted) element order
-    out = np.empty(plan.start.size, np.int64)
-    out[plan.order] = rel + plan.start
-    return rangecoder.StreamDecoder._to_int32(out)
+    return _Plan(weights, means, scales).decode(data)
