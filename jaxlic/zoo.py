@@ -70,8 +70,8 @@ def _rngs(seed: int) -> dict:
 def variable_shapes(model):
     """The variables `init_variables` returns, as shapes and dtypes (nothing is computed).
 
-    Tracing the initialisation takes a new CLI process about as long as loading its executables;
-    a process with `jaxlic.warm_start` on reads the shapes an earlier one stored instead.
+    A process with `jaxlic.warm_start` on reads the shapes an earlier one stored instead of
+    tracing the initialisation.
     """
     from jaxlic import warm_start
 
@@ -83,8 +83,7 @@ def init_variables(model, seed: int = 0, size: int = 64):
 
     Op by op, not one jitted program: every parameter's draw is a small kernel that XLA compiles
     once per shape and the compilation cache shares across models, which the test suite relies on
-    (one jitted program per model, even unoptimised, took the fixture that initialises every
-    registered model 84 s instead of 45 s).
+    (docs/RESULTS.md, "Measurements moved out of docstrings").
     """
     return _init_fn(model, size)(_rngs(seed))
 
