@@ -8,36 +8,69 @@ hierarchical priors for learned image compression".
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
-__all__ = ["quantize", "lower_bound"]
+__all__ = ["quantize", "rounder", "round_ste", "add_noise", "lower_bound"]
+
+#: A rounding mode: "round", "ste", or a function `r(v)` of the offset-free values.
+Rounding = str | Callable
 
 
-def quantize(x: jax.Array, mode: str, *, offset=0.0, rng: jax.Array | None = None) -> jax.Array:
-    """Quantizes ``x`` (or simulates it).
+def round_ste(x: jax.Array) -> jax.Array:
+    """round(x) in the forward pass, the identity's gradient in the backward pass."""
+    return x + jax.lax.stop_gradient(jnp.round(x) - x)
+
+
+def rounder(rounding: Rounding) -> Callable:
+    """The function of a rounding mode: "round" (half to even, like numpy's ``rint`` on the host),
+    "ste" (`round_ste`), or a rounding function (returned as is)."""
+    if callable(rounding):
+        return rounding
+    if rounding == "round":
+        return jnp.round
+    if rounding == "ste":
+        return round_ste
+    raise ValueError(
+        f"unknown quantization mode {rounding!r} (expected 'noise', 'round', 'ste' or a function)"
+    )
+
+
+def add_noise(x: jax.Array, rng: jax.Array) -> jax.Array:
+    """``x + U(-0.5, 0.5)``: the training-time stand-in for rounding (Ballé et al. 2018)."""
+    return x + jax.random.uniform(rng, jnp.shape(x), dtype=jnp.result_type(x), minval=-0.5, maxval=0.5)
+
+
+def quantize(x: jax.Array, mode: Rounding, *, offset=None, rng: jax.Array | None = None) -> jax.Array:
+    """Quantizes ``x`` (or simulates it): the one quantisation of jaxlic, for z (around the
+    factorized prior's medians) and for y (around the entropy family's means, if it has them).
 
     Args:
       x: array, any shape.
-      mode: ``"noise"``: ``x + U(-0.5, 0.5)`` (needs ``rng``); ``"round"``:
-        ``round(x - offset) + offset`` (round half to even, like numpy's ``rint`` on the host);
-        ``"ste"``: the value of ``"round"`` with the gradient of the identity (straight-through).
-      offset: array broadcastable to ``x`` (e.g. medians or means); ignored by ``"noise"``.
+      mode: ``"noise"``: ``x + U(-0.5, 0.5)`` (needs ``rng``); ``"round"``: ``round(x - offset) +
+        offset``; ``"ste"``: ``x + stop_gradient(round(x - offset) + offset - x)``, the values of
+        ``"round"`` (up to float rounding) with the gradient of the identity (straight-through);
+        a function ``r``: ``r(x - offset) + offset`` (e.g. the soft rounding of
+        `jaxlic.models.refine`).
+      offset: None (round x itself) or an array broadcastable to ``x`` (medians or means);
+        ignored by ``"noise"``.
       rng: a ``jax.random`` key, required for ``"noise"``.
 
     Returns:
       Array shaped like ``x``.
     """
-    if mode == "noise":
+    if isinstance(mode, str) and mode == "noise":
         if rng is None:
             raise ValueError('quantize(mode="noise") needs a PRNG key `rng`')
-        return x + jax.random.uniform(rng, jnp.shape(x), dtype=jnp.result_type(x), minval=-0.5, maxval=0.5)
-    rounded = jnp.round(x - offset) + offset
-    if mode == "round":
-        return rounded
-    if mode == "ste":
-        return x + jax.lax.stop_gradient(rounded - x)
-    raise ValueError(f"unknown quantization mode {mode!r} (expected 'noise', 'round' or 'ste')")
+        return add_noise(x, rng)
+    r = rounder(mode)
+    if offset is None:
+        return r(x)
+    if isinstance(mode, str) and mode == "ste":  # the straight-through gradient reaches x only
+        return x + jax.lax.stop_gradient(jnp.round(x - offset) + offset - x)
+    return r(x - offset) + offset
 
 
 @jax.custom_vjp

@@ -4,8 +4,8 @@ One object per family owns everything that depends on how y's distribution is pa
 
 * how the entropy-parameter network's output channels map to named parameters (`split`);
 * the parameters exactly as the range coder sees them (`coding_params`);
-* quantisation: additive uniform noise, straight-through rounding or rounding, each around the
-  point the coder rounds at (`quantize`);
+* where y is quantised: around the point the coder rounds at (`offset`; the quantisation itself,
+  noise, straight-through rounding or rounding, is `jaxlic.entropy.quantize.quantize`);
 * the likelihood used for the rate term (`likelihood`);
 * host-side coding of a set of positions (`encode` / `decode`) and, where the family allows it,
   of one position inside a shared stream (`encode_step` / `decode_step`, the serial schedule).
@@ -27,15 +27,14 @@ so that the decoded latents match bit for bit in any process.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxlic.coding import rangecoder
 from jaxlic.entropy import gaussian, mixture
+from jaxlic.entropy.quantize import Rounding, quantize
 from jaxlic.latent import indices
 
 __all__ = [
@@ -43,28 +42,7 @@ __all__ = [
     "ScaleGaussian",
     "MeanScaleGaussian",
     "GaussianMixture",
-    "round_ste",
-    "rounder",
 ]
-
-Rounding = str | Callable
-
-
-def round_ste(x):
-    """round(x) in the forward pass, the identity's gradient in the backward pass."""
-    return x + jax.lax.stop_gradient(jnp.round(x) - x)
-
-
-def rounder(rounding: Rounding) -> Callable:
-    """The function of a rounding mode: "round", "ste", or a rounding function (returned as is)."""
-    if callable(rounding):
-        return rounding
-    return {"round": jnp.round, "ste": round_ste}[rounding]
-
-
-def add_noise(y, rng):
-    """y + U(-0.5, 0.5): the training-time stand-in for rounding (Ballé et al. 2018)."""
-    return y + jax.random.uniform(rng, y.shape, y.dtype, -0.5, 0.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +85,8 @@ class EntropyFamily:
         raise NotImplementedError
 
     def quantize(self, y, p: dict, rounding: Rounding, rng=None):
-        """Quantised y, as the coder quantises it.
+        """Quantised y, as the coder quantises it: `jaxlic.entropy.quantize.quantize` around the
+        family's `offset`.
 
         Args:
           y: `[..., M]` latents.
@@ -120,11 +99,8 @@ class EntropyFamily:
         Returns:
           Array shaped like `y`.
         """
-        if isinstance(rounding, str) and rounding == "noise":
-            return add_noise(y, rng)
-        r = rounder(rounding)
-        mu = self.offset(p)
-        return r(y) if mu is None else r(y - mu) + mu
+        noise = isinstance(rounding, str) and rounding == "noise"
+        return quantize(y, rounding, offset=None if noise else self.offset(p), rng=rng)
 
     def likelihood(self, y_q, p: dict, *, coded: bool):
         """Probability of the unit bin around each `y_q` (rate = -log2 of it).

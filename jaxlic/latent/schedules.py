@@ -34,8 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxlic.coding import rangecoder
+from jaxlic.entropy.quantize import rounder
 from jaxlic.errors import BitstreamError, ModelError
-from jaxlic.latent.families import EntropyFamily, rounder
+from jaxlic.latent.families import EntropyFamily
 from jaxlic.layers.context import anchor_mask
 
 __all__ = ["ContextSchedule", "NoContext", "Checkerboard", "Serial"]

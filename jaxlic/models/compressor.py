@@ -343,10 +343,7 @@ class Compressor(nn.Module):
         gains before h_s and g_s: y and z are already gained).
         """
         med = jax.lax.stop_gradient(self.entropy_bottleneck.medians())
-        if callable(rounding):
-            z_hat = rounding(z - med) + med
-        else:
-            z_hat = quantize(z, rounding, offset=med)
+        z_hat = quantize(z, rounding, offset=med)
         z_lik = self.entropy_bottleneck.likelihood(z_hat)
         if self.cfg.is_exact and isinstance(rounding, str) and rounding == "round":
             # the coder's own integer path (no gradient); "ste" and soft rounding use its float twin
