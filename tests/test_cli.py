@@ -548,6 +548,127 @@ def test_eval_and_compare_bad_inputs_are_one_line_errors(tmp_path, capsys):
     _assert_one_line_error(err, "at least one model and one codec")
 
 
+def test_compare_files_of_a_model_against_a_baseline_model(tmp_path, capsys):
+    header = "image,kind,name,quality,height,width,bpp,psnr,ms_ssim\n"
+
+    def curve(path, offset):
+        lines = [
+            f"k{i}.png,model,m,{q},8,8,{b},{30 + 4 * np.log2(b) + i + offset},0.9"
+            for i in range(3)
+            for q, b in enumerate((0.1, 0.2, 0.4, 0.8))
+        ]
+        path.write_text(header + "\n".join(lines) + "\n")
+        return path
+
+    new, old = curve(tmp_path / "per_image_m-new.csv", 0.25), curve(tmp_path / "per_image_m-old.csv", 0.0)
+    code, out, err = run(
+        capsys, "compare", new, "--against", old, "--at-bpp", "0.3", "--json", tmp_path / "s.json"
+    )
+    assert code == 0, err
+    summary = json.loads((tmp_path / "s.json").read_text())
+    # Both files name their model m: the files name the sides.
+    assert (summary["test"], summary["baseline"]) == ("m-new", "m-old")
+    assert summary["matched_rate"]["m-new q1"]["m-old"]["mean_db"] == pytest.approx(0.25)
+    assert summary["at_bpp"]["0.3"]["mean_db"] == pytest.approx(0.25) and "provenance" in summary
+    assert "m-new − m-old, both curves read at 0.3 bpp: +0.250 dB" in out
+    code, _, err = run(capsys, "compare", new, "--against", old, "--against-model", "ckbd")
+    assert code == 1
+    _assert_one_line_error(err, "--against")
+    code, _, err = run(capsys, "compare", new, "--weights", "w.msgpack")
+    assert code == 1
+    _assert_one_line_error(err, "--against-model")
+
+
+class Sharper:
+    """A known better variant of a codec: its own streams, decoded halfway back to the image it
+    coded last (the error halves: about 6 dB better at exactly the same rate)."""
+
+    def __init__(self, codec):
+        self.codec, self.name, self.quality = codec, codec.name, codec.quality
+        self.rate_range, self.default_rate, self.max_pixels = (
+            codec.rate_range,
+            codec.default_rate,
+            codec.max_pixels,
+        )
+
+    def check(self, **kwargs):
+        self.codec.check(**kwargs)
+
+    def compress(self, img, **kwargs):
+        self.img = img
+        return self.codec.compress(img, **kwargs)
+
+    def decompress(self, data):
+        recon = self.codec.decompress(data).astype(np.float64)
+        return np.round((recon + self.img) / 2).astype(np.uint8)
+
+    def estimate_bpp(self, img, *, rate=None):
+        return self.codec.estimate_bpp(img, rate=rate)
+
+    last_rate = property(lambda self: self.codec.last_rate)
+    last_rate_search = property(lambda self: self.codec.last_rate_search)
+    last_refine = property(lambda self: self.codec.last_refine)
+    last_timings = property(lambda self: self.codec.last_timings)
+
+
+def test_compare_codes_images_with_two_models_itself_zero_and_a_better_variant_wins(
+    tmp_path, capsys, fake_zoo, vr_codec
+):
+    from jaxlic.rdcodec import RDCodec
+
+    if "codec" not in _VR:
+        _VR["codec"] = vr_codec()
+    base = _VR["codec"]  # a tiny random variable-rate model
+    better = Sharper(base)
+    assert isinstance(better, RDCodec)
+    fake_zoo.load = lambda name=None, quality=None, weights=None: better if "better" in str(weights) else base
+    images = tmp_path / "imgs"
+    images.mkdir()
+    # Crops on which the tiny model's PSNR grows with its rate at these three rates (a curve
+    # without dominated points, so that each point is on its own Pareto front).
+    for name in ("chelsea", "astronaut"):
+        Image.fromarray(sample_image(name)[:48, :64]).save(images / f"{name}.png")
+    same = (
+        "compare",
+        images,
+        "--weights",
+        "base.msgpack",
+        "--against-weights",
+        "base.msgpack",
+        "--rates",
+        "0,3,7",
+    )
+    code, out, err = run(capsys, *same, "--json", tmp_path / "same.json")
+    assert code == 0, err
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert (same["test"], same["baseline"]) == ("base", "base (baseline)")
+    assert set(same["matched_rate"]) == {"base q0", "base q3", "base q7"}
+    for point in same["matched_rate"].values():
+        s = point["base (baseline)"]
+        assert s["mean_db"] == 0.0 and s["ci95"][0] <= 0.0 <= s["ci95"][1] and s["n"] == 2, s
+    bd = same["bd_rate"]["base"]["base (baseline)"]
+    assert bd["mean_pct"] == pytest.approx(0.0, abs=1e-9) and bd["ci95"][0] <= 0 <= bd["ci95"][1]
+    code, out, err = run(
+        capsys,
+        "compare",
+        images,
+        "--weights",
+        "better.msgpack",
+        "--against-weights",
+        "base.msgpack",
+        "--rates",
+        "0,3,7",
+        "--json",
+        tmp_path / "better.json",
+    )
+    assert code == 0, err
+    better = json.loads((tmp_path / "better.json").read_text())
+    for point in better["matched_rate"].values():
+        s = point["base"]
+        assert s["n"] == 2 and s["mean_db"] > 3 and s["ci95"][0] > 3, s
+    assert "better q3" in out and "model − baseline" in out
+
+
 # ------------------------------------------------------------------------------------ variable rate
 
 _VR = {}

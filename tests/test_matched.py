@@ -122,3 +122,46 @@ def test_read_rows_rejects_files_without_the_needed_columns(tmp_path):
     empty.write_text("image,name,bpp,psnr\n")
     with pytest.raises(matched.ComparisonError, match="no rows"):
         matched.read_rows([empty])
+
+
+# ---------------------------------------------------------------------- a model against a baseline
+
+
+def test_a_model_against_itself_is_zero_with_a_ci_of_zero():
+    images = range(6)
+    curve = _codec(images, name="a")
+    result = matched.versus(curve, _codec(images, name="b"), at_bpp=(0.1, 0.3))
+    for point in result["matched_rate"].values():
+        s = point["b"]
+        assert s["mean_db"] == 0.0 and s["ci95"] == [0.0, 0.0] and s["n"] == 6 and s["outside"] == 0
+    assert result["bd_rate"]["a"]["b"]["mean_pct"] == pytest.approx(0.0, abs=1e-9)
+    assert result["at_bpp"]["0.1"]["mean_db"] == 0.0 and result["at_bpp"]["0.3"]["n"] == 6
+    assert (result["test"], result["baseline"]) == ("a", "b")
+
+
+def test_a_better_variant_wins_by_its_margin_and_the_baseline_loses_by_it():
+    images = range(6)
+    variant, base = _codec(images, 0.4, name="variant"), _codec(images, name="base")
+    result = matched.versus(variant, base, at_bpp=(0.2,))
+    inside = [p["base"] for p in result["matched_rate"].values() if p["base"]["n"]]
+    assert inside and all(s["mean_db"] == pytest.approx(0.4) and s["ci95"][0] > 0 for s in inside)
+    assert result["at_bpp"]["0.2"]["mean_db"] == pytest.approx(0.4)
+    assert result["bd_rate"]["variant"]["base"]["mean_pct"] < 0  # less rate for the same PSNR
+    reverse = matched.versus(base, variant)
+    assert all(
+        p["variant"]["mean_db"] == pytest.approx(-0.4)
+        for p in reverse["matched_rate"].values()
+        if p["variant"]["n"]
+    )
+    text = matched.table(result)
+    assert "model − baseline" in text and "read at 0.2 bpp: +0.400 dB" in text
+
+
+def test_versus_refuses_one_name_on_both_sides_several_models_and_other_images():
+    images = range(3)
+    with pytest.raises(matched.ComparisonError, match="both sides"):
+        matched.versus(_codec(images, name="m"), _codec(images, name="m"))
+    with pytest.raises(matched.ComparisonError, match="one model"):
+        matched.versus(_codec(images, name="a") + _codec(images, name="c"), _codec(images, name="b"))
+    with pytest.raises(matched.ComparisonError, match="different images"):
+        matched.versus(_codec(range(4), name="a"), _codec(images, name="b"))

@@ -424,21 +424,22 @@ def table(result: dict) -> str:
         f"n compared, images outside the {other}'s measured rates"
     ]
     width = max([14] + [len(c) + 2 for per in result["matched_rate"].values() for c in per])
+    left = max([24] + [len(m) + 2 for m in (*result["matched_rate"], *result.get("bd_rate", {}))])
     lines.append(
-        f"{'model':<24}{'bpp':>8}  {other:<{width}}{'ΔPSNR dB':>9} {'95% CI':<17}{'ΔMS-SSIM dB':>12}{'n':>5}{'out':>5}"
+        f"{'model':<{left}}{'bpp':>8}  {other:<{width}}{'ΔPSNR dB':>9} {'95% CI':<17}{'ΔMS-SSIM dB':>12}{'n':>5}{'out':>5}"
     )
     for label, per_codec in result["matched_rate"].items():
         for codec, s in per_codec.items():
             ci = f"[{_fmt(s['ci95'][0], '+.2f')}, {_fmt(s['ci95'][1], '+.2f')}]"
             lines.append(
-                f"{label:<24}{s['mean_bpp']:>8.4f}  {codec:<{width}}{_fmt(s['mean_db'], '+.2f'):>9} {ci:<17}"
+                f"{label:<{left}}{s['mean_bpp']:>8.4f}  {codec:<{width}}{_fmt(s['mean_db'], '+.2f'):>9} {ci:<17}"
                 f"{_fmt(s['ms_ssim_mean_db'], '+.2f'):>12}{s['n']:>5}{s['outside']:>5}"
             )
     for name, per_codec in result.get("bd_rate", {}).items():
         for codec, s in per_codec.items():
             ci = f"[{_fmt(s['ci95'][0], '+.1f')}, {_fmt(s['ci95'][1], '+.1f')}]"
             lines.append(
-                f"{name:<24}{'curve':>8}  {codec:<{width}}BD-rate {_fmt(s['mean_pct'], '+.1f')} % {ci}"
+                f"{name:<{left}}{'curve':>8}  {codec:<{width}}BD-rate {_fmt(s['mean_pct'], '+.1f')} % {ci}"
                 f"  n={s['n']} outside={s['outside']}"
             )
     for rate, s in result.get("at_bpp", {}).items():
