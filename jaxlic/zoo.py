@@ -122,7 +122,7 @@ def load(name: str | None = None, quality: int | None = None, weights=None) -> C
         (`DEFAULT_MODEL`, "ckbd-full-vr"); with `weights` None accepts whatever model the file holds.
       quality: quality index; None picks a shipped one (the middle of those available). A
         variable-rate model (`<name>-vr`) has one weights file (quality 0) for all its rates:
-        pass its rate parameter to `Codec.compress(img, quality=q)` instead.
+        pass its rate parameter to `Codec.compress(img, rate=r)` instead.
       weights: path of a weights file; overrides the shipped weights.
     Raises:
       ModelError: unknown model/quality, missing weights, or weights that do not fit the model.

@@ -10,10 +10,16 @@ wall-clock times. It writes into the output folder:
 * ``per_image.csv`` with one row per image and setting,
 * ``rd_psnr.png`` and ``rd_ms-ssim.png`` (optionally with published anchors),
 
-and prints a summary table. Example::
+and prints a summary table. The models are `jaxlic.rdcodec.RDCodec` objects, one per RD point
+(`load_points`): a fixed-rate model at each quality index, a variable-rate one at each rate
+parameter (`RateView`), each also refined with ``--refine`` (`RefinedCodec`). Example::
 
     jaxlic eval data/kodak --models ckbd,ckbd-full --codecs jpeg,webp,avif \
         --anchors ../shared/anchors/kodak-published --out results/kodak
+
+``jaxlic compare`` (:func:`main_compare`) compares per image at matched rate: models against
+codecs, or a model against a baseline model (``--against`` per-image files, or images coded with
+both models first, ``--against-model`` / ``--against-weights``; `jaxlic.evaluation.matched.versus`).
 """
 
 from __future__ import annotations
