@@ -898,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
         usage=f"{PROG} compare [options] per_image_*.csv [--against BASE.csv...] | IMAGES... "
         "(--against-model B | --against-weights FB...)",
         description="Per image at matched rate (each image's curve of the other side read at the rate "
-        "the model's stream took there; mean over images with a 95%% bootstrap CI). From per-image "
+        "the model's stream took there; mean over images with a 95% bootstrap CI). From per-image "
         "files of jaxlic eval: their models against their codecs, or against the model in --against. "
         "With --against-model/--against-weights: code IMAGES with both models first.",
     )
@@ -923,7 +923,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model",
         default=None,
-        help=f"with images: the model under test (default {DEFAULT_MODEL} or --weights')",
+        help=f"with images: the model under test (default: that of --weights, else {DEFAULT_MODEL})",
     )
     p.add_argument(
         "--weights",
@@ -941,7 +941,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="with images: weights of the baseline",
     )
     points_args(p)
-    p.add_argument("--max-images", type=int, default=None, help="with images: use only the first N")
+    p.add_argument(
+        "--max-images", type=int, default=None, metavar="N", help="with images: use only the first N"
+    )
     p.add_argument(
         "--at-bpp",
         type=_bpp_list,
@@ -949,7 +951,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B,...",
         help="model against baseline: also read both curves at these rates (bits per pixel)",
     )
-    p.add_argument("--json", default=None, help="also write the comparison (e.g. results/kodak/summary.json)")
+    p.add_argument(
+        "--json",
+        default=None,
+        metavar="FILE",
+        help="also write the comparison (e.g. results/kodak/summary.json)",
+    )
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("bdrate", help="Bjontegaard delta rate/PSNR between two RD JSON files")

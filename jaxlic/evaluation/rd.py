@@ -590,6 +590,11 @@ def _versus_live(args) -> dict:
         if model is None and not weights:
             model = DEFAULT_MODEL
         points = load_points([model] if model else [], weights, args.qualities, args.rates)
+        if len(sides) == 1 and len(points) < 2:
+            print(
+                "note: the baseline has one point per image, so it has no curve to read at other rates: "
+                "give it several --qualities or weights files, or a variable-rate model"
+            )
         rows, _ = evaluate(images, points, {}, progress=True)
         label = model or (_stem(weights[0]) if len(weights) == 1 else points[0].name)
         sides.append((rows, label))
