@@ -112,6 +112,43 @@ def test_zero_steps_is_plain_compression_and_a_missing_lambda_is_an_error(image)
         codec.compress(image, refine_steps=2)
 
 
+def test_the_codec_checks_every_argument_before_any_work_and_the_wrappers_pass_them_on(image, vr_codec):
+    from jaxlic.rdcodec import RateView, RDCodec, RefinedCodec
+
+    codec, vr = codec_for("ckbd"), vr_codec()
+    assert isinstance(codec, RDCodec) and codec.rate_range is None and codec.default_rate is None
+    codec.check(refine_steps=3)  # nothing to refuse
+    for c, kwargs, words in (
+        (codec, {"rate": 1.0}, "fixed-rate"),
+        (codec, {"target_bpp": 0.2}, "fixed-rate"),
+        (codec, {"refine_steps": -1}, "non-negative"),
+        (codec, {"refine_steps": 2, "refine_method": "sgd"}, "unknown refinement method"),
+        (vr, {"rate": 1.0, "target_bytes": 900}, "at most one"),
+        (vr, {"rate": 7.5}, "outside"),
+        (vr, {"target_bytes": 0}, "positive"),
+        (vr, {"target_bpp": True}, "positive"),
+        (vr, {"target_bytes": 20, "size": (64, 96)}, "below the .*-byte header of a 96x64 image"),
+        (vr, {"target_bytes": 900, "refine_steps": 2}, "does not combine"),
+        (vr, {"rate": 1.0, "refine_steps": 2}, "lambdas"),
+        (RateView(vr, 1.5), {"rate": 2.0}, "held at rate parameter 1.5"),
+        (RateView(vr, 1.5), {"target_bpp": 0.2}, "no target"),
+    ):
+        with pytest.raises(ModelError, match=words):
+            c.check(**kwargs)
+    vr.check(target_bytes=900, size=(64, 96))
+    with pytest.raises(ModelError, match="fixed-rate"):
+        RateView(codec, 1.0)
+    # The refining codec refines by its own steps; its estimate is of the latents it coded.
+    refined = RefinedCodec(codec, 2)
+    data = refined.compress(image)
+    assert refined.last_refine is codec.last_refine and len(codec.last_refine["history"]) == 2
+    r = codec.last_refine
+    assert refined.estimate_bpp(image) == codec.estimate_bpp_of_latents(r["y"], r["z"], image.shape[:2])
+    assert refined.decompress(data).shape == image.shape
+    with pytest.raises(ModelError, match="refines by 2"):
+        refined.compress(image, refine_steps=5)
+
+
 def test_soft_rounding_anneals_to_rounding_and_passes_gradients_across_the_boundary():
     v = jnp.array([0.3, 1.8, -2.2, -0.6], jnp.float32)
     key = jax.random.key(0)
