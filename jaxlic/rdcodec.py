@@ -45,6 +45,7 @@ class RDCodec(Protocol):
       last_refine: the refinement result of the last refined `compress` (``loss_init``, ``loss``,
         ``y``, ``z``), else None.
       last_timings: seconds of the last call: ``network_s`` and ``coding_s`` at least.
+      max_pixels: `decompress` refuses streams that declare more pixels (settable).
     """
 
     name: str
@@ -55,6 +56,7 @@ class RDCodec(Protocol):
     last_rate_search: Any
     last_refine: dict | None
     last_timings: dict
+    max_pixels: int
 
     def check(
         self,
@@ -165,6 +167,9 @@ class RateView:
     last_rate_search = property(lambda self: self.codec.last_rate_search)
     last_refine = property(lambda self: self.codec.last_refine)
     last_timings = property(lambda self: self.codec.last_timings)
+    max_pixels = property(
+        lambda self: self.codec.max_pixels, lambda self, value: setattr(self.codec, "max_pixels", value)
+    )
 
 
 class RefinedCodec:
@@ -173,7 +178,8 @@ class RefinedCodec:
     Evaluated as its own curve, named ``<model>+refine<steps>`` (``+refine<steps>-ste`` for the
     straight-through method): the same decoder reads its streams, so the difference to the plain
     curve is the encoder's amortization gap that refinement closes. Its `estimate_bpp` is the
-    model's rate of the latents the last `compress` (of that image) coded.
+    model's rate of the latents the last `compress` (of that image) coded, so it wraps a
+    `jaxlic.models.codec.Codec` or a `RateView` of one (their `estimate_bpp_of_latents`).
     """
 
     def __init__(self, codec: RDCodec, steps: int, method: str = "sga"):
@@ -233,3 +239,6 @@ class RefinedCodec:
     last_rate_search = property(lambda self: self.codec.last_rate_search)
     last_refine = property(lambda self: self.codec.last_refine)
     last_timings = property(lambda self: self.codec.last_timings)
+    max_pixels = property(
+        lambda self: self.codec.max_pixels, lambda self, value: setattr(self.codec, "max_pixels", value)
+    )
