@@ -24,19 +24,24 @@ class RateSearchResult:
     """The stream a rate search chose.
 
     Attributes:
-        quality: the rate parameter it was coded at.
+        rate: the rate parameter it was coded at (``quality``: its old name, deprecated).
         data: the stream.
         within_tolerance: whether ``len(data)`` lies within the tolerance of the target.
         note: a one-line explanation when it does not (the target is out of the model's reach).
     """
 
-    quality: float
+    rate: float
     data: bytes
     within_tolerance: bool
     note: str = ""
 
+    @property
+    def quality(self) -> float:
+        """The old name of `rate` (deprecated)."""
+        return self.rate
 
-def search_quality(
+
+def search_rate(
     compress_at: Callable[[float], bytes],
     target_bytes: float,
     lo: float,
@@ -109,3 +114,7 @@ def search_quality(
         f"in {max_iterations} encodes; the nearest below is {len(best)} bytes"
     )
     return RateSearchResult(float(best_q), best, False, note)
+
+
+#: The old name of `search_rate` (deprecated).
+search_quality = search_rate

@@ -287,7 +287,7 @@ class Codec:
             `default_rate`); stored exactly in the header. Fixed-rate models take none.
           target_bpp, target_bytes: a variable-rate model searches the rate for a stream of this
             size (bits per pixel of the image, or bytes of the whole stream; ± 3%) by real range
-            coding (`jaxlic.ratecontrol.search_quality`); out of reach targets give the nearest
+            coding (`jaxlic.ratecontrol.search_rate`); out of reach targets give the nearest
             reachable stream, and `last_rate_search.note` says why.
           refine_steps: > 0 searches for better latents of this image first (encoder-side
             refinement, `jaxlic.models.refine`): slower encoding, the same decoder and format.
@@ -315,17 +315,17 @@ class Codec:
         return self._compress_at(img, q, refine_steps, refine_lr, refine_method, progress)
 
     def _compress_to_target(self, img, target_bpp, target_bytes) -> bytes:
-        from jaxlic.ratecontrol import search_quality
+        from jaxlic.ratecontrol import search_rate
 
         h, w = np.asarray(img).shape[:2]
         if target_bpp is not None:
             target_bytes = target_bpp * h * w / 8
         x = to_input(img)
-        result = search_quality(
+        result = search_rate(
             lambda q: self._compress_at(img, np.float32(q), x=x), target_bytes, *self.rate_range
         )
         self.last_rate_search = result
-        self.last_rate = float(np.float32(result.quality))
+        self.last_rate = float(np.float32(result.rate))
         return result.data
 
     def _compress_at(
