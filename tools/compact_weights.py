@@ -29,8 +29,11 @@ def check(original: pathlib.Path, compact: pathlib.Path, images: list[str]) -> l
     from jaxlic.metrics import psnr  # pylint: disable=g-import-not-at-top
 
     a, b = zoo.load(weights=original), zoo.load(weights=compact)
-    lo, hi = a.rate_range
-    rates = [lo, (lo + hi) / 2, hi] if a.variable_rate else [None]
+    if a.variable_rate:
+        lo, hi = a.rate_range
+        rates = [lo, (lo + hi) / 2, hi]
+    else:  # a fixed-rate model has no rate range
+        rates = [None]
     rows = []
     for path in images:
         img = np.asarray(Image.open(path).convert("RGB"))

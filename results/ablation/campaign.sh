@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The ablation campaign (issue "The seed's ablation"): five checkerboard variants trained alike as
-# variable-rate models from scratch, plus a second seed of ckbd and ckbd-full. One run per core
+# variable-rate models from scratch, plus a second seed of ckbd and ckbd-full. It ships nothing:
+# a finished run becomes the default with tools/ship_default.py (the continuation that made the
+# current default, once the `cont` step here, is recorded in results/ablation/README.md). One run per core
 # at a time, in this order; repeating the script resumes each unfinished run exactly from its
 # last checkpoint (every 250 steps) and skips finished ones (their export exists).
 set -u
@@ -43,31 +45,9 @@ both() {
   [ -n "${ONLY:-}" ] && [ "$ONLY" != "$2-s$3" ] && return 0
   run "$@" && evaluate "$@"
 }
-# The new default (issue "The seed's ablation"): the run behind the shipped ckbd-full-vr
-# (runs/vrcost/vr8: ckbd-full-q2 + 2000 variable-rate steps) resumed from its step 2000 with a
-# restarted schedule to CONT_STEPS; then its Kodak curve at the shipped table's rate points
-# against the classical codecs' curves.
-CONT_STEPS=${CONT_STEPS:-4000}
-cont() {  # cont CORE
-  local core=$1 dir=runs/default/vr8-cont out=runs/abl/default-vr8-cont
-  [ -d runs/vrcost/vr8 ] || [ -d "$dir" ] || return 0  # shipped on 2026-11-29; its run is gone
-  if [ ! -d "$dir" ]; then mkdir -p runs/default && cp -r runs/vrcost/vr8 "$dir" && rm -rf "$dir/export"; fi
-  if [ ! -f "$dir/export/ckbd-full-vr-q0.json" ]; then
-    pin "$core" $PY -m train.main --config train/configs/ckbd.py:cpu,vr --workdir "$dir" \
-      --config.init_from=jaxlic/pretrained/ckbd-full-q2.msgpack --config.seed=0 --config.num_steps="$CONT_STEPS" \
-      --config.optim.schedule_start=2000 --config.optim.learning_rate=1.5e-4 --config.optim.warmup_steps=100 \
-      --config.optim.hyper_lr_factor=1.0 --config.eval_every_steps=500 >> runs/default/vr8-cont.log 2>&1 || return 1
-  fi
-  [ -f "$out/per_image_ckbd-full-vr.csv" ] && return 0
-  # the compact copy that would ship (jaxlic/pretrained/), beside the same classical-codec and
-  # fixed-rate rows as the shipped default's table
-  compact_eval "$core" "$dir/export/ckbd-full-vr-q0.msgpack" runs/default/ckbd-full-vr-q0.msgpack "$out" \
-    runs/default/eval-vr8-cont.log --qualities 0,1,2,2.5,3,3.5,4,4.5,5,6,7 --reuse results/kodak/per_image_codecs.csv \
-    results/kodak/per_image_ckbd-full.csv results/kodak/per_image_ckbd-full+refine40.csv
-}
 # Order: the two faster variants first, so that each fits in one session (runs/ does not outlive it).
 chain0() { both 0 ckbd 0 && both 0 ckbd-gmm 0 && both 0 ckbd 1 && both 0 ckbd-full 1; }
-chain1() { both 1 ckbd-full 0 && { cont 1 || echo "the default's continuation failed"; } && both 1 ckbd-pp 0 && both 1 ckbd-attn 0; }
+chain1() { both 1 ckbd-full 0 && both 1 ckbd-pp 0 && both 1 ckbd-attn 0; }
 # Usage: campaign.sh [0|1|all]. One chain per core; a chain already running is not started twice.
 # A second start waits for the first (a run it left is finished or resumed, a finished one skipped).
 locked() { exec 9>"runs/ablation/chain$1.lock"; flock -n 9 || { echo "chain $1 is running: waiting"; flock 9; }; "chain$1"; }
