@@ -164,6 +164,9 @@ def _check_output(path: str, force: bool) -> None:
 def _plan(args, command: str) -> tuple[str, str] | None:
     """``(input, output)`` of the single-file form, or None for a batch (``--out-dir``).
 
+    Checked before any expensive work: the output must be new (or ``--force``), and ``-`` must not
+    be a terminal.
+
     Raises:
       _UsageError: a batch without ``--out-dir``, ``-`` in a batch, or a lone input.
     """
@@ -176,6 +179,9 @@ def _plan(args, command: str) -> tuple[str, str] | None:
         raise _usage(command, "missing the output file (or --out-dir DIR for a batch)")
     if len(paths) > 2:
         raise _usage(command, f"{len(paths)} paths: several inputs need --out-dir DIR")
+    if paths[1] != "-":
+        _check_output(paths[1], args.force)
+    _refuse_terminal(paths[1])
     return paths[0], paths[1]
 
 
@@ -196,10 +202,6 @@ def cmd_compress(args) -> int:
     """``jaxlic compress``: image file(s) -> .jlic file(s)."""
     timings = batch.Timings()
     plan = _plan(args, "compress")
-    if plan is not None:  # fail before any expensive work
-        if plan[1] != "-":
-            _check_output(plan[1], args.force)
-        _refuse_terminal(plan[1])
     with timings.phase("imports"):
         compile_cache.enable()
         from jaxlic.image_io import read_image, read_image_bytes, write_bytes_atomic
@@ -264,52 +266,25 @@ def _failure(e: BaseException) -> str:
     return f"internal error: {type(e).__name__}: {e} (set JAXLIC_DEBUG=1 for the traceback)"
 
 
-def _compress_batch(args, timings) -> int:
-    from jaxlic.image_io import IMAGE_EXTENSIONS, read_image, write_bytes_atomic
-
-    inputs = batch.expand(args.paths, IMAGE_EXTENSIONS)
+def _run_batch(args, timings, command: str, extensions, done: str, code_one) -> int:
+    """A batch: each input of ``args.paths`` coded into ``--out-dir`` by ``code_one(path, out,
+    progress)``, which reports it with ``progress.ok``; an input that fails is reported in one line
+    and skipped, and the call ends with a summary (exit status 1 if any failed)."""
+    inputs = batch.expand(args.paths, extensions)
     os.makedirs(args.out_dir, exist_ok=True)
-    codec, rate_kw = _load_for_coding(args, "compress", None, timings)
-    progress = batch.Progress(len(inputs.files), "compressed", prog=PROG)
+    progress = batch.Progress(len(inputs.files), done, prog=PROG)
     try:
         for spec, message in inputs.bad:
             progress.fail(spec, message, counted=False)
         outputs: dict[str, str] = {}
         for path in inputs.files:
             try:
-                out = batch.output_path(path, args.out_dir, "compress")
+                out = batch.output_path(path, args.out_dir, command)
                 if out in outputs:
                     raise JaxlicError(f"its output {out} is also that of {outputs[out]}")
                 outputs[out] = path
                 _check_output(out, args.force)
-                with timings.phase("read"):
-                    img, notes = read_image(path)
-                for note in notes:
-                    progress.note(path, note)
-                h, w = img.shape[:2]
-                codec.check(**rate_kw, size=(h, w))  # e.g. a target size below this image's header
-                t0 = time.perf_counter()
-                with timings.coding(codec):
-                    if args.refine:
-                        data = codec.compress(
-                            img, refine_steps=args.refine, refine_method=args.refine_method, **rate_kw
-                        )
-                    else:
-                        data = codec.compress(img, **rate_kw)
-                seconds = time.perf_counter() - t0
-                with timings.phase("write"):
-                    write_bytes_atomic(out, data, force=args.force)
-                search = codec.last_rate_search
-                if rate_kw.keys() - {"rate"} and search is not None and search.note:
-                    progress.note(path, search.note)
-                progress.ok(
-                    f"{path} -> {out}  {len(data)} bytes  {8 * len(data) / (h * w):.4f} bpp  "
-                    f"{_describe(codec)}  {seconds:.2f} s",
-                    bytes_in=os.path.getsize(path),
-                    bytes_out=len(data),
-                    pixels=h * w,
-                    stream_bytes=len(data),
-                )
+                code_one(path, out, progress)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as e:
@@ -317,6 +292,44 @@ def _compress_batch(args, timings) -> int:
     finally:
         progress.close()
     return _finish(progress, args, timings)
+
+
+def _compress_batch(args, timings) -> int:
+    from jaxlic.image_io import IMAGE_EXTENSIONS, read_image, write_bytes_atomic
+
+    codec, rate_kw = _load_for_coding(args, "compress", None, timings)
+
+    def code_one(path, out, progress):
+        with timings.phase("read"):
+            img, notes = read_image(path)
+        for note in notes:
+            progress.note(path, note)
+        h, w = img.shape[:2]
+        codec.check(**rate_kw, size=(h, w))  # e.g. a target size below this image's header
+        t0 = time.perf_counter()
+        with timings.coding(codec):
+            if args.refine:
+                data = codec.compress(
+                    img, refine_steps=args.refine, refine_method=args.refine_method, **rate_kw
+                )
+            else:
+                data = codec.compress(img, **rate_kw)
+        seconds = time.perf_counter() - t0
+        with timings.phase("write"):
+            write_bytes_atomic(out, data, force=args.force)
+        search = codec.last_rate_search
+        if rate_kw.keys() - {"rate"} and search is not None and search.note:
+            progress.note(path, search.note)
+        progress.ok(
+            f"{path} -> {out}  {len(data)} bytes  {8 * len(data) / (h * w):.4f} bpp  "
+            f"{_describe(codec)}  {seconds:.2f} s",
+            bytes_in=os.path.getsize(path),
+            bytes_out=len(data),
+            pixels=h * w,
+            stream_bytes=len(data),
+        )
+
+    return _run_batch(args, timings, "compress", IMAGE_EXTENSIONS, "compressed", code_one)
 
 
 def _finish(progress, args, timings) -> int:
@@ -409,10 +422,6 @@ def cmd_decompress(args) -> int:
     """``jaxlic decompress``: .jlic file(s) -> PNG(s)."""
     timings = batch.Timings()
     plan = _plan(args, "decompress")
-    if plan is not None:  # fail before any expensive work
-        if plan[1] != "-":
-            _check_output(plan[1], args.force)
-        _refuse_terminal(plan[1])
     with timings.phase("imports"):
         compile_cache.enable()
         from jaxlic.image_io import encode_png, write_bytes_atomic
@@ -443,42 +452,25 @@ def cmd_decompress(args) -> int:
 def _decompress_batch(args, timings) -> int:
     from jaxlic.image_io import encode_png, write_bytes_atomic
 
-    inputs = batch.expand(args.paths, (batch.STREAM_EXTENSION,))
-    os.makedirs(args.out_dir, exist_ok=True)
-    progress = batch.Progress(len(inputs.files), "decompressed", prog=PROG)
     codecs: dict = {}
-    try:
-        for spec, message in inputs.bad:
-            progress.fail(spec, message, counted=False)
-        outputs: dict[str, str] = {}
-        for path in inputs.files:
-            try:
-                out = batch.output_path(path, args.out_dir, "decompress")
-                if out in outputs:
-                    raise JaxlicError(f"its output {out} is also that of {outputs[out]}")
-                outputs[out] = path
-                _check_output(out, args.force)
-                with timings.phase("read"):
-                    data = _read_stream(path)
-                img, header, codec, seconds = _decode(data, args, timings, codecs)
-                with timings.phase("write"):
-                    png = encode_png(img)
-                    write_bytes_atomic(out, png, force=args.force)
-                progress.ok(
-                    f"{path} -> {out}  {header.width}x{header.height}  "
-                    f"{8 * len(data) / (header.height * header.width):.4f} bpp  {seconds:.2f} s",
-                    bytes_in=len(data),
-                    bytes_out=len(png),
-                    pixels=header.height * header.width,
-                    stream_bytes=len(data),
-                )
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as e:
-                progress.fail(path, _failure(e))
-    finally:
-        progress.close()
-    return _finish(progress, args, timings)
+
+    def code_one(path, out, progress):
+        with timings.phase("read"):
+            data = _read_stream(path)
+        img, header, codec, seconds = _decode(data, args, timings, codecs)
+        with timings.phase("write"):
+            png = encode_png(img)
+            write_bytes_atomic(out, png, force=args.force)
+        progress.ok(
+            f"{path} -> {out}  {header.width}x{header.height}  "
+            f"{8 * len(data) / (header.height * header.width):.4f} bpp  {seconds:.2f} s",
+            bytes_in=len(data),
+            bytes_out=len(png),
+            pixels=header.height * header.width,
+            stream_bytes=len(data),
+        )
+
+    return _run_batch(args, timings, "decompress", (batch.STREAM_EXTENSION,), "decompressed", code_one)
 
 
 def cmd_info(args) -> int:

@@ -306,7 +306,10 @@ class StoredFunction:
         t0 = time.perf_counter()
         lowered = self.fn.lower(*args)
         _stats["lowered"] += 1
-        blob = directory / f"{_key('module', lowered.as_text(), _environment(code=False))}.bin"
+        # The argument tree belongs in the key: jit drops unused arguments from the module text,
+        # and an executable only accepts the tree it was compiled with.
+        module = _key("module", lowered.as_text(), str(signature[0]), _environment(code=False))
+        blob = directory / f"{module}.bin"
         compiled = _load(blob)
         if compiled is None:
             with _fresh_compilation():

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from jaxlic import warm_start, weights, zoo
+from jaxlic.coding import container
 from jaxlic.models.codec import Codec
 from jaxlic.models.compressor import Compressor
 
@@ -108,6 +109,21 @@ def test_an_edit_that_leaves_the_networks_alone_traces_but_does_not_compile(exac
     finally:
         monkeypatch.undo()
         warm_start._environment.cache_clear()
+
+
+def test_models_whose_parameters_differ_only_where_a_network_does_not_look(exact_parts, store):
+    # jit drops unused arguments, so two models that differ only in parameters a network never
+    # reads (a z-gain model and its base, for synthesis) lower it to the same module text: the
+    # stored executable of one must not be handed to the other, whose parameter tree differs.
+    model, variables = exact_parts
+    extra = {**variables, "params": {**variables["params"], "unused_gain": np.ones(4, np.float32)}}
+    data = warm_start.install(Codec(model, variables, quality=3)).compress(IMG)
+    other = warm_start.install(Codec(model, extra, quality=3))
+    theirs = other.compress(IMG)  # the same payload (the header names other weights)
+    assert container.unpack(theirs)[1] == container.unpack(data)[1]
+    np.testing.assert_array_equal(
+        other.decompress(theirs), Codec(model, variables, quality=3).decompress(data)
+    )
 
 
 def test_nothing_changes_without_a_folder(exact_parts):
