@@ -148,7 +148,7 @@ def test_ablation_reads_steps_and_seed_from_weights_and_counts_flops(tmp_path):
     shapes = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, 0.0, method="forward_train"), x)
     params = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes["params"])
     path = tmp_path / "ckbd-vr.msgpack"
-    meta = {  # as train.trainer.export_weights writes it
+    meta = {  # as train.export.export_weights writes it
         "model": "ckbd-vr",
         "config": model.cfg.to_dict(),
         "quality": 0,

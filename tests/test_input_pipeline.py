@@ -1,4 +1,5 @@
-"""Tests of train/input_pipeline.py: crops, exact resume, sharding, corrupt files, TFDS."""
+"""Tests of train/input_pipeline.py and train/data_sources.py: crops, exact resume, sharding, corrupt
+files, TFDS."""
 
 import logging as std_logging
 import pathlib
@@ -12,7 +13,7 @@ import pytest
 from absl import logging
 from PIL import Image
 
-from train import input_pipeline
+from train import data_sources, input_pipeline
 from train.configs import common
 
 NUM_FILES = 6
@@ -139,7 +140,7 @@ def test_order_is_a_pure_function_of_seed_and_step_whatever_the_threads(write_im
             np.testing.assert_array_equal(a, b)
     # Step 6 of a run started at 0 is step 6 of a run resumed at 5 (batch 2: samples 12, 13).
     sampler = input_pipeline.Sampler(
-        input_pipeline.FileSource(input_pipeline.list_image_files(tmp_path)), 3, 0, 32
+        data_sources.FileSource(data_sources.list_image_files(tmp_path)), 3, 0, 32
     )
     np.testing.assert_array_equal(ref[1][0], sampler(12).astype(np.float32) / 255)
 
@@ -157,7 +158,7 @@ def test_grain_worker_processes_give_the_same_batches(write_images, tmp_path):
 def test_per_host_shards_are_disjoint_and_cover_the_records(write_images, tmp_path):
     write_images(tmp_path, n=7)
     cfg = data_config(tmp_path)
-    shards = [set(input_pipeline.make_source(cfg, p, 3).files) for p in range(3)]
+    shards = [set(data_sources.make_source(cfg, p, 3).files) for p in range(3)]
     assert sum(len(s) for s in shards) == 7 and len(set.union(*shards)) == 7
 
 

@@ -1,4 +1,4 @@
-"""Tests of train/trainer.py on tiny registry models (N=M=8, 64x64 crops, batch 2)."""
+"""Tests of the trainer (train/trainer.py and its parts) on tiny registry models (N=M=8, batch 2)."""
 
 import json
 
@@ -9,8 +9,13 @@ import pytest
 
 from jaxlic.errors import ModelError
 from jaxlic.models import registry
-from train import trainer
+from train import input_pipeline, trainer
 from train.configs import cheng2020, ckbd
+from train.optim import create_learning_rate_schedule
+from train.run_control import NonFiniteLossError, StopRequest, TrainingInterrupted
+from train.spec import build_model
+from train.state import setup_train_step, to_host
+from train.validation import hyperprior_collapse_warning, validation_points, z_health
 
 # The cheapest registry model to compile: the trainer's mechanics do not depend on the model,
 # and every family gets its own smoke step below.
@@ -42,7 +47,7 @@ def data_dir(write_images, tmp_path_factory):
 
 
 def setup_step(config):
-    _, state, step, train_key = trainer.setup_train_step(config)
+    _, state, step, train_key = setup_train_step(config)
     return state, step, train_key
 
 
@@ -150,8 +155,6 @@ def test_sigterm_checkpoints_the_step_and_stops_then_the_run_resumes(data_dir, t
     import os
     import signal
 
-    from train import input_pipeline
-
     real = input_pipeline.create_train_iterator
 
     def terminated_after_two_batches(*args, **kwargs):
@@ -160,10 +163,10 @@ def test_sigterm_checkpoints_the_step_and_stops_then_the_run_resumes(data_dir, t
                 os.kill(os.getpid(), signal.SIGTERM)
             yield batch
 
-    monkeypatch.setattr(trainer.input_pipeline, "create_train_iterator", terminated_after_two_batches)
+    monkeypatch.setattr(input_pipeline, "create_train_iterator", terminated_after_two_batches)
     config = tiny_config(data_dir, num_steps=8, checkpoint_every_steps=100)
     before = signal.getsignal(signal.SIGTERM)
-    with pytest.raises(trainer.TrainingInterrupted, match=r"^stopped by SIGTERM after step 3, checkpointed"):
+    with pytest.raises(TrainingInterrupted, match=r"^stopped by SIGTERM after step 3, checkpointed"):
         trainer.train_and_evaluate(config, tmp_path)
     assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
     assert ocp.CheckpointManager(tmp_path / "checkpoints").latest_step() == 3
@@ -177,7 +180,7 @@ def test_stop_request_second_signal_interrupts_at_once():
     import signal
 
     before = signal.getsignal(signal.SIGINT)
-    with trainer.StopRequest() as stop:
+    with StopRequest() as stop:
         assert not stop.requested(1, 50)
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.requested(2, 50) and stop.signum == signal.SIGINT
@@ -193,7 +196,7 @@ def test_consecutive_nonfinite_steps_stop_the_run_keeping_the_last_good_checkpoi
     bad = tiny_config(
         data_dir, num_steps=10, lmbda=float("nan"), max_nonfinite_steps=3, **{"data.num_eval_images": 0}
     )
-    with pytest.raises(trainer.NonFiniteLossError):
+    with pytest.raises(NonFiniteLossError):
         trainer.train_and_evaluate(bad, tmp_path)
     mngr = ocp.CheckpointManager(tmp_path / "checkpoints")
     assert mngr.latest_step() == 4  # saved after two skipped steps: still the step-2 params
@@ -205,28 +208,28 @@ def test_consecutive_nonfinite_steps_stop_the_run_keeping_the_last_good_checkpoi
 def test_schedule_start_restarts_the_schedule_for_fine_tuning():
     c = ckbd.get_config("cpu")
     c.num_steps, c.optim.learning_rate, c.optim.warmup_steps = 1000, 2e-4, 100
-    base = trainer.create_learning_rate_schedule(c)
+    base = create_learning_rate_schedule(c)
     c.optim.schedule_start = 600
-    restarted = trainer.create_learning_rate_schedule(c)
+    restarted = create_learning_rate_schedule(c)
     # Before the restart: zero; from it on: the base schedule of a 400-step run, shifted by 600.
     assert float(restarted(0)) == float(restarted(599)) == 0.0
     c.optim.schedule_start, c.num_steps = 0, 400
-    short = trainer.create_learning_rate_schedule(c)
+    short = create_learning_rate_schedule(c)
     for s in (600, 650, 700, 850, 1000):
         np.testing.assert_allclose(float(restarted(s)), float(short(s - 600)), rtol=1e-6)
     np.testing.assert_allclose(float(restarted(700)), 2e-4, rtol=1e-6)  # peak after the warm-up
     assert float(base(700)) != float(restarted(700))
     c.optim.schedule_start = 400
     with pytest.raises(ValueError, match="schedule_start"):
-        trainer.create_learning_rate_schedule(c)
+        create_learning_rate_schedule(c)
 
 
 def test_hyperprior_collapse_warning_fires_only_below_one_percent():
-    assert trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012}) is not None
-    assert "collapse" in trainer.hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012})
-    assert trainer.hyperprior_collapse_warning({"bpp": 0.20, "bpp_z": 0.0135}) is None
-    assert trainer.hyperprior_collapse_warning({"bpp": 0.0, "bpp_z": 0.0}) is None
-    assert trainer.hyperprior_collapse_warning({"bpp": 0.2}) is None
+    assert hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012}) is not None
+    assert "collapse" in hyperprior_collapse_warning({"bpp": 0.23, "bpp_z": 0.0012})
+    assert hyperprior_collapse_warning({"bpp": 0.20, "bpp_z": 0.0135}) is None
+    assert hyperprior_collapse_warning({"bpp": 0.0, "bpp_z": 0.0}) is None
+    assert hyperprior_collapse_warning({"bpp": 0.2}) is None
 
 
 def test_init_from_starts_from_a_weights_file_of_the_same_model(data_dir, tmp_path):
@@ -234,7 +237,7 @@ def test_init_from_starts_from_a_weights_file_of_the_same_model(data_dir, tmp_pa
 
     state, _, _ = setup_step(tiny_config(data_dir, seed=1))
     path = tmp_path / "w.msgpack"
-    weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
+    weights.save(path, to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
 
     warm, step, key = setup_step(tiny_config(data_dir, seed=2, init_from=str(path)))
     cold, _, _ = setup_step(tiny_config(data_dir, seed=2))
@@ -247,7 +250,7 @@ def test_init_from_starts_from_a_weights_file_of_the_same_model(data_dir, tmp_pa
     warm, metrics = step(warm, fixed_batch(), key)  # a fresh optimizer state that steps
     assert bool(metrics["finite"])
 
-    weights.save(path, trainer.to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
+    weights.save(path, to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
     with pytest.raises(ValueError, match="init_from"):
         setup_step(tiny_config(data_dir, init_from=str(path)))
 
@@ -257,7 +260,7 @@ def test_variable_rate_run_warm_starts_from_its_fixed_rate_weights(data_dir, tmp
 
     state, _, _ = setup_step(tiny_config(data_dir, model="ckbd", seed=1))
     path = tmp_path / "fixed.msgpack"
-    weights.save(path, trainer.to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
+    weights.save(path, to_host(state.params), {"model": "ckbd", "N": 8, "M": 8})
     warm, step, key = setup_step(tiny_config(data_dir, model="ckbd-vr", seed=2, init_from=str(path)))
     got, want = leaves(warm.params), leaves(state.params)
     fresh = {k for k in got if k.startswith(("['gain']", "['inv_gain']"))}
@@ -274,7 +277,7 @@ def test_variable_rate_run_warm_starts_from_its_fixed_rate_weights(data_dir, tmp
         np.testing.assert_array_equal(got[k][default], 0.0)
     warm, metrics = step(warm, fixed_batch(), key)
     assert bool(metrics["finite"])
-    weights.save(path, trainer.to_host(state.params), {"model": "ckbd-gmm", "N": 8, "M": 8})
+    weights.save(path, to_host(state.params), {"model": "ckbd-gmm", "N": 8, "M": 8})
     with pytest.raises(ValueError, match="init_from"):
         setup_step(tiny_config(data_dir, model="ckbd-vr", init_from=str(path)))
 
@@ -284,7 +287,7 @@ def test_z_gain_run_warm_starts_from_variable_rate_weights_without_them(data_dir
 
     state, _, _ = setup_step(tiny_config(data_dir, model="ckbd-vr", seed=1))
     path = tmp_path / "vr.msgpack"
-    weights.save(path, trainer.to_host(state.params), {"model": "ckbd-vr", "N": 8, "M": 8})
+    weights.save(path, to_host(state.params), {"model": "ckbd-vr", "N": 8, "M": 8})
     config = tiny_config(data_dir, model="ckbd-vr", seed=2, init_from=str(path))
     config.model_kwargs.z_gains = True
     warm, step, key = setup_step(config)
@@ -307,7 +310,7 @@ def test_resume_does_not_reread_the_init_from_file(data_dir, tmp_path):
 
     state, _, _ = setup_step(tiny_config(data_dir, seed=1))
     path = tmp_path / "w.msgpack"
-    weights.save(path, trainer.to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
+    weights.save(path, to_host(state.params), {"model": MODEL, "N": 8, "M": 8})
     overrides = dict(
         init_from=str(path), num_steps=4, checkpoint_every_steps=2, **{"data.num_eval_images": 0}
     )
@@ -325,7 +328,7 @@ def test_variable_rate_smoke_run_trains_and_exports(data_dir, tmp_path):
     config = ckbd.get_config("smoke,vr")
     assert config.model == "ckbd-full-vr"
     config = tiny_config(data_dir, model="ckbd-vr", num_steps=2, checkpoint_every_steps=2, eval_every_steps=2)
-    spec = trainer.build_model(config)
+    spec = build_model(config)
     assert spec.lambdas == registry.VR_LAMBDAS and spec.quality == 0
     state = trainer.train_and_evaluate(config, tmp_path)
     assert int(state.step) == 2
@@ -333,7 +336,7 @@ def test_variable_rate_smoke_run_trains_and_exports(data_dir, tmp_path):
     info = json.loads(path.with_suffix(".json").read_text())
     top = len(registry.VR_LAMBDAS) - 1
     assert info["lambdas"] == list(registry.VR_LAMBDAS) and info["config"]["num_rates"] == top + 1
-    assert trainer.validation_points(top + 1) == [0, top // 2, top]
+    assert validation_points(top + 1) == [0, top // 2, top]
     for key in ("loss", "loss_q0", f"loss_q{top // 2}", f"loss_q{top}", f"bpp_q{top}"):
         assert np.isfinite(info["metrics"][key]), key
     # Fresh gains spread the points from the start (all gains 1 would code every point alike).
@@ -350,7 +353,7 @@ def test_z_health_counts_the_channels_of_z_hat_that_vary():
     z_hat[0, 1, 2, 0] = 1.0  # channel 0 varies over the image
     z_hat[0, :, :, 2] = 5.0  # channel 2 is constant (not live)
     z_hat[0, 0, 0, 3] = -2.0  # channel 3 varies
-    assert float(trainer.z_health({"z_hat": z_hat})["live_z_channels"]) == 2.0
+    assert float(z_health({"z_hat": z_hat})["live_z_channels"]) == 2.0
 
 
 def test_exact_fine_tune_warm_starts_a_float_model_and_exports_it_on_its_integer_grid(data_dir, tmp_path):
@@ -362,7 +365,7 @@ def test_exact_fine_tune_warm_starts_a_float_model_and_exports_it_on_its_integer
 
     float_state, _, _ = setup_step(tiny_config(data_dir, model="ckbd", seed=1))
     path = tmp_path / "float.msgpack"
-    weights.save(path, trainer.to_host(float_state.params), {"model": "ckbd", "N": 8, "M": 8})
+    weights.save(path, to_host(float_state.params), {"model": "ckbd", "N": 8, "M": 8})
     config = tiny_config(
         data_dir,
         model="ckbd",
@@ -372,7 +375,7 @@ def test_exact_fine_tune_warm_starts_a_float_model_and_exports_it_on_its_integer
         checkpoint_every_steps=2,
         eval_every_steps=2,
     )
-    assert trainer.build_model(config).module.cfg.exact == (6, 8, 8, 8, 8, 6, 6, 6)
+    assert build_model(config).module.cfg.exact == (6, 8, 8, 8, 8, 6, 6, 6)
     state = trainer.train_and_evaluate(config, tmp_path / "run")
     assert int(state.step) == 2
     out = tmp_path / "run" / "export" / "ckbd-q3.msgpack"
@@ -388,4 +391,4 @@ def test_exact_fine_tune_warm_starts_a_float_model_and_exports_it_on_its_integer
     data = codec.compress(img)
     assert container.unpack(data)[0].exact and codec.decompress(data).shape == img.shape
     with pytest.raises(ValueError, match="comma-separated"):
-        trainer.build_model(tiny_config(data_dir, model="ckbd", exact="6;8"))
+        build_model(tiny_config(data_dir, model="ckbd", exact="6;8"))

@@ -87,10 +87,10 @@ def test_torch_like_biases_keep_zero_initialised_layers_zero():
 
 @pytest.fixture(scope="module")
 def smoke_setup():
-    from train import trainer
     from train.configs import ckbd
+    from train.state import build_train_setup
 
-    return trainer.build_train_setup(ckbd.get_config("smoke,ckbd"), jax.devices()[:1])
+    return build_train_setup(ckbd.get_config("smoke,ckbd"), jax.devices()[:1])
 
 
 def test_fresh_training_state_starts_from_torch_like_biases(smoke_setup):
@@ -110,15 +110,14 @@ def test_z_rate_warmup_charges_z_by_step(smoke_setup, image):
 
     import jax.numpy as jnp
 
-    from train import trainer
     from train.configs import ckbd
+    from train.optim import create_learning_rate_schedule, create_optimizer
+    from train.step import train_step
 
     config, t = ckbd.get_config("smoke,ckbd"), smoke_setup
-    tx, schedule = trainer.create_optimizer(config), trainer.create_learning_rate_schedule(config)
+    tx, schedule = create_optimizer(config), create_learning_rate_schedule(config)
     batch = jnp.asarray(np.stack([image[:64, :64], image[64:, 64:]]), jnp.float32) / 255.0
-    step = jax.jit(
-        functools.partial(trainer.train_step, spec=t.spec, tx=tx, schedule=schedule, z_rate_warmup=100)
-    )
+    step = jax.jit(functools.partial(train_step, spec=t.spec, tx=tx, schedule=schedule, z_rate_warmup=100))
     for at, weight in ((0, 0.0), (50, 0.5), (150, 1.0)):
         m = step(t.state.replace(step=jnp.asarray(at, t.state.step.dtype)), batch, t.key)[1]
         assert float(m["bpp_z"]) > 1e-3 and float(m["bpp"]) == pytest.approx(
@@ -134,8 +133,8 @@ def test_z_rate_warmup_charges_z_by_step(smoke_setup, image):
 def test_hyper_lr_factor_scales_only_the_hyperpriors_updates():
     import jax.numpy as jnp
 
-    from train import trainer
     from train.configs import ckbd
+    from train.optim import create_optimizer
 
     params = {
         "g_a_0": {"kernel": jnp.ones((2, 2))},
@@ -149,7 +148,7 @@ def test_hyper_lr_factor_scales_only_the_hyperpriors_updates():
         config = ckbd.get_config("ckbd")
         config.optim.hyper_lr_factor = factor
         config.optim.schedule, config.optim.warmup_steps = "constant", 0  # a non-zero first step
-        tx = trainer.create_optimizer(config)
+        tx = create_optimizer(config)
         return tx.update(grads, tx.init(params), params)[0]
 
     base, slow = updates(1.0), updates(0.25)

@@ -52,11 +52,9 @@ def _save(path, params, **extra):
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
 
-    from train import trainer  # pylint: disable=g-import-not-at-top
+    from train.state import to_host  # pylint: disable=g-import-not-at-top
 
-    flat = {
-        jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(trainer.to_host(params))
-    }
+    flat = {jax.tree_util.keystr(k): v for k, v in jax.tree_util.tree_leaves_with_path(to_host(params))}
     np.savez(path, **flat, **extra)
 
 
@@ -64,13 +62,14 @@ def worker(args):
     import jax  # pylint: disable=g-import-not-at-top
 
     from train import trainer  # pylint: disable=g-import-not-at-top
+    from train.state import initialize_distributed  # pylint: disable=g-import-not-at-top
 
     c = make_config(args)
     c.distributed = True
     c.coordinator_address = f"127.0.0.1:{args.port}"
     c.num_processes = args.num_processes
     c.process_id = args.process_id
-    trainer.initialize_distributed(c)
+    initialize_distributed(c)
     assert jax.process_count() == args.num_processes
     state = trainer.train_and_evaluate(c, os.path.join(args.out, "workdir"))
     _save(os.path.join(args.out, f"params-{args.process_id}.npz"), state.params)
@@ -81,21 +80,24 @@ def reference(args):
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
 
-    from train import input_pipeline, trainer  # pylint: disable=g-import-not-at-top
+    # pylint: disable=g-import-not-at-top
+    from train import input_pipeline
+    from train.optim import create_learning_rate_schedule, create_optimizer
+    from train.spec import build_model
+    from train.state import compiler_options, create_mesh, create_train_state, make_keys
+    from train.step import jit_train_step
 
     c = make_config(args)
-    spec = trainer.build_model(c)
-    tx = trainer.create_optimizer(c)
-    init_key, train_key = trainer.make_keys(c.seed)
-    options = trainer.compiler_options(c)
+    spec = build_model(c)
+    tx = create_optimizer(c)
+    init_key, train_key = make_keys(c.seed)
+    options = compiler_options(c)
     local = c.batch_size // args.num_processes
     device_counts = [int(d) for d in args.devices.split(",")] if args.devices else [None]
     for count in device_counts:
-        mesh = trainer.create_mesh(None if count is None else jax.devices()[:count])
-        state, shardings = trainer.create_train_state(spec, tx, init_key, mesh, options)
-        step = trainer.jit_train_step(
-            spec, tx, trainer.create_learning_rate_schedule(c), shardings, mesh, options
-        )
+        mesh = create_mesh(None if count is None else jax.devices()[:count])
+        state, shardings = create_train_state(spec, tx, init_key, mesh, options)
+        step = jit_train_step(spec, tx, create_learning_rate_schedule(c), shardings, mesh, options)
         iters = [
             input_pipeline.create_train_iterator(
                 c.data, local_batch_size=local, seed=c.seed, process_index=i, process_count=args.num_processes

@@ -1,18 +1,8 @@
 """Grain input pipeline for training learned image codecs (no TensorFlow needed).
 
-Training data are random square crops (default 256 px) with random horizontal flips, drawn
-from either
-
-* a local folder of JPEG/PNG images, searched recursively (the default is the repository's
-  `../shared/data/train`), or
-* a TensorFlow Datasets dataset, given as ``tfds:NAME[:SPLIT]`` (for example ``tfds:clic``),
-  read by random access through ``tfds.data_source`` (needs ``pip install 'jaxlic[tfds]'`` and a
-  dataset prepared in the array_record format; the image feature is found automatically or set
-  with ``data.tfds_image_key``).
-
-Each process (``jax.process_index()`` of ``jax.process_count()``) reads its own disjoint shard
-of the records (every ``process_count``-th one, starting at its index) and yields its *local*
-part of the global batch.
+Training data are random square crops (default 256 px) with random horizontal flips of the
+records of a source (`train.data_sources`: a folder of JPEG/PNG images or a TFDS dataset); each
+process yields its *local* part of the global batch.
 
 Determinism and exact resume
 ----------------------------
@@ -22,9 +12,9 @@ Sample ``k`` is record ``perm_e[k mod n]`` of this process's shard, where ``perm
 pseudo-random permutation seeded by ``(seed, process, e)`` for epoch ``e = k // n``: every
 epoch visits every record once in a fresh order. Crop offsets and flips of sample ``k`` come
 from a numpy generator seeded by ``(seed, process, k)``. Grain reads samples by index
-(``grain.MapDataset.range(start_step, ...)``, one element per batch), so starting at step ``s`` is O(1) and a run resumed
-at step ``s`` sees exactly the batches an uninterrupted run sees, whatever the number of
-threads or worker processes.
+(``grain.MapDataset.range(start_step, ...)``, one element per batch), so starting at step ``s``
+is O(1) and a run resumed at step ``s`` sees exactly the batches an uninterrupted run sees,
+whatever the number of threads or worker processes.
 
 Unreadable files found by the up-front header scan (``data.scan``) are dropped with a warning.
 A record that passes the scan but fails to decode later (a truncated JPEG, say) is logged once
@@ -41,83 +31,21 @@ from __future__ import annotations
 
 import io
 import os
-import pathlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from absl import logging
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+from train.data_sources import DataError, list_image_files, make_source, resolve_path
+
 # Steps run over [start_step, start_step + _SPAN): far more than any run takes.
 _SPAN = 1 << 48
 
 
-class DataError(Exception):
-    """A data source that is missing, empty, unreadable or needs an uninstalled package."""
-
-
 def hide_accelerators_from_tf() -> None:
     """Kept for callers of the tf.data pipeline: TF is no longer used, so nothing to hide."""
-
-
-def resolve_path(path: str) -> pathlib.Path:
-    """Resolves `path` relative to the repository root unless it is absolute."""
-    p = pathlib.Path(os.path.expanduser(path))
-    return p if p.is_absolute() else (REPO_ROOT / p).resolve()
-
-
-def list_image_files(root: str | os.PathLike) -> list[str]:
-    """All JPEG/PNG files under `root` (recursive), sorted so every process sees one order."""
-    root = pathlib.Path(root)
-    if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist")
-    files = sorted(str(p) for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not files:
-        raise DataError(f"no JPEG/PNG images under {root}")
-    return files
-
-
-def scan_files(files: Sequence[str], crop_size: int, full: bool = False) -> list[str]:
-    """Drops unreadable files (with a warning) and logs the files that will be upscaled.
-
-    Args:
-      files: image paths.
-      crop_size: training crop size; smaller images are reported as upscaled.
-      full: decode every file completely (slow) rather than only its header.
-
-    Returns:
-      The readable files, in their original order.
-    """
-    from PIL import Image
-
-    good, small = [], []
-    for path in files:
-        try:
-            with Image.open(path) as im:
-                if full:
-                    im.load()
-                width, height = im.size
-        except Exception as e:  # noqa: BLE001
-            logging.warning("Skipping unreadable image %s: %s", path, e)
-            continue
-        good.append(path)
-        if min(width, height) < crop_size:
-            small.append(f"{path} ({width}x{height})")
-    if small:
-        logging.info(
-            "%d of %d images are smaller than the %d px crop and will be upscaled: %s%s",
-            len(small),
-            len(good),
-            crop_size,
-            ", ".join(small[:5]),
-            " ..." if len(small) > 5 else "",
-        )
-    if not good:
-        raise DataError("no readable training images")
-    return good
 
 
 def default_num_threads() -> int:
@@ -174,84 +102,6 @@ def random_crop_flip(img: np.ndarray, rng: np.random.Generator, crop: int) -> np
     if rng.random() < 0.5:
         out = out[:, ::-1]
     return np.ascontiguousarray(out)
-
-
-# ---------------------------------------------------------------------------------------------
-# Sources: random-access sequences of records (encoded bytes or arrays).
-
-
-class FileSource:
-    """Random access to the bytes of image files."""
-
-    def __init__(self, files: Sequence[str]):
-        self.files = list(files)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> bytes:
-        return pathlib.Path(self.files[i]).read_bytes()
-
-    def name(self, i: int) -> str:
-        return self.files[i]
-
-
-class ShardSource:
-    """Records `index, index + count, ...` of a random-access source (one process's shard)."""
-
-    def __init__(self, source, index: int, count: int, getter: Callable[[Any], Any] = lambda r: r):
-        self.source, self.index, self.count, self.getter = source, index, count, getter
-        self._len = max(0, (len(source) - index + count - 1) // count)
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, i: int):
-        return self.getter(self.source[self.index + i * self.count])
-
-    def name(self, i: int) -> str:
-        return f"record {self.index + i * self.count}"
-
-
-def _tfds_image_key(example: Any, key: str | None) -> str:
-    if key:
-        return key
-    if not isinstance(example, dict):
-        raise DataError(
-            f"TFDS records are {type(example).__name__}, not feature dicts; set data.tfds_image_key"
-        )
-    for candidate in ("image", "hr"):
-        if candidate in example:
-            return candidate
-    for name, value in example.items():
-        if isinstance(value, bytes) or (isinstance(value, np.ndarray) and value.ndim == 3):
-            return name
-    raise DataError(f"no image feature among {sorted(example)}; set data.tfds_image_key")
-
-
-def tfds_source(
-    spec: str, image_key: str | None, data_dir: str | None, process_index: int, process_count: int
-):
-    """This process's shard of `tfds.data_source(NAME, split=SPLIT)` for `spec` = NAME[:SPLIT]."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise DataError(
-            f"data.source=tfds:{spec} needs tensorflow-datasets: pip install -e '.[tfds]'"
-        ) from None
-    name, _, split = spec.partition(":")
-    split = split or "train"
-    try:
-        source = tfds.data_source(name, split=split, data_dir=data_dir)
-    except Exception as e:  # noqa: BLE001
-        raise DataError(
-            f"cannot open TFDS {name}:{split} with tfds.data_source: {e}".splitlines()[0]
-        ) from None
-    if len(source) == 0:
-        raise DataError(f"TFDS {name}:{split} is empty")
-    key = _tfds_image_key(source[0], image_key)
-    logging.info("TFDS %s:%s (%d records), image feature %r", name, split, len(source), key)
-    return ShardSource(source, process_index, process_count, getter=lambda ex: ex[key])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,32 +189,6 @@ class BatchSampler:
         k0 = int(step) * self.local_batch_size
         batch = np.stack([self.sampler(k0 + i) for i in range(self.local_batch_size)])
         return batch.astype(np.float32) / np.float32(255)
-
-
-def make_source(data_config, process_index: int, process_count: int):
-    """This process's records: files of a folder or a TFDS shard."""
-    source = data_config.source
-    if source.startswith("tfds:"):
-        shard = tfds_source(
-            source[len("tfds:") :],
-            data_config.get("tfds_image_key"),
-            data_config.get("tfds_data_dir"),
-            process_index,
-            process_count,
-        )
-        if len(shard) == 0:
-            raise DataError(f"process {process_index} of {process_count} got no records from {source}")
-        return shard
-    root = resolve_path(source)
-    files = list_image_files(root)[process_index::process_count]
-    if not files:
-        raise DataError(f"process {process_index} of {process_count} got no files from {root}")
-    if data_config.get("scan", "header") != "none":
-        files = scan_files(files, int(data_config.crop_size), full=data_config.scan == "full")
-    logging.info(
-        "Process %d of %d: %d training images from %s", process_index, process_count, len(files), root
-    )
-    return FileSource(files)
 
 
 def create_train_dataset(

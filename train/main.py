@@ -22,6 +22,8 @@ from ml_collections import config_flags
 
 from jaxlic.errors import JaxlicError
 from train import input_pipeline, trainer
+from train.run_control import TrainingInterrupted
+from train.state import initialize_distributed
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and exports.")
 config_flags.DEFINE_config_file("config", None, "Training config file.", lock_config=True)
@@ -32,13 +34,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     config = flags.FLAGS.config
-    trainer.initialize_distributed(config)
+    initialize_distributed(config)
     logging.info("Config:\n%s", config)
     try:
         trainer.train_and_evaluate(config, _WORKDIR.value)
     except (input_pipeline.DataError, JaxlicError) as e:
         sys.exit(f"error: {e}")
-    except trainer.TrainingInterrupted as e:
+    except TrainingInterrupted as e:
         logging.warning("%s", e)
         print(f"training {e}", file=sys.stderr)
         sys.exit(128 + e.signum)  # the shell's status for a process ended by that signal
