@@ -290,17 +290,20 @@ class StoredFunction:
         return compiled(*args)
 
     def _load_or_compile(self, args, signature):
+        import jax
+
         base = folder()
         if base is None:
             return self.fn.lower(*args).compile()
         directory = base / "executables"
+        in_tree = jax.tree_util.tree_structure((args, {}))  # what the executable will be called with
         key = _key(self.name, self.context, str(signature[0]), repr(signature[1]), _environment())
         ref = directory / f"{self.name}-{key}.ref"
         try:
             blob = directory / f"{ref.read_text().strip()}.bin"
         except OSError:
             blob = None
-        compiled = _load(blob) if blob is not None else None
+        compiled = _load(blob, in_tree) if blob is not None else None
         if compiled is not None:
             return compiled
         t0 = time.perf_counter()
@@ -310,7 +313,7 @@ class StoredFunction:
         # and an executable only accepts the tree it was compiled with.
         module = _key("module", lowered.as_text(), str(signature[0]), _environment(code=False))
         blob = directory / f"{module}.bin"
-        compiled = _load(blob)
+        compiled = _load(blob, in_tree)
         if compiled is None:
             with _fresh_compilation():
                 compiled = lowered.compile()
@@ -321,8 +324,9 @@ class StoredFunction:
         return compiled
 
 
-def _load(blob: pathlib.Path):
-    """The executable stored in ``blob``, or None (missing, truncated or foreign)."""
+def _load(blob: pathlib.Path, expected_tree):
+    """The executable stored in ``blob``, or None (missing, truncated, foreign, or compiled for
+    another argument tree than ``expected_tree``: an entry an older jaxlic keyed without it)."""
     from jax.experimental import serialize_executable
 
     if not blob.is_file():
@@ -330,6 +334,8 @@ def _load(blob: pathlib.Path):
     t0 = time.perf_counter()
     try:
         payload, in_tree, out_tree = pickle.loads(blob.read_bytes())
+        if in_tree != expected_tree:
+            return None
         compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
     except Exception:
         return None
