@@ -12,30 +12,30 @@ first or always follows the same neighbour), and the ratio of two variants is th
 rounds of their times *in the same round* (`median_ratio`): a change of the load falls on both
 sides of each ratio.
 
-Provenance (`provenance`, `Run`): the command line, the CPU model (/proc/cpuinfo), the core count
+Provenance (`provenance`, `Run`; the code is `jaxlic/provenance.py`, loaded by its path, which
+`jaxlic eval` uses too): the command line, the CPU model (/proc/cpuinfo), the core count
 and the cores this process may use, the jax, jaxlib, numpy and Python versions, the date, and the
 load average when the run started. Its keys include those of
 `jaxlic.evaluation.rd.provenance` (``command``, ``machine``, ``jax_backend``, ``python``,
 ``date``), so a benchmark's record reads like `jaxlic eval`'s.
 
-Standard library only, and nothing imported from jaxlic or jax: the scripts that run in
+Standard library only, and nothing imported from the jaxlic package or jax: the scripts that run in
 CompressAI's interpreter (eval/*_compressai.py) import it as a plain module (their folder is on
 their path), and the child processes of a benchmark import it by path (`CHILD_IMPORT`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pathlib
-import platform
 import resource
 import shlex
 import statistics
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from importlib import metadata
 
 HERE = pathlib.Path(__file__).resolve().parent
 
@@ -179,67 +179,18 @@ def command(module: str, argv: Sequence[str] | None = None) -> str:
     return " ".join(["python", "-m", module, *([shlex.join(args)] if args else [])])
 
 
-def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name from ``cpuinfo``, else the platform's processor name, else ''."""
-    try:
-        with open(cpuinfo, encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or ""
+def _load_provenance():
+    """``jaxlic/provenance.py`` of this checkout, loaded by its path (no jaxlic package needed)."""
+    path = HERE.parent / "jaxlic" / "provenance.py"
+    spec = importlib.util.spec_from_file_location("_jaxlic_provenance", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def versions(*packages: str) -> dict[str, str | None]:
-    """Installed versions of ``packages`` (None where one is not installed), without importing them."""
-    out = {}
-    for p in packages:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
-
-
-def load_average() -> list[float] | None:
-    """The 1, 5 and 15 minute load averages, where the system has them."""
-    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-
-
-def provenance(
-    command: str | None = None,
-    loadavg_at_start: list[float] | None = None,
-    started: str | None = None,
-    cpuinfo: str = "/proc/cpuinfo",
-) -> dict:
-    """Where and when a result was measured: command, machine, versions, date, load.
-
-    ``jax_backend`` and ``jax_device`` are filled only if the run imported jax (the harness never
-    does: some benchmarks must set ``XLA_FLAGS`` before it starts).
-    """
-    cpu = cpu_model(cpuinfo)
-    cpus = os.cpu_count()
-    jax = sys.modules.get("jax")
-    backend = device = None
-    if jax is not None and hasattr(jax, "default_backend"):
-        backend, device = jax.default_backend(), jax.devices()[0].device_kind
-    now = time.strftime("%Y-%m-%d %H:%M:%S")
-    return {
-        "command": command if command is not None else shlex.join(["python", *sys.argv]),
-        "machine": f"{cpu or platform.machine()}, {cpus} CPUs",
-        "cpu": cpu or platform.machine(),
-        "cpus": cpus,
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus,
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "jax_backend": backend,
-        "jax_device": device,
-        "python": platform.python_version(),
-        **versions("jax", "jaxlib", "numpy"),
-        "date": now[:10],
-        "started": started or now,
-        "loadavg_at_start": loadavg_at_start if loadavg_at_start is not None else load_average(),
-    }
+_provenance = _load_provenance()
+cpu_model, versions, load_average = _provenance.cpu_model, _provenance.versions, _provenance.load_average
+provenance = _provenance.provenance
 
 
 class Run:

@@ -5,6 +5,7 @@ machine itself."""
 import ast
 import json
 import pathlib
+import platform
 import re
 import subprocess
 import sys
@@ -114,7 +115,7 @@ def test_provenance_names_the_command_machine_versions_date_and_the_load_at_star
     assert p["python"] == ".".join(map(str, sys.version_info[:3]))
     assert p["jax_backend"] is None and p["jax_device"] is None
     assert harness.command("eval.fake", []) == "python -m eval.fake"
-    assert harness.cpu_model(str(tmp_path / "missing")) == harness.platform.processor()
+    assert harness.cpu_model(str(tmp_path / "missing")) == platform.processor()
     assert harness.versions("no-such-package-here") == {"no-such-package-here": None}
 
 

@@ -251,30 +251,14 @@ def write_results(
 
 
 def provenance(command: str | None = None) -> dict:
-    """Where a result came from: the command line, the machine, and the library versions."""
-    import platform
+    """Where a result came from (`jaxlic.provenance`), with ``jaxlic ...`` as the default command."""
     import sys
 
-    import jax
+    import jax  # noqa: F401  (described in the record)
 
-    return {
-        "command": command if command is not None else " ".join(["jaxlic", *sys.argv[1:]]),
-        "machine": f"{_cpu_name() or platform.machine()}, {os.cpu_count()} CPUs",
-        "jax_backend": jax.default_backend(),
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d"),
-    }
+    from jaxlic import provenance as prov
 
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
+    return prov.provenance(command if command is not None else " ".join(["jaxlic", *sys.argv[1:]]))
 
 
 def write_summary(path: str, comparison: dict, command: str | None = None) -> dict:
