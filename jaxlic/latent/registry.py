@@ -49,10 +49,15 @@ class Entry:
     stepwise: bool = False
 
     def load(self) -> type:
-        if not isinstance(self.target, str):
-            return self.target
-        module, name = self.target.split(":")
-        return getattr(importlib.import_module(module), name)
+        return load_target(self.target)
+
+
+def load_target(target):
+    """``target`` itself, or the object a ``"package.module:name"`` string names (imported now)."""
+    if not isinstance(target, str):
+        return target
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
 FAMILIES: dict[str, Entry] = {

@@ -16,7 +16,6 @@ one builder and one entry here.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from collections.abc import Callable
 
 from jaxlic.latent import registry as latent_registry
@@ -48,10 +47,7 @@ class Component:
     target: str | Callable
 
     def load(self) -> Callable:
-        if not isinstance(self.target, str):
-            return self.target
-        module, name = self.target.split(":")
-        return getattr(importlib.import_module(module), name)
+        return latent_registry.load_target(self.target)
 
 
 @dataclasses.dataclass(frozen=True)
