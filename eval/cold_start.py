@@ -12,6 +12,9 @@ default model:
   * jaxcache: like second, with `JAXLIC_NO_WARM_START=1`: JAX's cache only (before warm_start),
               in a folder of its own that an untimed pair filled;
   * nocache:  with `JAXLIC_NO_COMPILE_CACHE=1`: no cache at all;
+  * server:   like second, handed to a resident server (`jaxlic.server`, ``JAXLIC_SERVER=1``)
+              that an untimed pair started and warmed; the CPU time is the two client
+              processes' plus what the server spent on the pair;
   * warm:     compress + decompress of A inside one process that has already coded it once
               (the median of 3): what a new process should come close to.
 
@@ -44,7 +47,7 @@ import numpy as np
 from eval import harness
 
 KODAK = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
-ROWS = ("first", "second", "other", "jaxcache", "nocache", "warm")
+ROWS = ("first", "second", "other", "jaxcache", "nocache", "server", "warm")
 
 
 def make_photo(name: str, size: tuple[int, int], kodak: pathlib.Path = KODAK) -> np.ndarray:
@@ -79,6 +82,35 @@ def _pair(png: pathlib.Path, work: pathlib.Path, tag: str, env: dict) -> dict:
         "cpu_s": cpu_c + cpu_d,
         "timings": [why_c, why_d],
     }
+
+
+def _server_about(env: dict) -> dict:
+    """`jaxlic server status --json` of the server these processes use."""
+    from eval.cli_batch import jaxlic_command
+
+    r = subprocess.run(
+        [*jaxlic_command(), "server", "status", "--json"], env=env, capture_output=True, text=True
+    )
+    if r.returncode != 0:
+        raise RuntimeError(f"no server: {r.stdout.strip()} {r.stderr.strip()}")
+    return json.loads(r.stdout)
+
+
+def _served_pair(png: pathlib.Path, work: pathlib.Path, env: dict, folder: pathlib.Path) -> dict:
+    """`second` through a resident server that an untimed pair started (then it is stopped)."""
+    from eval.cli_batch import jaxlic_command
+
+    folder.mkdir(mode=0o700)
+    env.update(JAXLIC_SERVER="1", JAXLIC_SERVER_DIR=str(folder), JAXLIC_SERVER_IDLE="600")
+    _pair(png, work, "s", env)  # starts the server, which loads and warms the codec
+    before = _server_about(env)
+    row = _pair(png, work, "s", env)
+    after = _server_about(env)
+    subprocess.run([*jaxlic_command(), "server", "stop"], env=env, capture_output=True)
+    row["client_cpu_s"] = row["cpu_s"]
+    row["cpu_s"] += after["cpu_s"] - before["cpu_s"]
+    row["server_rss_mb"] = after["rss_mb"]
+    return row
 
 
 _WARM = (
@@ -138,7 +170,7 @@ def main(argv=None) -> int:
             Image.fromarray(make_photo(name, size)).save(pngs[key])
         from eval.cli_batch import snapshot
 
-        base = dict(snapshot(work, args.live), JAXLIC_BENCH_CWD=str(work))
+        base = dict(snapshot(work, args.live), JAXLIC_BENCH_CWD=str(work), JAXLIC_SERVER="0")
         rows: dict[str, list] = {k: [] for k in wanted}
         sizes: list[int] = []
         for r in range(args.repeats):
@@ -162,6 +194,8 @@ def main(argv=None) -> int:
                     rows[row].append(_pair(pngs["A"], work, "a", jax_env))
                 elif row == "nocache":
                     rows[row].append(_pair(pngs["A"], work, "a", dict(base, JAXLIC_NO_COMPILE_CACHE="1")))
+                elif row == "server":
+                    rows[row].append(_served_pair(pngs["A"], work, dict(env), work / f"server{r}"))
                 elif row == "warm":
                     rows[row].append(_warm(pngs["A"], env))
             print(

@@ -15,6 +15,7 @@ Subcommands::
     jaxlic compare per_image_A.csv --against per_image_B.csv [--at-bpp 0.1,0.2]   # model A against model B
     jaxlic compare IMAGES... [--model A] [--weights FA...] --against-model B | --against-weights FB...
     jaxlic bdrate ANCHOR.json TEST.json [--bpp 0.15]
+    jaxlic server start|stop|status|run  # a resident process for later compress/decompress calls
     jaxlic convert-compressai ...
 
 ``--quality`` is the integer quality index of a fixed-rate model (which weights file). ``--rate``
@@ -36,7 +37,9 @@ report then goes to stderr. With ``--out-dir`` one process codes every input wit
 (weights read once, each network compiled or loaded once per padded size, ``jaxlic.batch``); a
 progress bar with an ETA on a terminal, one line per file when piped; a file that fails is one
 ``jaxlic: error: FILE: ...`` line, the others finish, and the call ends with a summary and exit
-status 1.
+status 1. When a resident server runs (``jaxlic server start``, or ``JAXLIC_SERVER=1`` to start
+one when needed; ``jaxlic.server``), ``compress`` and ``decompress`` hand their call to it and
+print, write and exit the same, without JAX's start-up.
 
 A mistake the user can make (missing file, not an image, corrupted stream, unknown model,
 existing output) is reported as one line ``jaxlic: error: ...`` on stderr with exit status 1;
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import sys
@@ -80,6 +84,19 @@ def _print_notes(notes: list[str], file=None) -> None:
         print(f"note: {note}", file=file or sys.stdout)
 
 
+#: Codecs kept between calls by a resident server (``jaxlic server run`` makes it a dict, of at
+#: most ``_MAX_CODECS``, least recently used dropped first); None in a process that serves one call.
+_CODECS: dict | None = None
+_MAX_CODECS = 4
+
+
+def _codec_key(name, quality, weights) -> tuple:
+    if weights is None:
+        return (name, quality, None)
+    st = os.stat(weights)  # a missing file fails here as it would in zoo.load
+    return (name, quality, os.path.abspath(weights), st.st_size, st.st_mtime_ns)
+
+
 def _load_codec(name, quality, weights, timings=None):
     def phase(name):
         return timings.phase(name) if timings is not None else contextlib.nullcontext()
@@ -88,8 +105,17 @@ def _load_codec(name, quality, weights, timings=None):
         from jaxlic import zoo  # lazily: pulls in JAX
     if timings is not None and "jax" in sys.modules:
         batch.Timings.watch_jax()
+    key = _codec_key(name, quality, weights) if _CODECS is not None else None
+    if key is not None and key in _CODECS:
+        _CODECS[key] = _CODECS.pop(key)  # most recently used last
+        return _CODECS[key]
     with phase("weights"):
-        return zoo.load(name=name, quality=quality, weights=weights)
+        codec = zoo.load(name=name, quality=quality, weights=weights)
+    if key is not None:
+        while len(_CODECS) >= _MAX_CODECS:
+            _CODECS.pop(next(iter(_CODECS)))
+        _CODECS[key] = codec
+    return codec
 
 
 def _usage(command: str, message: str) -> _UsageError:
@@ -576,6 +602,58 @@ def cmd_compare(args) -> int:
     return rd.main_compare(args)
 
 
+def cmd_server(args) -> int:
+    """``jaxlic server start|stop|status``: the resident process of ``jaxlic.server``."""
+    from jaxlic import server
+
+    if server.folder() is None:
+        raise JaxlicError("no private folder for the server's socket (set JAXLIC_SERVER_DIR)")
+    if args.action == "run":
+        return _serve()
+    if args.action == "start":
+        running, log = server.start()
+        if not running:
+            raise JaxlicError(f"the server did not start (log: {log})")
+        about = server.status() or {}
+        print(f"jaxlic server {about.get('pid')} running ({about.get('rss_mb')} MB); log: {log}")
+        return 0
+    about = server.status() if args.action == "status" else server.stop()
+    if about is None:
+        print("no jaxlic server runs for this interpreter, package and environment")
+        return 0 if args.action == "stop" else 1
+    if args.json:
+        print(json.dumps(about))
+        return 0
+    verb = "stopped" if args.action == "stop" else "running"
+    print(
+        f"jaxlic server {about['pid']} {verb}: up {about['uptime_s']:.0f} s, {about['calls']} call(s), "
+        f"{about['codecs']} codec(s) loaded, {about['rss_mb']} MB; socket {about['socket']}"
+    )
+    return 0
+
+
+def _serve() -> int:
+    """``jaxlic server run``: this process becomes the resident server, with JAX imported, the
+    caches on and codecs kept between calls."""
+    global _CODECS
+    from jaxlic import server
+
+    server_key = server.key()  # before JAX is imported: importing it sets environment variables
+    if server.status() is not None:
+        print("a jaxlic server already runs for this interpreter, package and environment")
+        return 0
+    from jaxlic import compile_cache, warm_start, zoo  # noqa: F401  (what every call would import)
+
+    compile_cache.enable()
+    _CODECS = {}
+
+    def run_call(argv: list[str]) -> int:
+        warm_start._reset_stats()  # --timings reports this call, not the server's life
+        return main(argv)
+
+    return server.serve(run_call, server_key, about=lambda: {"codecs": len(_CODECS)})
+
+
 def cmd_bdrate(args) -> int:
     """``jaxlic bdrate``: Bjontegaard deltas between two CompressAI-format JSON files."""
     from jaxlic.evaluation import bdrate
@@ -951,6 +1029,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_compare)
 
+    p = sub.add_parser(
+        "server",
+        help="a resident process that codes later compress/decompress calls without start-up",
+        description="start: run a server in the background (later compress/decompress calls of "
+        "this interpreter, package and JAX/XLA environment hand their work to it; JAXLIC_SERVER=1 "
+        "starts one when needed, JAXLIC_SERVER=0 never uses one); stop: end it; status: show it.",
+    )
+    p.add_argument("action", choices=("start", "stop", "status", "run"), help="run: serve in the foreground")
+    p.add_argument("--json", action="store_true", help="status: print the server's numbers as JSON")
+    p.set_defaults(func=cmd_server)
+
     p = sub.add_parser("bdrate", help="Bjontegaard delta rate/PSNR between two RD JSON files")
     p.add_argument("anchor", help="anchor curve (CompressAI-format JSON)")
     p.add_argument("test", help="test curve (CompressAI-format JSON)")
@@ -980,8 +1069,14 @@ def main(argv=None) -> int:
     Returns:
         Exit status: 0 success, 1 error (one line on stderr), 2 usage error, 130 interrupted.
     """
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if _CODECS is None and argv[:1] in (["compress"], ["decompress"]):
+        from jaxlic import server
+
+        code = server.forward(argv)  # a running resident server codes it (jaxlic.server)
+        if code is not None:
+            return code
+    parser = build_parser()
     try:
         if argv[:1] == ["convert-compressai"]:
             # argparse cannot pass through words that look like options; the converter

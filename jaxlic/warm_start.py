@@ -65,6 +65,7 @@ _HOST_ONLY = (
     "evaluation",
     "cli.py",
     "batch.py",
+    "server.py",
     "image_io.py",
     "compile_cache.py",
     "warm_start.py",  # a blob it cannot read is compiled again

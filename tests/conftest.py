@@ -14,6 +14,9 @@ from PIL import Image
 # run the CLI in-process and in subprocesses and must not write there; tests/test_compile_cache.py
 # turns the cache on in its own subprocesses, with a temporary folder.
 os.environ.setdefault("JAXLIC_NO_COMPILE_CACHE", "1")
+# A resident server (jaxlic.server) that a developer left running must not serve the tests' CLI
+# calls; tests/test_server.py starts its own, in a folder of its own.
+os.environ["JAXLIC_SERVER"] = "0"
 
 
 def pytest_configure(config):

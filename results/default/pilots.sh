@@ -2,7 +2,8 @@
 # Pilots of issue "The best default this CPU can train": short paired runs from the same start,
 # one after another on both cores (niced, so that other work on the machine keeps its speed).
 # Repeating the script resumes an unfinished pilot exactly from its last checkpoint (every 250
-# steps; SIGTERM checkpoints and stops) and skips finished ones (their export exists).
+# steps; SIGTERM checkpoints and stops) and skips finished ones (their export exists, or their
+# judgement is committed under results/default/pilots/).
 #   nohup bash results/default/pilots.sh >> runs/pilots/pilots.log 2>&1 &
 # ONLY=NAME runs that pilot alone. Each pilot's Kodak evaluation is a separate step
 # (results/default/README.md, "Pilots").
@@ -20,6 +21,7 @@ pilot() {  # pilot NAME CONFIG_ARGS INIT [extra overrides...]
   shift 3
   [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && return 0
   ls "$dir"/export/*.json > /dev/null 2>&1 && return 0
+  [ -e "results/default/pilots/per_image_$name.csv" ] && return 0  # judged already (its runs/ may be gone)
   echo "$(date -u +%FT%TZ) pilot $name: start/resume"
   nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:cpu,$args" --workdir "$dir" \
     --config.init_from="$init" --config.seed=0 --config.num_steps="$STEPS" \
