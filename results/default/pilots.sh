@@ -2,8 +2,8 @@
 # Pilots of issue "The best default this CPU can train": short paired runs from the same start,
 # one after another on both cores (niced, so that other work on the machine keeps its speed).
 # Repeating the script resumes an unfinished pilot exactly from its last checkpoint (every 250
-# steps; SIGTERM checkpoints and stops) and skips finished ones (their export exists, or their
-# judgement is committed under results/default/pilots/).
+# steps; SIGTERM checkpoints and stops), judges a trained one that is not judged yet, and skips
+# judged ones (their per-image CSV is under results/default/pilots/).
 #   nohup bash results/default/pilots.sh >> runs/pilots/pilots.log 2>&1 &
 # ONLY=NAME runs that pilot alone. Each pilot's Kodak evaluation is a separate step
 # (results/default/README.md, "Pilots").
@@ -20,16 +20,33 @@ pilot() {  # pilot NAME CONFIG_ARGS INIT [extra overrides...]
   local name=$1 args=$2 init=$3 dir=runs/pilots/$1
   shift 3
   [ -n "${ONLY:-}" ] && [ "$ONLY" != "$name" ] && return 0
-  ls "$dir"/export/*.json > /dev/null 2>&1 && return 0
-  [ -e "results/default/pilots/per_image_$name.csv" ] && return 0  # judged already (its runs/ may be gone)
-  echo "$(date -u +%FT%TZ) pilot $name: start/resume"
-  nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:cpu,$args" --workdir "$dir" \
-    --config.init_from="$init" --config.seed=0 --config.num_steps="$STEPS" \
-    --config.optim.learning_rate=2e-4 --config.optim.warmup_steps=100 --config.eval_every_steps=500 \
-    "$@" >> "runs/pilots/$name.log" 2>&1
-  local rc=$?
-  echo "$(date -u +%FT%TZ) pilot $name: exit $rc"
-  return $rc
+  [ -e "results/default/pilots/per_image_$name.csv" ] && return 0  # judged (its runs/ may be gone)
+  if ! ls "$dir"/export/*.json > /dev/null 2>&1; then
+    echo "$(date -u +%FT%TZ) pilot $name: start/resume"
+    nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:cpu,$args" --workdir "$dir" \
+      --config.init_from="$init" --config.seed=0 --config.num_steps="$STEPS" \
+      --config.optim.learning_rate=2e-4 --config.optim.warmup_steps=100 --config.eval_every_steps=500 \
+      "$@" >> "runs/pilots/$name.log" 2>&1
+    local rc=$?
+    echo "$(date -u +%FT%TZ) pilot $name: exit $rc"
+    [ $rc -eq 0 ] || return $rc
+  fi
+  judge "$name" || echo "$(date -u +%FT%TZ) pilot $name: judging failed (see runs/pilots/$name.log)"
+  return 0
+}
+# Each finished pilot is judged on the 24 Kodak images (real streams, rate parameters 0, 3, 6)
+# against the default, per image at matched rate; the CSV and the comparison are kept in
+# results/default/pilots/ (commit them).
+judge() {
+  local name=$1 out=runs/pilots/eval/$1
+  echo "$(date -u +%FT%TZ) pilot $name: judging"
+  nice -n 10 $PY -m jaxlic.cli eval ../shared/data/kodak --weights "runs/pilots/$name/export/ckbd-full-vr-q0.msgpack" \
+    --rates 0,3,6 --out "$out" --force >> "runs/pilots/$name.log" 2>&1 || return
+  cp "$out"/per_image_*.csv "results/default/pilots/per_image_$name.csv" || return
+  $PY -m jaxlic.cli compare "results/default/pilots/per_image_$name.csv" \
+    --against results/default/per_image_ckbd-full-vr-4000steps.csv --at-bpp 0.05,0.1,0.15,0.25,0.4 \
+    > "results/default/pilots/${name}_vs_default.txt" 2>&1
+  echo "$(date -u +%FT%TZ) pilot $name: judged (results/default/pilots/${name}_vs_default.txt)"
 }
 # Pair 1, the start: the shipped default (23k steps, collapsed hyperprior) against the ablation's
 # ckbd-full s0 (5000 variable-rate steps from scratch, live hyperprior); both with z gains.
