@@ -21,8 +21,10 @@ import pathlib
 import numpy as np
 
 
-def latent_usage(codec, images) -> dict:
+def latent_usage(codec, images, rate: float | None = None) -> dict:
     """Rate statistics of `codec` over `images` (uint8 HxWx3 arrays); see the module docstring.
+
+    `rate`: a variable-rate model's rate parameter (default: its default rate).
 
     Returns:
       dict with `bpp`, `bpp_y`, `bpp_z`, `z_share`, `z_live_channels`, `y_live_channels` (mean
@@ -38,7 +40,7 @@ def latent_usage(codec, images) -> dict:
     per_channel = {"y": [], "z": []}
     live = {"y": [], "z": []}
     for img in images:
-        out = codec.forward_eval(img)
+        out = codec.forward_eval(img) if rate is None else codec.forward_eval(img, rate)
         pixels = img.shape[0] * img.shape[1]
         for k in ("y", "z"):
             bits = -np.log2(np.asarray(out["likelihoods"][k], np.float64)[0])  # [h, w, C]

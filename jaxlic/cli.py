@@ -1002,6 +1002,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="with images: weights of the model under test",
     )
+    p.add_argument(
+        "--same-points",
+        action="store_true",
+        help="with --against: use the baseline's results at the test's rate points only (curves "
+        "of different density are read with different interpolation errors)",
+    )
     p.add_argument("--against-model", default=None, metavar="NAME", help="with images: the baseline model")
     p.add_argument(
         "--against-weights",

@@ -165,3 +165,27 @@ def test_versus_refuses_one_name_on_both_sides_several_models_and_other_images()
         matched.versus(_codec(images, name="a") + _codec(images, name="c"), _codec(images, name="b"))
     with pytest.raises(matched.ComparisonError, match="different images"):
         matched.versus(_codec(range(4), name="a"), _codec(images, name="b"))
+
+
+def test_same_points_removes_the_bias_of_comparing_a_sparse_curve_with_a_dense_one():
+    def curve(points, name):
+        return [
+            {
+                "image": f"im{i}",
+                "name": name,
+                "quality": q,
+                "bpp": b,
+                "psnr": 30 + 5 * math.log(b) - 2 * b**2 + 0.1 * i,
+            }
+            for i in range(4)
+            for q, b in points
+        ]
+
+    dense = curve([(q, 0.03 * 1.5**q) for q in range(11)], "dense")
+    sparse = curve([(q, 0.03 * 1.5**q) for q in (0, 5, 10)], "sparse")  # the same model, 3 points
+    biased = matched.bd_rate_per_image(sparse, dense)["mean_pct"]
+    fair = matched.bd_rate_per_image(sparse, matched.same_points(sparse, dense))["mean_pct"]
+    assert abs(biased) > 1.0  # the interpolation error of 3 points, not a difference of models
+    assert abs(fair) < 1e-6
+    with pytest.raises(matched.ComparisonError, match="no results at rate point"):
+        matched.same_points(curve([(12, 4.0)], "x"), dense)

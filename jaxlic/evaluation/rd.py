@@ -551,6 +551,8 @@ def _versus_files(args) -> dict:
     """``--against``: the model of the per-image files against the baseline model's."""
     test, test_name = _model_rows(args.inputs, args.models)
     base, base_name = _model_rows(args.against)
+    if getattr(args, "same_points", False):
+        base = matched.same_points(test, base)
     if test_name == base_name:  # e.g. two runs of one model: the files name them
         test_name, base_name = _distinct(_stem(args.inputs[0]), _stem(args.against[0]))
     return matched.versus(_relabel(test, test_name), _relabel(base, base_name), args.at_bpp)

@@ -44,7 +44,7 @@ judge() {
     --rates 0,3,6 --out "$out" --force >> "runs/pilots/$name.log" 2>&1 || return
   cp "$out"/per_image_*.csv "results/default/pilots/per_image_$name.csv" || return
   $PY -m jaxlic.cli compare "results/default/pilots/per_image_$name.csv" \
-    --against results/default/per_image_ckbd-full-vr-4000steps.csv --at-bpp 0.05,0.1,0.15,0.25,0.4 \
+    --against results/default/per_image_ckbd-full-vr-4000steps.csv --same-points --at-bpp 0.05,0.1,0.15,0.25,0.4 \
     > "results/default/pilots/${name}_vs_default.txt" 2>&1
   echo "$(date -u +%FT%TZ) pilot $name: judged (results/default/pilots/${name}_vs_default.txt)"
 }

@@ -1,0 +1,214 @@
+"""A milestone of the default model's long run: its Kodak curve, where it stands, and its z.
+
+Run from the repository's root, with the run's exported weights (issue "The best default this
+CPU can train"; commands of the campaign in results/default/README.md):
+
+  python -m results.default.milestone --weights runs/long/export/ckbd-full-vr-q0.msgpack \\
+      --run long --step 10000
+
+1. ``jaxlic eval IMAGES --weights W --rates 0,1,...,7 --out runs/milestones/<run>-<step>``: real
+   streams at 8 rate parameters (``--eval-dir`` reuses a finished one).
+2. Per image at matched rate (``jaxlic.evaluation.matched.gain_at_rate``: each image's own two
+   curves, read at the same rate; never extrapolated): against WebP, JPEG 2000 (by rate) and
+   AVIF 4:4:4 of ``results/kodak/per_image_codecs.csv`` at :data:`AT_BPP`, and against the
+   baseline model (``--baseline``, the shipped default's per-image file, at the same rate
+   parameters: ``matched.same_points``): per-image BD-rate.
+3. z (``eval.latent_usage`` on the first 6 images at rate parameters 0, 3 and 7): its share of
+   the rate and its live channels.
+4. The record goes into ``results/default/progress.json`` (one entry per run and step, replaced
+   when run again) and the table between the markers of ``results/default/README.md`` is
+   rewritten from it.
+
+The targets of the issue are marked in the table: at least JPEG 2000 at 0.10-0.30 bpp and at
+least WebP at 0.40 and 0.50 (the mean over images >= 0 dB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
+
+from eval import harness
+from jaxlic.evaluation import matched
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HERE = ROOT / "results" / "default"
+AT_BPP = (0.10, 0.15, 0.20, 0.30, 0.40, 0.50)
+CODECS = ("jpeg2000", "webp", "avif")
+#: (codec, bpp) pairs the issue sets as targets: the default at least as good there.
+TARGETS = tuple(
+    (c, b) for c, bs in (("jpeg2000", (0.10, 0.15, 0.20, 0.30)), ("webp", (0.40, 0.50))) for b in bs
+)
+Z_RATES = (0, 3, 7)
+BEGIN, END = "<!-- progress table: results/default/milestone.py -->", "<!-- end of progress table -->"
+
+
+def standing(model_rows: list[dict], codec_rows: list[dict], base_rows: list[dict] | None) -> dict:
+    """The model against each codec at each of :data:`AT_BPP`, and against the baseline model
+    (both on the model's images: the others' files may hold more)."""
+    images = {r["image"] for r in model_rows}
+    codec_rows = [r for r in codec_rows if r["image"] in images]
+    base_rows = [r for r in base_rows or () if r["image"] in images]
+    by_codec: dict[str, list[dict]] = {}
+    for r in codec_rows:
+        by_codec.setdefault(r["name"], []).append(r)
+    out: dict = {"at_bpp": {}, "curve": _curve(model_rows)}
+    for codec in CODECS:
+        if codec not in by_codec:
+            continue
+        out["at_bpp"][codec] = {}
+        for bpp in AT_BPP:
+            g = matched.gain_at_rate(model_rows, by_codec[codec], bpp)
+            g.pop("per_image")
+            out["at_bpp"][codec][f"{bpp:g}"] = g
+    if base_rows:  # at the same rate parameters: sparse and dense curves read differently
+        out["versus_baseline"] = matched.bd_rate_per_image(
+            model_rows, matched.same_points(model_rows, base_rows)
+        )
+    return out
+
+
+def _curve(rows: list[dict]) -> list[dict]:
+    """Mean bpp and PSNR over the images at each rate parameter (for plots and the table only)."""
+    points: dict = {}
+    for r in rows:
+        points.setdefault(r["quality"], []).append(r)
+    return [
+        {
+            "rate": q,
+            "bpp": sum(r["bpp"] for r in sel) / len(sel),
+            "psnr": sum(r["psnr"] for r in sel) / len(sel),
+            "images": len(sel),
+        }
+        for q, sel in sorted(points.items())
+    ]
+
+
+def targets_met(record: dict) -> dict[str, bool | None]:
+    """``{"jpeg2000@0.1": True, ...}``: each target met (mean >= 0 dB), or None when unmeasured."""
+    out = {}
+    for codec, bpp in TARGETS:
+        g = record["standing"]["at_bpp"].get(codec, {}).get(f"{bpp:g}")
+        mean = None if not g or g.get("n", 0) == 0 else g["mean_db"]
+        out[f"{codec}@{bpp:g}"] = None if mean is None else bool(mean >= 0)
+    return out
+
+
+def _cell(g: dict | None) -> str:
+    if not g or not g.get("n"):
+        return "n/a"
+    lo, hi = g["ci95"]
+    text = f"{g['mean_db']:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    return text if not g.get("outside") else f"{text} ({g['n']} img)"
+
+
+def table(progress: list[dict]) -> str:
+    """The README's table: one row per milestone, in the order of the run's steps."""
+    cols = [(c, b) for c, b in TARGETS] + [("avif", 0.15)]
+    head = (
+        ["run", "step", "bpp range"]
+        + [f"{c} @{b:g}" for c, b in cols]
+        + ["BD-rate vs default", "z share q0/q3/q7"]
+    )
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rec in progress:
+        curve = rec["standing"]["curve"]
+        bd = rec["standing"].get("versus_baseline")
+        bd_text = (
+            "n/a"
+            if not bd or not bd.get("n")
+            else f"{bd['mean_pct']:+.1f}% [{bd['ci95'][0]:+.1f}, {bd['ci95'][1]:+.1f}]"
+        )
+        z = rec.get("z", {})
+        z_text = "/".join(f"{100 * z[str(q)]['z_share']:.0f}%" for q in Z_RATES if str(q) in z) or "n/a"
+        cells = [
+            rec["run"],
+            str(rec["step"]),
+            f"{curve[0]['bpp']:.3f}-{curve[-1]['bpp']:.3f}" if curve else "n/a",
+            *(_cell(rec["standing"]["at_bpp"].get(c, {}).get(f"{b:g}")) for c, b in cols),
+            bd_text,
+            z_text,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def update(progress_path: pathlib.Path, readme: pathlib.Path, record: dict) -> list[dict]:
+    """Puts `record` into the progress file (replacing its run and step) and the README's table."""
+    progress = json.loads(progress_path.read_text()) if progress_path.exists() else []
+    progress = [p for p in progress if (p["run"], p["step"]) != (record["run"], record["step"])]
+    progress.append(record)
+    progress.sort(key=lambda p: (p["run"], p["step"]))
+    harness.write_json(progress_path, progress)
+    text = readme.read_text() if readme.exists() else ""
+    block = f"{BEGIN}\n{table(progress)}\n{END}"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip("\n") + "\n\n## Progress of the long run\n\n" + block + "\n"
+    readme.write_text(text)
+    return progress
+
+
+def z_usage(weights: str, images: str, num: int = 6) -> dict:
+    """``eval.latent_usage`` at each of :data:`Z_RATES`: z's share and live channels."""
+    from eval.latent_usage import latent_usage
+    from jaxlic import image_io, zoo
+
+    codec = zoo.load(weights=weights)
+    imgs = [image_io.read_image(f)[0] for f in image_io.list_images(images, num)]
+    out = {}
+    for q in Z_RATES:
+        u = latent_usage(codec, imgs, rate=q)
+        out[str(q)] = {k: u[k] for k in ("bpp", "bpp_z", "z_share", "z_live_channels", "y_live_channels")}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--weights", required=True, help="the run's exported variable-rate weights")
+    ap.add_argument("--run", required=True, help="the run's name (e.g. long)")
+    ap.add_argument("--step", type=int, required=True, help="the training step of the weights")
+    ap.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "kodak"))
+    ap.add_argument("--rates", default="0,1,2,3,4,5,6,7")
+    ap.add_argument("--eval-dir", help="a finished jaxlic eval of these weights (skips step 1)")
+    ap.add_argument("--codecs-csv", default=str(ROOT / "results" / "kodak" / "per_image_codecs.csv"))
+    ap.add_argument("--baseline", default=str(HERE / "per_image_ckbd-full-vr-4000steps.csv"))
+    ap.add_argument("--progress", default=str(HERE / "progress.json"))
+    ap.add_argument("--readme", default=str(HERE / "README.md"))
+    args = ap.parse_args(argv)
+    run = harness.Run("results.default.milestone", argv)
+    out = pathlib.Path(args.eval_dir or ROOT / "runs" / "milestones" / f"{args.run}-{args.step}")
+    if not args.eval_dir:
+        cmd = [sys.executable, "-m", "jaxlic.cli", "eval", args.images, "--weights", args.weights]
+        subprocess.run([*cmd, "--rates", args.rates, "--out", str(out), "--force"], check=True)
+    csvs = sorted(out.glob("per_image_*.csv"))
+    if len(csvs) != 1:
+        raise SystemExit(f"error: expected one per_image_*.csv in {out}, found {len(csvs)}")
+    model_rows = matched.read_rows(csvs[0])
+    codec_rows = matched.read_rows(args.codecs_csv)
+    base_rows = matched.read_rows(args.baseline) if args.baseline else None
+    record = {
+        "run": args.run,
+        "step": args.step,
+        "weights": args.weights,
+        "weights_sha256": hashlib.sha256(pathlib.Path(args.weights).read_bytes()).hexdigest(),
+        "per_image_csv": str(csvs[0]),
+        "standing": standing(model_rows, codec_rows, base_rows),
+        "z": z_usage(args.weights, args.images),
+        "provenance": run.provenance(),
+    }
+    record["targets_met"] = targets_met(record)
+    progress = update(pathlib.Path(args.progress), pathlib.Path(args.readme), record)
+    print(table(progress))
+    met = [k for k, v in record["targets_met"].items() if v]
+    print(f"targets met: {len(met)} of {len(TARGETS)}" + (f" ({', '.join(met)})" if met else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
