@@ -138,6 +138,23 @@ def test_resumed_run_is_bit_identical_and_exports_weights(data_dir, tmp_path):
     assert info["train_config"]["num_steps"] == 4
 
 
+def test_milestones_export_the_weights_of_their_step(data_dir, tmp_path):
+    config = tiny_config(data_dir, num_steps=4, checkpoint_every_steps=2, export_every_steps=2)
+    state = trainer.train_and_evaluate(config, tmp_path)
+    from jaxlic import weights  # pylint: disable=g-import-not-at-top
+
+    exported = {}
+    for step in (2, 4):
+        params, meta = weights.load(tmp_path / "milestones" / str(step) / "export" / f"{MODEL}-q3.msgpack")
+        assert meta["metrics"]["step"] == step
+        exported[step] = leaves(params)
+    assert not (tmp_path / "milestones" / "3").exists()
+    final = leaves(state.params)
+    assert any(not np.array_equal(exported[2][k], final[k]) for k in final)  # step 2's, not the end's
+    for k in final:
+        np.testing.assert_array_equal(exported[4][k], final[k], err_msg=k)
+
+
 def test_wall_clock_budget_stops_cleanly_with_a_checkpoint_and_an_export(data_dir, tmp_path):
     config = tiny_config(data_dir, num_steps=50, checkpoint_every_steps=50, max_wall_s=1e-3)
     state = trainer.train_and_evaluate(config, tmp_path)

@@ -8,7 +8,7 @@ Layout follows Flax's examples; the parts live in modules named for them:
   `build_train_setup` (everything the loop drives);
 * `train.step`: `train_step` (one RD + aux update) and its jitted, sharded form;
 * `train.validation`: `eval_step`, validation metrics, real bits and the hyperprior's health;
-* `train.export`: the weights file written at the end;
+* `train.export`: the weights file written at the end (and, with `export_every_steps`, at milestones);
 * `train.run_control`: checkpoints and resume, the wall-clock budget, SIGTERM/SIGINT, and the
   errors that end a run.
 
@@ -161,6 +161,8 @@ class _Loop:
                 if step % c.checkpoint_every_steps == 0 or final:
                     with self.progress.timed("checkpoint"):
                         run_control.save_checkpoint(self.ckpt, step, state, eval_metrics)
+                if c.get("export_every_steps", 0) and step % c.export_every_steps == 0:
+                    self._export(state, self.workdir / "milestones" / str(step))
 
                 if c.halt_after_steps and step >= c.halt_after_steps:
                     logging.info("Halting after step %d (config.halt_after_steps)", step)
@@ -239,10 +241,16 @@ class _Loop:
             self.writer.close()
             raise TrainingInterrupted(int(state.step), self.stop_request.signum, self.workdir / "checkpoints")
         done = int(state.step) == c.num_steps or self.stopped_early
-        if c.export and done and self.is_main:
-            metrics = dict(self.last_eval, step=int(state.step), wall_s=time.time() - self.t_begin)
-            if self.last_train:
-                metrics.update({f"train_{k}": v for k, v in self.last_train.items()})
-            export_weights(c, self.spec, state.params, metrics, self.workdir)
+        if c.export and done:
+            self._export(state, self.workdir)
         self.writer.close()
         return state
+
+    def _export(self, state: TrainState, workdir: pathlib.Path) -> None:
+        """The weights with the last validation and training metrics, into `workdir`/export/."""
+        if not self.is_main:
+            return
+        metrics = dict(self.last_eval, step=int(state.step), wall_s=time.time() - self.t_begin)
+        if self.last_train:
+            metrics.update({f"train_{k}": v for k, v in self.last_train.items()})
+        export_weights(self.config, self.spec, state.params, metrics, workdir)

@@ -78,6 +78,8 @@ def get_config() -> ml_collections.ConfigDict:
     c.async_checkpointing = True
     c.real_bpp = True  # validation also range-codes through jaxlic.models.codec when available
     c.export = True  # write export/{model}-q{quality}.msgpack at the end
+    # Also write milestones/{step}/export/... every this many steps (0: off): a long run's milestones.
+    c.export_every_steps = 0
     # Wall-clock budget of one invocation in seconds (0: none): stop cleanly after the step that
     # crosses it, validate, checkpoint and export as at the end of a run.
     c.max_wall_s = 0.0
