@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The long run of issue "The best default this CPU can train" (its recipe and the pilots behind it:
+# results/default/README.md).
+#   nohup bash results/default/longrun.sh >> runs/long/longrun.log 2>&1 &
+# * Trains runs/long on both cores (niced: other work keeps its speed), checkpointing every 250
+#   steps; SIGTERM to this script (or to the trainer) checkpoints and stops, and the same
+#   command resumes exactly.
+# * Without runs/long/ (a lost work tree) it warm-starts from the newest milestone committed in
+#   results/default/weights/ (else from the shipped default's float original); the steps then
+#   count on from that milestone's (runs/long/offset), with a fresh warm-up and a schedule over
+#   what is left of TOTAL.
+# * Every 10k steps the trainer exports runs/long/milestones/<step>/; the script then records it
+#   with results/default/milestone.py (Kodak, 8 rate parameters, per image at matched rate
+#   against JPEG 2000, WebP, AVIF and the default; progress.json and README's table) and, every
+#   20k steps, keeps a compact copy (float16) in results/default/weights/long-<step>.msgpack.
+#   Commit those files.
+# Settings (environment): TOTAL steps (100000), LR peak learning rate (2e-4), CONFIG args of
+# train/configs/ckbd.py (cpu,vr,zgain), EXTRA more trainer flags; for a smoke test also RUN,
+# EVERY, COMPACT_EVERY, WEIGHTS and MILESTONE_ARGS (e.g. --images DIR --rates 0,7 --progress F
+# --readme F) and INIT_FROM.
+set -u
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+PY=${PYTHON:-$PWD/.venv/bin/python}
+RUN=${RUN:-runs/long}
+TOTAL=${TOTAL:-100000}
+LR=${LR:-2e-4}
+CONFIG=${CONFIG:-cpu,vr,zgain}
+EVERY=${EVERY:-10000}
+COMPACT_EVERY=${COMPACT_EVERY:-20000}
+WEIGHTS=${WEIGHTS:-results/default/weights}
+mkdir -p "$RUN" "$WEIGHTS"
+exec 9> "$RUN/lock"
+flock -n 9 || { echo "the long run is already running"; exit 0; }
+log() { echo "$(date -u +%FT%TZ) $*"; }
+
+if [ ! -e "$RUN/offset" ]; then  # a new run: from the newest committed milestone, if any
+  newest=$(ls "$WEIGHTS"/long-*.msgpack 2> /dev/null | sed 's/.*long-\([0-9]*\)\.msgpack/\1/' | sort -n | tail -1)
+  if [ -n "${INIT_FROM+set}" ]; then  # smoke tests: another start ("" trains from scratch)
+    echo 0 > "$RUN/offset"
+    echo "$INIT_FROM" > "$RUN/init"
+  elif [ -n "$newest" ]; then
+    echo "$newest" > "$RUN/offset"
+    echo "$WEIGHTS/long-$newest.msgpack" > "$RUN/init"
+  else
+    echo 0 > "$RUN/offset"
+    echo jaxlic/pretrained/archive/ckbd-full-vr-q0-53d4393ae095565b.msgpack > "$RUN/init"
+  fi
+fi
+OFFSET=$(cat "$RUN/offset")
+INIT=$(cat "$RUN/init")
+STEPS=$((TOTAL - OFFSET))
+
+record() {  # milestones not recorded yet (the trainer's step + OFFSET names them)
+  for dir in "$RUN"/milestones/*/; do
+    [ -d "$dir" ] || continue
+    local local_step step weights
+    local_step=$(basename "$dir")
+    step=$((local_step + OFFSET))
+    [ -e "$dir/recorded" ] && continue
+    weights=$(ls "$dir"/export/*.msgpack 2> /dev/null | head -1)
+    [ -n "$weights" ] || continue
+    log "milestone $step: recording"
+    nice -n 10 $PY -m results.default.milestone --weights "$weights" --run long --step "$step" \
+      ${MILESTONE_ARGS:-} >> "$RUN/milestones.log" 2>&1 &
+    child=$!
+    if wait $child; then
+      if [ $((step % COMPACT_EVERY)) -eq 0 ]; then
+        nice -n 10 $PY tools/compact_weights.py "$weights" "$WEIGHTS/long-$step.msgpack" >> "$RUN/milestones.log" 2>&1 \
+          && log "milestone $step: compact weights in $WEIGHTS/long-$step.msgpack (commit them)"
+      fi
+      touch "$dir/recorded"
+      log "milestone $step: recorded (results/default/progress.json)"
+    else
+      log "milestone $step: recording failed (see $RUN/milestones.log)"
+    fi
+  done
+}
+
+log "long run: steps $OFFSET..$TOTAL from $INIT, lr $LR, config $CONFIG"
+nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:$CONFIG" --workdir "$RUN" \
+  --config.init_from="$INIT" --config.seed=1 --config.num_steps="$STEPS" \
+  --config.optim.learning_rate="$LR" --config.optim.warmup_steps=500 \
+  --config.checkpoint_every_steps=250 --config.eval_every_steps=2000 --config.export_every_steps=$EVERY \
+  ${EXTRA:-} >> "$RUN/train.log" 2>&1 &
+trainer=$!
+child=
+# (a milestone being recorded is stopped too; it is recorded again at the next start)
+trap 'log "SIGTERM: stopping the trainer (it checkpoints)"; kill -TERM $trainer $child 2> /dev/null; wait $trainer; exit 143' TERM INT
+while kill -0 $trainer 2> /dev/null; do
+  sleep 120 & wait $!
+  record
+done
+wait $trainer
+rc=$?
+log "trainer exit $rc"
+record
+exit $rc
