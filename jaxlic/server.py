@@ -289,6 +289,13 @@ def _columns() -> int:
 # -- server ------------------------------------------------------------------------------------
 
 
+class _ClientGone(BaseException):
+    """The client of the call went away (Ctrl-C, a closed pipe): the call ends at its next write.
+
+    A BaseException, so that the CLI's per-file error handling (``except Exception``) does not
+    take it for a failed file and go on coding the rest of a batch for nobody."""
+
+
 class _FrameWriter(io.RawIOBase):
     """A binary stream whose writes go to the client as `kind` frames; a tty if the client's is."""
 
@@ -304,7 +311,10 @@ class _FrameWriter(io.RawIOBase):
     def write(self, b) -> int:
         data = bytes(b)
         if data:
-            _send(self.sock, self.kind, data)
+            try:
+                _send(self.sock, self.kind, data)
+            except OSError:
+                raise _ClientGone from None
         return len(data)
 
 
@@ -342,11 +352,15 @@ def _run(sock: socket.socket, request: dict, stdin: bytes, run_call) -> int:
         sys.stdout, sys.stderr = out, err
         try:
             code = run_call(request["argv"])
+        except SystemExit:  # SIGTERM's handler: the server ends
+            raise
+        except _ClientGone:
+            return 130
         except BaseException as e:  # noqa: BLE001  (a call never ends the server)
             code = 130 if isinstance(e, KeyboardInterrupt) else 1
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(BaseException):
                 print(f"jaxlic: internal error in the server: {type(e).__name__}: {e}", file=err)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(BaseException):
             out.flush()
             err.flush()
         return code

@@ -3,7 +3,9 @@ alone, with the real default model, in real processes."""
 
 import json
 import os
+import pathlib
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -157,3 +159,80 @@ def test_frames_carry_bytes_at_once_and_the_clients_terminal():
     a.close()
     with pytest.raises(ConnectionError):
         server._recv(b)
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["piped", "progress-bar"])
+def test_a_batch_stops_when_its_client_goes_away(served, terminal):
+    env, work = served
+    run(["compress", "photo.png", "w.jlic", "--force"], env, work)  # the server runs, the codec is loaded
+    folder = work / f"many-{terminal}"
+    folder.mkdir()
+    for i in range(8):
+        (folder / f"{i}.png").write_bytes((work / "photo.png").read_bytes())
+    sock = server._connect(pathlib.Path(env["JAXLIC_SERVER_DIR"]) / f"{_key_of(env, work)[:20]}.sock")
+    request = {
+        "op": "run",
+        "argv": ["compress", str(folder), "--out-dir", str(work / f"gone-{terminal}"), "--rate", "1"],
+        "cwd": str(work),
+        "stdin": False,
+        "tty": [False, terminal],
+        "columns": 80,
+        "debug": "",
+    }
+    server._send(sock, b"Q", json.dumps(request).encode())
+    server._send(sock, b"I", b"")
+    assert server._recv(sock)[0] in (b"O", b"E")  # the first file's line: the batch is under way
+    sock.close()  # the client goes away (Ctrl-C)
+    deadline = time.monotonic() + 120
+    while calls(env, work) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    written = list((work / f"gone-{terminal}").glob("*.jlic"))
+    assert 1 <= len(written) < 8  # it stopped at a later file's line, not after all of them
+
+
+def _key_of(env, cwd) -> str:
+    r = subprocess.run(
+        [sys.executable, "-c", "from jaxlic import server; print(server.key())"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return r.stdout.strip()
+
+
+def test_sigterm_during_a_call_ends_the_server(tmp_path):
+    tmp_path.chmod(0o700)
+    env = dict(os.environ, JAXLIC_SERVER_DIR=str(tmp_path / "s"), JAXLIC_SERVER_IDLE="600")
+    (tmp_path / "s").mkdir(mode=0o700)
+    work = tmp_path / "w"
+    (work / "in").mkdir(parents=True)
+    img = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    for i in range(8):
+        Image.fromarray(img).save(work / "in" / f"{i}.png")
+    assert run(["compress", "in/0.png", "w.jlic"], env, work).returncode == 0  # starts it, loads the codec
+    pid = json.loads(run(["server", "status", "--json"], env, work).stdout)["pid"]
+    client = subprocess.Popen(
+        CLI + ["compress", "in", "--out-dir", "out", "--rate", "1"],
+        env=dict(env, JAXLIC_SERVER="1"),
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    client.stdout.readline()  # the first file is done: the call is under way
+    os.kill(pid, signal.SIGTERM)
+    client.communicate(timeout=120)
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(pid)
+    assert not list((tmp_path / "s").glob("*.sock"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
