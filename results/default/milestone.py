@@ -15,6 +15,11 @@ CPU can train"; commands of the campaign in results/default/README.md):
    parameters: ``matched.same_points``): per-image BD-rate.
 3. z (``eval.latent_usage`` on the first 6 images at rate parameters 0, 3 and 7): its share of
    the rate and its live channels.
+3b. Photos no model here has trained or been judged on (:data:`UNSEEN`, bundled with
+   scikit-image, written to ``runs/unseen/``): the same comparison against WebP, JPEG 2000 and
+   AVIF (run once, kept in ``results/default/unseen/``) and against the default on them (its
+   float original, evaluated once at rate parameters 0-7 and kept there too). Five photos: a
+   coarse check that what Kodak says holds elsewhere, not a second benchmark.
 4. The record goes into ``results/default/progress.json`` (one entry per run and step, replaced
    when run again) and the table between the markers of ``results/default/README.md`` is
    rewritten from it.
@@ -44,6 +49,10 @@ TARGETS = tuple(
     (c, b) for c, bs in (("jpeg2000", (0.10, 0.15, 0.20, 0.30)), ("webp", (0.40, 0.50))) for b in bs
 )
 Z_RATES = (0, 3, 7)
+#: Colour photos bundled with scikit-image (no download): never in training nor in a decision.
+UNSEEN = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
+UNSEEN_DIR = HERE / "unseen"
+DEFAULT_WEIGHTS = ROOT / "jaxlic" / "pretrained" / "archive" / "ckbd-full-vr-q0-53d4393ae095565b.msgpack"
 BEGIN, END = "<!-- progress table: results/default/milestone.py -->", "<!-- end of progress table -->"
 
 
@@ -106,32 +115,32 @@ def _cell(g: dict | None) -> str:
     return text if not g.get("outside") else f"{text} ({g['n']} img)"
 
 
+def _bd(bd: dict | None) -> str:
+    if not bd or not bd.get("n"):
+        return "n/a"
+    return f"{bd['mean_pct']:+.1f}% [{bd['ci95'][0]:+.1f}, {bd['ci95'][1]:+.1f}]"
+
+
 def table(progress: list[dict]) -> str:
     """The README's table: one row per milestone, in the order of the run's steps."""
     cols = [(c, b) for c, b in TARGETS] + [("avif", 0.15)]
-    head = (
-        ["run", "step", "bpp range"]
-        + [f"{c} @{b:g}" for c, b in cols]
-        + ["BD-rate vs default", "z share q0/q3/q7"]
-    )
+    head = ["run", "step", "bpp range"] + [f"{c} @{b:g}" for c, b in cols]
+    head += ["BD-rate vs default", "z share q0/q3/q7", "unseen: BD-rate vs default; webp @0.15"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rec in progress:
         curve = rec["standing"]["curve"]
-        bd = rec["standing"].get("versus_baseline")
-        bd_text = (
-            "n/a"
-            if not bd or not bd.get("n")
-            else f"{bd['mean_pct']:+.1f}% [{bd['ci95'][0]:+.1f}, {bd['ci95'][1]:+.1f}]"
-        )
         z = rec.get("z", {})
         z_text = "/".join(f"{100 * z[str(q)]['z_share']:.0f}%" for q in Z_RATES if str(q) in z) or "n/a"
+        unseen = rec.get("unseen") or {}
+        webp = unseen.get("at_bpp", {}).get("webp", {}).get("0.15")
         cells = [
             rec["run"],
             str(rec["step"]),
             f"{curve[0]['bpp']:.3f}-{curve[-1]['bpp']:.3f}" if curve else "n/a",
             *(_cell(rec["standing"]["at_bpp"].get(c, {}).get(f"{b:g}")) for c, b in cols),
-            bd_text,
+            _bd(rec["standing"].get("versus_baseline")),
             z_text,
+            f"{_bd(unseen.get('versus_baseline'))}; {_cell(webp)}" if unseen else "n/a",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -168,6 +177,55 @@ def z_usage(weights: str, images: str, num: int = 6) -> dict:
     return out
 
 
+def write_unseen(folder: pathlib.Path) -> pathlib.Path:
+    """The :data:`UNSEEN` photos as PNGs in `folder` (written once)."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in UNSEEN:
+        path = folder / f"{name}.png"
+        if not path.exists():
+            img = np.ascontiguousarray(getattr(skimage.data, name)()[:, :, :3].astype(np.uint8))
+            Image.fromarray(img).save(path)
+    return folder
+
+
+def _model_csv(out: pathlib.Path) -> pathlib.Path:
+    csvs = [p for p in sorted(out.glob("per_image_*.csv")) if p.name != "per_image_codecs.csv"]
+    if len(csvs) != 1:
+        raise SystemExit(f"error: expected one model's per_image_*.csv in {out}, found {len(csvs)}")
+    return csvs[0]
+
+
+def _eval(
+    images: str, weights: str, rates: str, out: pathlib.Path, codecs: str | None = None
+) -> pathlib.Path:
+    """``jaxlic eval`` of `weights` (and `codecs`) on `images` into `out`; the model's CSV."""
+    cmd = [sys.executable, "-m", "jaxlic.cli", "eval", images, "--weights", weights, "--rates", rates]
+    subprocess.run(
+        [*cmd, "--out", str(out), "--force", *(["--codecs", codecs] if codecs else [])], check=True
+    )
+    return _model_csv(out)
+
+
+def unseen_standing(weights: str, rates: str, work: pathlib.Path) -> dict:
+    """:func:`standing` on the :data:`UNSEEN` photos (codecs and the default evaluated once)."""
+    images = str(write_unseen(ROOT / "runs" / "unseen"))
+    codecs_csv, base_csv = UNSEEN_DIR / "per_image_codecs.csv", UNSEEN_DIR / "per_image_default.csv"
+    if not codecs_csv.exists() or not base_csv.exists():
+        out = work / "unseen-default"
+        model_csv = _eval(
+            images, str(DEFAULT_WEIGHTS), ",".join(map(str, range(8))), out, "webp,jpeg2000,avif"
+        )
+        UNSEEN_DIR.mkdir(parents=True, exist_ok=True)
+        codecs_csv.write_bytes((out / "per_image_codecs.csv").read_bytes())
+        base_csv.write_bytes(model_csv.read_bytes())
+    model_rows = matched.read_rows(_eval(images, weights, rates, work / "unseen"))
+    return standing(model_rows, matched.read_rows(codecs_csv), matched.read_rows(base_csv))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights", required=True, help="the run's exported variable-rate weights")
@@ -180,15 +238,11 @@ def main(argv=None) -> int:
     ap.add_argument("--baseline", default=str(HERE / "per_image_ckbd-full-vr-4000steps.csv"))
     ap.add_argument("--progress", default=str(HERE / "progress.json"))
     ap.add_argument("--readme", default=str(HERE / "README.md"))
+    ap.add_argument("--no-unseen", action="store_true", help="skip the check on unseen photos")
     args = ap.parse_args(argv)
     run = harness.Run("results.default.milestone", argv)
     out = pathlib.Path(args.eval_dir or ROOT / "runs" / "milestones" / f"{args.run}-{args.step}")
-    if not args.eval_dir:
-        cmd = [sys.executable, "-m", "jaxlic.cli", "eval", args.images, "--weights", args.weights]
-        subprocess.run([*cmd, "--rates", args.rates, "--out", str(out), "--force"], check=True)
-    csvs = sorted(out.glob("per_image_*.csv"))
-    if len(csvs) != 1:
-        raise SystemExit(f"error: expected one per_image_*.csv in {out}, found {len(csvs)}")
+    csvs = [_model_csv(out) if args.eval_dir else _eval(args.images, args.weights, args.rates, out)]
     model_rows = matched.read_rows(csvs[0])
     codec_rows = matched.read_rows(args.codecs_csv)
     base_rows = matched.read_rows(args.baseline) if args.baseline else None
@@ -200,6 +254,7 @@ def main(argv=None) -> int:
         "per_image_csv": str(csvs[0]),
         "standing": standing(model_rows, codec_rows, base_rows),
         "z": z_usage(args.weights, args.images),
+        "unseen": None if args.no_unseen else unseen_standing(args.weights, args.rates, out),
         "provenance": run.provenance(),
     }
     record["targets_met"] = targets_met(record)
