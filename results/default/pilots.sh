@@ -29,6 +29,7 @@ pilot() {  # pilot NAME CONFIG_ARGS INIT [extra overrides...]
       "$@" >> "runs/pilots/$name.log" 2>&1
     local rc=$?
     echo "$(date -u +%FT%TZ) pilot $name: exit $rc"
+    $PY -m results.default.validation_record "runs/pilots/$name.log" "results/default/pilots/$name.validation.txt" > /dev/null
     [ $rc -eq 0 ] || return $rc
   fi
   judge "$name" || echo "$(date -u +%FT%TZ) pilot $name: judging failed (see runs/pilots/$name.log)"
