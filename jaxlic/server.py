@@ -240,8 +240,9 @@ def forward(argv: list[str]) -> int | None:
         if ok:
             sock = _running()
         if sock is None:
+            why = f"log: {log}" if log else "no private folder for its socket: set JAXLIC_SERVER_DIR"
             print(
-                f"jaxlic: note: the jaxlic server did not start (log: {log}); coding in this process",
+                f"jaxlic: note: the jaxlic server did not start ({why}); coding in this process",
                 file=sys.stderr,
             )
     if sock is None:

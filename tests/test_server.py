@@ -131,6 +131,10 @@ def test_a_folder_others_can_enter_is_refused(tmp_path, monkeypatch):
     assert server.folder() is None
     r = run(["server", "start"], dict(os.environ), tmp_path)
     assert r.returncode == 1 and r.stderr.decode().startswith("jaxlic: error: no private folder")
+    Image.fromarray(np.full((32, 48, 3), 90, np.uint8)).save(tmp_path / "a.png")
+    r = run(["compress", "a.png", "a.jlic"], dict(os.environ), tmp_path)  # JAXLIC_SERVER=1: codes alone
+    assert r.returncode == 0 and (tmp_path / "a.jlic").exists()
+    assert r.stderr.decode().startswith("jaxlic: note: the jaxlic server did not start (no private folder")
     tmp_path.chmod(0o700)
     assert server.folder() == tmp_path
 
