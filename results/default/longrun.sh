@@ -15,7 +15,7 @@
 #   20k steps, keeps a compact copy (float16) in results/default/weights/long-<step>.msgpack.
 #   Commit those files.
 # Settings (environment): TOTAL steps (100000), LR peak learning rate (2e-4), CONFIG args of
-# train/configs/ckbd.py (cpu,vr,zgain), EXTRA more trainer flags; for a smoke test also RUN,
+# train/configs/ckbd.py (cpu,vr: no z gains, decision 2), EXTRA more trainer flags; for a smoke test also RUN,
 # EVERY, COMPACT_EVERY, WEIGHTS and MILESTONE_ARGS (e.g. --images DIR --rates 0,7 --progress F
 # --readme F) and INIT_FROM.
 set -u
@@ -24,7 +24,7 @@ PY=${PYTHON:-$PWD/.venv/bin/python}
 RUN=${RUN:-runs/long}
 TOTAL=${TOTAL:-100000}
 LR=${LR:-2e-4}
-CONFIG=${CONFIG:-cpu,vr,zgain}
+CONFIG=${CONFIG:-cpu,vr}
 EVERY=${EVERY:-10000}
 COMPACT_EVERY=${COMPACT_EVERY:-20000}
 WEIGHTS=${WEIGHTS:-results/default/weights}
