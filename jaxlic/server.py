@@ -169,7 +169,7 @@ def _ask(sock: socket.socket, request: dict, stdin: bytes = b"", out=None, err=N
         sock.close()
 
 
-def start(wait: bool = True) -> tuple[bool, pathlib.Path | None]:
+def start() -> tuple[bool, pathlib.Path | None]:
     """Starts a server for this key unless one runs. Returns (running, its log's path)."""
     paths = _paths()
     if paths is None:
@@ -187,22 +187,13 @@ def start(wait: bool = True) -> tuple[bool, pathlib.Path | None]:
             start_new_session=True,  # not killed by the terminal's Ctrl-C
             cwd="/",
         )
-    if not wait:
-        return True, paths["log"]
     deadline = time.monotonic() + _START_TIMEOUT_S
     while time.monotonic() < deadline:
         s = _connect(paths["sock"])
         if s is not None:
             s.close()
             return True, paths["log"]
-        if proc.poll() is not None:  # lost a race to another server (it holds the lock), or failed
-            s = _connect(paths["sock"])
-            if s is not None:
-                s.close()
-                return True, paths["log"]
-            time.sleep(0.05)
-            if proc.poll() == 0 and time.monotonic() < deadline:
-                continue
+        if proc.poll() not in (None, 0):  # failed (0: another server holds the lock; wait for it)
             return False, paths["log"]
         time.sleep(0.05)
     return False, paths["log"]
