@@ -14,7 +14,9 @@
 #   against JPEG 2000, WebP, AVIF and the default; progress.json and README's table) and, every
 #   20k steps, keeps a compact copy (float16) in results/default/weights/long-<step>.msgpack.
 #   Commit those files.
-# Settings (environment): TOTAL steps (100000), LR peak learning rate (2e-4), CONFIG args of
+# Settings (environment): M latent channels of a new run (unset: the config's, 64; a start from the
+# M=64 default is first widened by train/widen.py; a resumed run keeps its own, runs/long/M, and a
+# warm start from a milestone takes the milestone's), TOTAL steps (60000: the schedule, README), LR peak learning rate (2e-4), CONFIG args of
 # train/configs/ckbd.py (cpu,vr: no z gains, decision 2), EXTRA more trainer flags; for a smoke test also RUN,
 # EVERY, COMPACT_EVERY, WEIGHTS and MILESTONE_ARGS (e.g. --images DIR --rates 0,7 --progress F
 # --readme F) and INIT_FROM.
@@ -22,9 +24,10 @@ set -u
 cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
 PY=${PYTHON:-$PWD/.venv/bin/python}
 RUN=${RUN:-runs/long}
-TOTAL=${TOTAL:-100000}
+TOTAL=${TOTAL:-60000}
 LR=${LR:-2e-4}
 CONFIG=${CONFIG:-cpu,vr}
+M=${M:-}
 EVERY=${EVERY:-10000}
 COMPACT_EVERY=${COMPACT_EVERY:-20000}
 WEIGHTS=${WEIGHTS:-results/default/weights}
@@ -41,11 +44,19 @@ if [ ! -e "$RUN/offset" ]; then  # a new run: from the newest committed mileston
   elif [ -n "$newest" ]; then
     echo "$newest" > "$RUN/offset"
     echo "$WEIGHTS/long-$newest.msgpack" > "$RUN/init"
+    M=$($PY -c 'import sys; from jaxlic import weights; print(weights.load(sys.argv[1])[1]["M"])' "$WEIGHTS/long-$newest.msgpack") || exit
   else
+    start=jaxlic/pretrained/archive/ckbd-full-vr-q0-53d4393ae095565b.msgpack  # M=64
+    if [ -n "$M" ] && [ "$M" != 64 ]; then
+      $PY -m train.widen "$start" "$RUN/init-M$M.msgpack" --M "$M" || exit
+      start=$RUN/init-M$M.msgpack
+    fi
     echo 0 > "$RUN/offset"
-    echo jaxlic/pretrained/archive/ckbd-full-vr-q0-53d4393ae095565b.msgpack > "$RUN/init"
+    echo "$start" > "$RUN/init"
   fi
+  echo "$M" > "$RUN/M"  # the width stays the run's own when it resumes
 fi
+M=$(cat "$RUN/M" 2> /dev/null)
 OFFSET=$(cat "$RUN/offset")
 INIT=$(cat "$RUN/init")
 STEPS=$((TOTAL - OFFSET))
@@ -76,9 +87,9 @@ record() {  # milestones not recorded yet (the trainer's step + OFFSET names the
   done
 }
 
-log "long run: steps $OFFSET..$TOTAL from $INIT, lr $LR, config $CONFIG"
+log "long run: steps $OFFSET..$TOTAL from $INIT, lr $LR, config $CONFIG${M:+, M=$M}"
 nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:$CONFIG" --workdir "$RUN" \
-  --config.init_from="$INIT" --config.seed=1 --config.num_steps="$STEPS" \
+  ${M:+--config.M=$M} --config.init_from="$INIT" --config.seed=1 --config.num_steps="$STEPS" \
   --config.optim.learning_rate="$LR" --config.optim.warmup_steps=500 \
   --config.checkpoint_every_steps=250 --config.eval_every_steps=2000 --config.export_every_steps=$EVERY \
   ${EXTRA:-} >> "$RUN/train.log" 2>&1 &

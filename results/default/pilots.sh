@@ -58,5 +58,16 @@ pilot start-default vr,zgain "$DEFAULT" || exit
 [ -n "${RESUME_ABLATION:-}" ] && { pilot start-ablation vr,zgain "$ABLATION" || exit; }
 # Pair 2, z: the better start without z gains (the default's start here; see the README).
 pilot z-none vr "$DEFAULT" || exit
-# Pair 3, the crop: 256 px crops, batch 4 (the same pixels per step as 128 px x 8... twice).
-pilot crop256 vr,zgain "$DEFAULT" --config.data.crop_size=256 --config.batch_size=4 || exit
+# Pair 3, the width: the default's start widened to M=128 latent channels (train/widen.py: it
+# computes what the default computes; the new channels start small), no z gains; paired with
+# z-none (M=64). Its reason: at M=64 the default's reconstruction without quantisation tops out
+# at 28.7 dB, the ceiling of its curve (results/default/README.md, "Decision 3").
+WIDE=runs/pilots/wide128-init.msgpack
+[ -e "$WIDE" ] || $PY -m train.widen "$DEFAULT" "$WIDE" --M 128 || exit
+pilot wide128 vr "$WIDE" --config.M=128 || exit
+# The crop waits for the width (CROP=1 runs it).
+[ -n "${CROP:-}" ] || exit 0
+# Pair 4, the crop: 256 px crops, batch 4, paired with start-default (z gains too) at the same
+# pixels, hence about the same CPU: a step of 4 x 256^2 is two of 8 x 128^2 (5.1 s against 2.6 s
+# on the 2-core AMD EPYC VM), so 750 steps against 1500, each with its own full cosine schedule.
+STEPS=$((STEPS / 2)) pilot crop256 vr,zgain "$DEFAULT" --config.data.crop_size=256 --config.batch_size=4 || exit
