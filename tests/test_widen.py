@@ -77,3 +77,14 @@ def test_widen_refuses_narrowing(tmp_path):
     p = zoo.init_variables(model, 0)["params"]
     with pytest.raises(ValueError, match="larger"):
         widen.widen_params(p, p, model.cfg, model.cfg)
+
+
+def test_ceiling_linear_bound_rises_with_width_and_is_exact_at_full_width():
+    from results.default import ceiling
+
+    rng = np.random.default_rng(0)
+    smooth = np.cumsum(np.cumsum(rng.random((2, 48, 64, 3)), axis=1), axis=2)
+    images = [(f"im{i}", (x - x.min()) / (x.max() - x.min())) for i, x in enumerate(smooth)]
+    bound = ceiling.linear_bound(images, widths=(8, 64, 768))
+    assert bound["8"] < bound["64"] < bound["768"]
+    assert bound["768"] > 100  # all 16x16x3 components kept: the blocks come back (up to rounding)

@@ -14,7 +14,13 @@ width takes the trained values in the slots of the old channels, and the weights
 inputs to old outputs are zeroed: every old feature, and so the reconstruction, the hyperprior
 and the old channels' entropy parameters, is what the trained model computes, whatever the new
 channels hold (tested). The new channels start small (their analysis output scaled by
-`NEW_LATENT_SCALE`) with fresh entropy parameters, and training decides what they carry.
+`NEW_LATENT_SCALE`) under the narrowest prior.
+
+Measured (pilot `wide128`, results/default/README.md, "Decision 3"): in 1500 steps training did
+**not** bring these new channels to life. Their latents round to 0 and the synthesis' weights
+from them start at 0, so neither gets a gradient through the reconstruction, and the rate term
+keeps the latents at 0: the widened model stayed the model it was widened from. This start is
+exact, not yet useful; a live start is the open problem recorded there.
 Channel layouts that are not a leading slice: the entropy-parameter network's input is
 `concat(hyper 2M, context 2M)` and its output is the family's `parts x (M x per-part)` blocks
 (`jaxlic.latent.families`: scales/means for the Gaussian, logits/means/scales of K for the
