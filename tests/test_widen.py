@@ -88,3 +88,30 @@ def test_ceiling_linear_bound_rises_with_width_and_is_exact_at_full_width():
     bound = ceiling.linear_bound(images, widths=(8, 64, 768))
     assert bound["8"] < bound["64"] < bound["768"]
     assert bound["768"] > 100  # all 16x16x3 components kept: the blocks come back (up to rounding)
+
+
+def test_live_widening_keeps_the_reconstruction_and_starts_the_new_channels_live():
+    old_model, new_model = _small("gmm", 16), _small("gmm", 32)
+    old = _perturbed(zoo.init_variables(old_model, 0)["params"])
+    wide = widen.widen_params(
+        old, zoo.init_variables(new_model, 3)["params"], old_model.cfg, new_model.cfg, live=True
+    )
+    exact = widen.widen_params(old, zoo.init_variables(new_model, 3)["params"], old_model.cfg, new_model.cfg)
+    x = np.random.default_rng(0).random((1, 64, 64, 3), np.float32)
+    r = jnp.asarray([2.0])
+    a = old_model.apply({"params": old}, x, r, method=Compressor.forward_eval)
+    b = new_model.apply({"params": wide}, x, r, method=Compressor.forward_eval)
+    c = new_model.apply({"params": exact}, x, r, method=Compressor.forward_eval)
+    np.testing.assert_allclose(b["x_hat"], a["x_hat"], atol=1e-5)
+    # full-size new latents (larger than the exact start's by 1 / NEW_LATENT_SCALE)
+    assert np.abs(np.asarray(b["y"][..., 16:])).mean() > 10 * np.abs(np.asarray(c["y"][..., 16:])).mean()
+    # new channel c's prior is old channel c - 16's: the same output columns of the last
+    # entropy layer (blocks of logits, means, scales; M x K each, channel-major)
+    last = sorted(k for k in wide if k.startswith("entropy_parameters_"))[-1]
+    k = np.asarray(wide[last]["kernel"])
+    K, M = 3, 32
+    for part in range(3):
+        for ch in (16, 20, 31):
+            dst = part * M * K + ch * K + np.arange(K)
+            src = part * M * K + (ch - 16) * K + np.arange(K)
+            np.testing.assert_array_equal(k[..., dst], k[..., src])

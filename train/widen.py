@@ -90,12 +90,18 @@ def _family_layout(cfg, params: dict) -> dict:
     return {"parts": parts, "per_part": per_channel // parts, "layers": layers, "scales_part": scales_part}
 
 
-def widen_params(old: dict, fresh: dict, cfg_old, cfg_new) -> dict:
+def widen_params(old: dict, fresh: dict, cfg_old, cfg_new, live: bool = False) -> dict:
     """The wide model's params: `fresh` (its initialisation) with `old` (the trained model's) in place.
 
     Args:
       old: nested params of the trained model (M = cfg_old.M).
       fresh: nested params of the wide model as initialised (M = cfg_new.M).
+      live: the new latents start at their initialisation's full size (they round to non-zero
+        values, so the synthesis' weights from them get gradients from the first step) and each
+        new channel's prior is a copy of an old channel's (channel `c` takes that of `c - M_old`
+        modulo M_old), which follows the rate through the hyperprior. The reconstruction is
+        still the trained model's; the rate is not (the new channels cost bits). Untried in
+        training (results/default/README.md, "Decision 3").
     """
     from flax import traverse_util  # pylint: disable=g-import-not-at-top
 
@@ -147,6 +153,15 @@ def widen_params(old: dict, fresh: dict, cfg_old, cfg_new) -> dict:
     block = family["per_part"] * m_new
     scales = fresh_out[(fresh_out // block) == family["scales_part"]]
     bias[scales] = SCALE_MIN
+    if live:
+        block, per = family["per_part"] * m_new, family["per_part"]
+        for part in range(family["parts"]):
+            for c in range(m_old, m_new):
+                src = part * block + ((c - m_old) % m_old) * per + np.arange(per)
+                dst = part * block + c * per + np.arange(per)
+                kernel[..., dst] = kernel[..., src]
+                bias[dst] = bias[src]
+        return traverse_util.unflatten_dict(flat_new)
     # The new latent channels start small: the analysis layer that makes them, and the residual
     # branches of the block after it, give them little (see NEW_LATENT_SCALE).
     m_slots = np.arange(m_old, m_new)
@@ -167,7 +182,7 @@ def _last_analysis_conv(flat: dict) -> str:
     return names[-1]
 
 
-def widen_file(src: str, dst: str, m_new: int, seed: int = 0) -> dict:
+def widen_file(src: str, dst: str, m_new: int, seed: int = 0, live: bool = False) -> dict:
     """Writes the widened weights of `src` to `dst`; returns their metadata."""
     from jaxlic import weights, zoo  # pylint: disable=g-import-not-at-top
     from jaxlic.models.compressor import Compressor  # pylint: disable=g-import-not-at-top
@@ -177,13 +192,17 @@ def widen_file(src: str, dst: str, m_new: int, seed: int = 0) -> dict:
     cfg_old = ModelConfig(**meta["config"])
     cfg_new = dataclasses.replace(cfg_old, M=m_new)
     fresh = zoo.init_variables(Compressor(cfg_new), seed)["params"]
-    wide = widen_params(params, fresh, cfg_old, cfg_new)
+    wide = widen_params(params, fresh, cfg_old, cfg_new, live=live)
     out = {
         k: v
         for k, v in meta.items()
         if k not in ("weights_id", "compact_check", "stored", "archived", "metrics")
     }
-    out.update(M=m_new, config=dataclasses.asdict(cfg_new), widened_from={"file": str(src), "M": cfg_old.M})
+    out.update(
+        M=m_new,
+        config=dataclasses.asdict(cfg_new),
+        widened_from={"file": str(src), "M": cfg_old.M, "live": live},
+    )
     weights.save(dst, wide, out)
     return out
 
@@ -194,9 +213,12 @@ def main(argv=None) -> int:
     ap.add_argument("dst", help="widened weights file to write")
     ap.add_argument("--M", type=int, required=True, help="the new number of latent channels")
     ap.add_argument("--seed", type=int, default=0, help="seed of the new channels' initialisation")
+    ap.add_argument(
+        "--live", action="store_true", help="new channels at full size with copied priors (widen_params)"
+    )
     args = ap.parse_args(argv)
     try:
-        meta = widen_file(args.src, args.dst, args.M, args.seed)
+        meta = widen_file(args.src, args.dst, args.M, args.seed, live=args.live)
     except (ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

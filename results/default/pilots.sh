@@ -65,6 +65,11 @@ pilot z-none vr "$DEFAULT" || exit
 WIDE=runs/pilots/wide128-init.msgpack
 [ -e "$WIDE" ] || $PY -m train.widen "$DEFAULT" "$WIDE" --M 128 || exit
 pilot wide128 vr "$WIDE" --config.M=128 || exit
+# wide128 left its new channels dead (README, "Decision 3"); wide128-live starts them at full size
+# with priors copied from old channels (train/widen.py --live).
+WIDE_LIVE=runs/pilots/wide128-live-init.msgpack
+[ -e "$WIDE_LIVE" ] || $PY -m train.widen "$DEFAULT" "$WIDE_LIVE" --M 128 --live || exit
+pilot wide128-live vr "$WIDE_LIVE" --config.M=128 || exit
 # The crop waits for the width (CROP=1 runs it).
 [ -n "${CROP:-}" ] || exit 0
 # Pair 4, the crop: 256 px crops, batch 4, paired with start-default (z gains too) at the same
