@@ -5,8 +5,8 @@
 
 Why: with M=64 latent channels at 1/16 of the resolution the analysis/synthesis pair keeps 64
 numbers per 16x16x3 block, and its reconstruction without any quantisation tops out near the
-linear bound of keeping 64 of the block's 768 principal components (about 28.8 dB on Kodak),
-the "ceiling" of the default's curve (results/default/README.md, "Decision 3"). A wider latent
+linear bound of keeping 64 of the block's 768 principal components (29.7 dB on Kodak; the
+default reaches 29.0 without quantisation), the "ceiling" of the default's curve (results/default/README.md, "Decision 3"). A wider latent
 lifts that bound; widening the trained model keeps what its 64 channels learned.
 
 How. The wide model is initialised as usual, then every parameter that touches the latent's
@@ -20,7 +20,9 @@ Measured (pilot `wide128`, results/default/README.md, "Decision 3"): in 1500 ste
 **not** bring these new channels to life. Their latents round to 0 and the synthesis' weights
 from them start at 0, so neither gets a gradient through the reconstruction, and the rate term
 keeps the latents at 0: the widened model stayed the model it was widened from. This start is
-exact, not yet useful; a live start is the open problem recorded there.
+exact, not yet useful. `--live` (`widen_params(live=True)`) starts the new channels at full size
+with priors copied from old channels instead; its pilot is `wide128-live`.
+
 Channel layouts that are not a leading slice: the entropy-parameter network's input is
 `concat(hyper 2M, context 2M)` and its output is the family's `parts x (M x per-part)` blocks
 (`jaxlic.latent.families`: scales/means for the Gaussian, logits/means/scales of K for the
