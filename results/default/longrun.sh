@@ -16,7 +16,7 @@
 #   Commit those files.
 # Settings (environment): M latent channels of a new run (unset: the config's, 64; a start from the
 # M=64 default is first widened by train/widen.py; a resumed run keeps its own, runs/long/M, and a
-# warm start from a milestone takes the milestone's), TOTAL steps (60000: the schedule, README), LR peak learning rate (2e-4), CONFIG args of
+# warm start from a milestone takes the milestone's; WIDEN_ARGS=--live for train/widen.py's live start), TOTAL steps (60000: the schedule, README), LR peak learning rate (2e-4), CONFIG args of
 # train/configs/ckbd.py (cpu,vr: no z gains, decision 2), EXTRA more trainer flags; for a smoke test also RUN,
 # EVERY, COMPACT_EVERY, WEIGHTS and MILESTONE_ARGS (e.g. --images DIR --rates 0,7 --progress F
 # --readme F) and INIT_FROM.
@@ -48,7 +48,7 @@ if [ ! -e "$RUN/offset" ]; then  # a new run: from the newest committed mileston
   else
     start=jaxlic/pretrained/archive/ckbd-full-vr-q0-53d4393ae095565b.msgpack  # M=64
     if [ -n "$M" ] && [ "$M" != 64 ]; then
-      $PY -m train.widen "$start" "$RUN/init-M$M.msgpack" --M "$M" || exit
+      $PY -m train.widen "$start" "$RUN/init-M$M.msgpack" --M "$M" ${WIDEN_ARGS:-} || exit
       start=$RUN/init-M$M.msgpack
     fi
     echo 0 > "$RUN/offset"
