@@ -40,13 +40,10 @@ import sys
 import numpy as np
 
 from jaxlic.entropy.gaussian import SCALE_MIN  # the new channels' first prior scale: the smallest
+from jaxlic.errors import JaxlicError
 
 #: Scale of the new latent channels' analysis weights: small latents cost few bits at first.
 NEW_LATENT_SCALE = 0.02
-
-
-def _leading(old: int, new: int) -> np.ndarray:
-    return np.arange(old)
 
 
 def _blocks(parts: int, old_block: int, new_block: int) -> np.ndarray:
@@ -74,7 +71,7 @@ def _slots(
             if old != parts * per * m_old:
                 raise ValueError(f"{'/'.join(path)}: output {old} is not {parts} x {per} x M={m_old}")
             return _blocks(parts, per * m_old, per * m_new)
-    return _leading(old, new)
+    return np.arange(old)  # a leading slice
 
 
 def _family_layout(cfg, params: dict) -> dict:
@@ -143,27 +140,24 @@ def widen_params(old: dict, fresh: dict, cfg_old, cfg_new, live: bool = False) -
             new[:, :, fresh_in[:, None], slots[3][None, :]] = 0.0
         new[np.ix_(*slots)] = value
         flat_new[path] = new
-    # The new channels' entropy parameters start as a fixed, narrowest prior at 0 (no weights
-    # from the features): the small new latents cost almost nothing at first and their rate's
-    # gradient does not reach the layers the old channels share.
     last_ep = family["layers"][-1]
     kernel, bias = flat_new[(last_ep, "kernel")], flat_new[(last_ep, "bias")]
-    old_out = _blocks(family["parts"], family["per_part"] * m_old, family["per_part"] * m_new)
-    fresh_out = np.setdiff1d(np.arange(bias.shape[0]), old_out)
-    kernel[..., fresh_out] = 0.0
-    bias[fresh_out] = 0.0
-    block = family["per_part"] * m_new
-    scales = fresh_out[(fresh_out // block) == family["scales_part"]]
-    bias[scales] = SCALE_MIN
-    if live:
-        block, per = family["per_part"] * m_new, family["per_part"]
+    per = family["per_part"]
+    block = per * m_new
+    fresh_out = np.setdiff1d(np.arange(bias.shape[0]), _blocks(family["parts"], per * m_old, block))
+    if live:  # each new channel's prior: a copy of an old channel's (same features, same columns)
         for part in range(family["parts"]):
             for c in range(m_old, m_new):
                 src = part * block + ((c - m_old) % m_old) * per + np.arange(per)
-                dst = part * block + c * per + np.arange(per)
-                kernel[..., dst] = kernel[..., src]
-                bias[dst] = bias[src]
+                kernel[..., part * block + c * per + np.arange(per)] = kernel[..., src]
+                bias[part * block + c * per + np.arange(per)] = bias[src]
         return traverse_util.unflatten_dict(flat_new)
+    # The new channels' entropy parameters start as a fixed, narrowest prior at 0 (no weights
+    # from the features): the small new latents cost almost nothing at first and their rate's
+    # gradient does not reach the layers the old channels share.
+    kernel[..., fresh_out] = 0.0
+    bias[fresh_out] = 0.0
+    bias[fresh_out[(fresh_out // block) == family["scales_part"]]] = SCALE_MIN
     # The new latent channels start small: the analysis layer that makes them, and the residual
     # branches of the block after it, give them little (see NEW_LATENT_SCALE).
     m_slots = np.arange(m_old, m_new)
@@ -221,7 +215,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         meta = widen_file(args.src, args.dst, args.M, args.seed, live=args.live)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, JaxlicError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"{args.dst}: {meta['model']} N={meta['N']} M={meta['widened_from']['M']} -> {args.M}")
