@@ -31,7 +31,10 @@ def _images(folder: pathlib.Path) -> list[tuple[str, np.ndarray]]:
 
 
 def _psnr(a, b) -> float:
-    return float(10 * np.log10(1.0 / np.mean((np.clip(np.asarray(a, np.float64), 0, 1) - b) ** 2)))
+    """PSNR of `a` (clipped to [0, 1], as a decoded image is) against `b`, both in [0, 1]."""
+    from jaxlic.metrics import psnr  # pylint: disable=g-import-not-at-top
+
+    return float(psnr(b, np.clip(np.asarray(a, np.float64), 0, 1), max_val=1.0))
 
 
 def linear_bound(images, widths=(64, 128, 192, 320), block: int = 16) -> dict:
