@@ -70,9 +70,9 @@ pilot wide128 vr "$WIDE" --config.M=128 || exit
 WIDE_LIVE=runs/pilots/wide128-live-init.msgpack
 [ -e "$WIDE_LIVE" ] || $PY -m train.widen "$DEFAULT" "$WIDE_LIVE" --M 128 --live || exit
 pilot wide128-live vr "$WIDE_LIVE" --config.M=128 || exit
-# The crop waits for the width (CROP=1 runs it).
-[ -n "${CROP:-}" ] || exit 0
-# Pair 4, the crop: 256 px crops, batch 4, paired with start-default (z gains too) at the same
-# pixels, hence about the same CPU: a step of 4 x 256^2 is two of 8 x 128^2 (5.1 s against 2.6 s
-# on the 2-core AMD EPYC VM), so 750 steps against 1500, each with its own full cosine schedule.
-STEPS=$((STEPS / 2)) pilot crop256 vr,zgain "$DEFAULT" --config.data.crop_size=256 --config.batch_size=4 || exit
+# Pair 4, the crop: 256 px crops, batch 4, paired with z-none (the recipe of decisions 1-3: the
+# default's start, no z gains, M=64) at the same pixels, hence about the same CPU: a step of
+# 4 x 256^2 is two of 8 x 128^2 (5.1 s against 2.6 s on the 2-core AMD EPYC VM), so 750 steps
+# against 1500, each with its own full cosine schedule. (A first crop256 with z gains, paired
+# with start-default, was stopped at step 8 when decision 2 dropped z gains.)
+STEPS=$((STEPS / 2)) pilot crop256 vr "$DEFAULT" --config.data.crop_size=256 --config.batch_size=4 || exit
