@@ -35,12 +35,15 @@ def _crops(steps: int, batch: int, crop: int, seed: int):
     rng = np.random.default_rng(seed)
     for _ in range(steps):
         picks = rng.choice(len(files), batch, replace=False)
-        yield np.stack(
-            [
-                random_crop_flip(decode_image(pathlib.Path(files[i]).read_bytes()), rng, crop)
-                for i in picks
-            ]
-        ).astype(np.float32) / 255
+        yield (
+            np.stack(
+                [
+                    random_crop_flip(decode_image(pathlib.Path(files[i]).read_bytes()), rng, crop)
+                    for i in picks
+                ]
+            ).astype(np.float32)
+            / 255
+        )
 
 
 def probe(weights: str, rate: float, steps: int, batch: int, crop: int, lr: float, seed: int) -> dict:
@@ -103,9 +106,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    rows = [
-        probe(w, args.rate, args.steps, args.batch, args.crop, args.lr, args.seed) for w in args.weights
-    ]
+    rows = [probe(w, args.rate, args.steps, args.batch, args.crop, args.lr, args.seed) for w in args.weights]
     if args.json:
         out = {k: v for k, v in vars(args).items() if k not in ("weights", "json")}
         out["models"] = rows
