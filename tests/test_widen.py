@@ -115,3 +115,18 @@ def test_live_widening_keeps_the_reconstruction_and_starts_the_new_channels_live
             dst = part * M * K + ch * K + np.arange(K)
             src = part * M * K + (ch - 16) * K + np.arange(K)
             np.testing.assert_array_equal(k[..., dst], k[..., src])
+
+
+def test_capacity_probe_trains_the_transforms_towards_the_images(tmp_path):
+    """The probe's training lowers the continuous-latent error on what it trains on."""
+    from results.default import capacity
+
+    model = get_model("ckbd-full-vr", 1, N=16, M=16, num_rates=3)
+    src = tmp_path / "m.msgpack"
+    meta = {"model": "ckbd-full-vr", "quality": 0, "N": 16, "M": 16, "config": dataclasses.asdict(model.cfg)}
+    weights.save(src, zoo.init_variables(model, 0)["params"], meta)
+    smooth = np.cumsum(np.cumsum(np.random.default_rng(0).random((2, 64, 64, 3)), axis=1), axis=2)
+    images = ((smooth - smooth.min()) / (smooth.max() - smooth.min())).astype(np.float32)
+    row = capacity.probe(str(src), 2.0, [images] * 40, [("a", images[0]), ("b", images[1])], 3e-3, every=20)
+    assert sorted(row["kodak_psnr"]) == [0, 20, 40]
+    assert row["kodak_psnr"][40] > row["kodak_psnr"][0] + 3

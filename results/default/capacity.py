@@ -46,7 +46,9 @@ def _crops(steps: int, batch: int, crop: int, seed: int):
         )
 
 
-def probe(weights: str, rate: float, steps: int, batch: int, crop: int, lr: float, seed: int) -> dict:
+def probe(weights: str, rate: float, batches, kodak, lr: float, every: int = 100) -> dict:
+    """Trains `weights`' transforms on `batches` (MSE, latent continuous) and measures the ceiling
+    on `kodak` ([(name, image)]) before and every `every` steps."""
     import jax  # pylint: disable=g-import-not-at-top
     import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
     import optax  # pylint: disable=g-import-not-at-top
@@ -73,7 +75,6 @@ def probe(weights: str, rate: float, steps: int, batch: int, crop: int, lr: floa
         u, s = opt.update(g, s, p)
         return optax.apply_updates(p, u), s, loss
 
-    kodak = _images(KODAK)
     evaluate = jax.jit(lambda p, x: recon(p, x, jnp.asarray([rate])))
 
     def ceiling(p):
@@ -82,13 +83,13 @@ def probe(weights: str, rate: float, steps: int, batch: int, crop: int, lr: floa
     row = {"weights": weights, "M": int(codec.cfg.M), "rate": rate, "kodak_psnr": {0: ceiling(params)}}
     print(f"{weights} (M={row['M']}): step 0 {row['kodak_psnr'][0]:.3f} dB", flush=True)
     state, t0, losses = opt.init(params), time.time(), []
-    for i, x in enumerate(_crops(steps, batch, crop, seed), 1):
+    for i, x in enumerate(batches, 1):
         params, state, loss = step(params, state, jnp.asarray(x))
         losses.append(float(loss))
-        if i % 100 == 0 or i == steps:
+        if i % every == 0:
             row["kodak_psnr"][i] = ceiling(params)
             print(
-                f"  step {i}: train MSE {np.mean(losses[-100:]):.5f}, Kodak {row['kodak_psnr'][i]:.3f} dB"
+                f"  step {i}: train MSE {np.mean(losses[-every:]):.5f}, Kodak {row['kodak_psnr'][i]:.3f} dB"
                 f" ({(time.time() - t0) / i:.2f} s/step)",
                 flush=True,
             )
@@ -106,7 +107,11 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
-    rows = [probe(w, args.rate, args.steps, args.batch, args.crop, args.lr, args.seed) for w in args.weights]
+    kodak = _images(KODAK)
+    rows = [
+        probe(w, args.rate, _crops(args.steps, args.batch, args.crop, args.seed), kodak, args.lr)
+        for w in args.weights
+    ]
     if args.json:
         out = {k: v for k, v in vars(args).items() if k not in ("weights", "json")}
         out["models"] = rows
