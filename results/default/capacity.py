@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import time
 
 import numpy as np
 
@@ -82,15 +81,14 @@ def probe(weights: str, rate: float, batches, kodak, lr: float, every: int = 100
 
     row = {"weights": weights, "M": int(codec.cfg.M), "rate": rate, "kodak_psnr": {0: ceiling(params)}}
     print(f"{weights} (M={row['M']}): step 0 {row['kodak_psnr'][0]:.3f} dB", flush=True)
-    state, t0, losses = opt.init(params), time.time(), []
+    state, losses = opt.init(params), []
     for i, x in enumerate(batches, 1):
         params, state, loss = step(params, state, jnp.asarray(x))
         losses.append(float(loss))
         if i % every == 0:
             row["kodak_psnr"][i] = ceiling(params)
             print(
-                f"  step {i}: train MSE {np.mean(losses[-every:]):.5f}, Kodak {row['kodak_psnr'][i]:.3f} dB"
-                f" ({(time.time() - t0) / i:.2f} s/step)",
+                f"  step {i}: train MSE {np.mean(losses[-every:]):.5f}, Kodak {row['kodak_psnr'][i]:.3f} dB",
                 flush=True,
             )
     return row
