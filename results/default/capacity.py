@@ -20,29 +20,19 @@ import pathlib
 
 import numpy as np
 
-from results.default.ceiling import KODAK, _images, _psnr
+from results.default.ceiling import KODAK, _images, mean_psnr
 
 TRAIN = KODAK.parent / "train"
 
 
 def _crops(steps: int, batch: int, crop: int, seed: int):
-    """`steps` batches of `crop`^2 random crops of the training photos, in [0, 1], fixed by `seed`."""
-    from train.data_sources import list_image_files  # pylint: disable=g-import-not-at-top
-    from train.input_pipeline import decode_image, random_crop_flip  # pylint: disable=g-import-not-at-top
+    """`steps` batches of `crop`^2 random crops of the training photos, in [0, 1], fixed by `seed`
+    (the trainer's own sampler)."""
+    from train.data_sources import FileSource, list_image_files  # pylint: disable=g-import-not-at-top
+    from train.input_pipeline import BatchSampler, Sampler  # pylint: disable=g-import-not-at-top
 
-    files = list_image_files(TRAIN)
-    rng = np.random.default_rng(seed)
-    for _ in range(steps):
-        picks = rng.choice(len(files), batch, replace=False)
-        yield (
-            np.stack(
-                [
-                    random_crop_flip(decode_image(pathlib.Path(files[i]).read_bytes()), rng, crop)
-                    for i in picks
-                ]
-            ).astype(np.float32)
-            / 255
-        )
+    batches = BatchSampler(Sampler(FileSource(list_image_files(TRAIN)), seed, 0, crop), batch)
+    return (batches(i) for i in range(steps))
 
 
 def probe(weights: str, rate: float, batches, kodak, lr: float, every: int = 100) -> dict:
@@ -77,7 +67,7 @@ def probe(weights: str, rate: float, batches, kodak, lr: float, every: int = 100
     evaluate = jax.jit(lambda p, x: recon(p, x, jnp.asarray([rate])))
 
     def ceiling(p):
-        return float(np.mean([_psnr(evaluate(p, x[None])[0], x) for _, x in kodak]))
+        return mean_psnr(lambda x: evaluate(p, x), kodak)
 
     row = {"weights": weights, "M": int(codec.cfg.M), "rate": rate, "kodak_psnr": {0: ceiling(params)}}
     print(f"{weights} (M={row['M']}): step 0 {row['kodak_psnr'][0]:.3f} dB", flush=True)

@@ -37,6 +37,11 @@ def _psnr(a, b) -> float:
     return float(psnr(b, np.clip(np.asarray(a, np.float64), 0, 1), max_val=1.0))
 
 
+def mean_psnr(reconstruct, images) -> float:
+    """Mean PSNR over `images` ([(name, image)]) of `reconstruct` ([1,H,W,3] -> [1,H,W,3])."""
+    return float(np.mean([_psnr(reconstruct(x[None])[0], x) for _, x in images]))
+
+
 def linear_bound(images, widths=(64, 128, 192, 320), block: int = 16) -> dict:
     """Mean PSNR of keeping the top-`k` principal components of every `block`^2 x 3 block."""
     blocks = []
@@ -69,9 +74,7 @@ def continuous(weights: str, images, rates) -> dict:
     out = {}
     for rate in rates:
         r = jnp.asarray([float(rate)])
-        out[str(rate)] = float(
-            np.mean([_psnr(syn(variables, ana(variables, x[None], r), r)[0], x) for _, x in images])
-        )
+        out[str(rate)] = mean_psnr(lambda x, r=r: syn(variables, ana(variables, x, r), r), images)
     return {"weights": weights, "M": int(codec.cfg.M), "psnr_without_quantisation": out}
 
 
