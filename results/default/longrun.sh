@@ -17,7 +17,9 @@
 # Settings (environment): M latent channels of a new run (unset: the config's, 64; a start from the
 # M=64 default is first widened by train/widen.py; a resumed run keeps its own, runs/long/M, and a
 # warm start from a milestone takes the milestone's; WIDEN_ARGS=--live for train/widen.py's live start), TOTAL steps (60000: the schedule, README), LR peak learning rate (2e-4), CONFIG args of
-# train/configs/ckbd.py (cpu,vr: no z gains, decision 2), EXTRA more trainer flags; for a smoke test also RUN,
+# train/configs/ckbd.py (cpu,vr: no z gains, decision 2), CROP and BATCH of a new run (256 px crops
+# in batches of 2, decision 4; empty: the config's; a resumed run keeps its own, runs/long/data),
+# EXTRA more trainer flags; for a smoke test also RUN,
 # EVERY, COMPACT_EVERY, WEIGHTS and MILESTONE_ARGS (e.g. --images DIR --rates 0,7 --progress F
 # --readme F) and INIT_FROM.
 set -u
@@ -28,6 +30,8 @@ TOTAL=${TOTAL:-60000}
 LR=${LR:-2e-4}
 CONFIG=${CONFIG:-cpu,vr}
 M=${M:-}
+CROP=${CROP-256}
+BATCH=${BATCH-2}
 EVERY=${EVERY:-10000}
 COMPACT_EVERY=${COMPACT_EVERY:-20000}
 WEIGHTS=${WEIGHTS:-results/default/weights}
@@ -54,9 +58,11 @@ if [ ! -e "$RUN/offset" ]; then  # a new run: from the newest committed mileston
     echo 0 > "$RUN/offset"
     echo "$start" > "$RUN/init"
   fi
-  echo "$M" > "$RUN/M"  # the width stays the run's own when it resumes
+  echo "$M" > "$RUN/M"  # the width and the crops stay the run's own when it resumes
+  echo "$CROP $BATCH" > "$RUN/data"
 fi
 M=$(cat "$RUN/M" 2> /dev/null)
+read -r CROP BATCH < "$RUN/data" 2> /dev/null || CROP= BATCH=  # (a run begun before decision 4: 128 px, 8)
 OFFSET=$(cat "$RUN/offset")
 INIT=$(cat "$RUN/init")
 STEPS=$((TOTAL - OFFSET))
@@ -87,9 +93,9 @@ record() {  # milestones not recorded yet (the trainer's step + OFFSET names the
   done
 }
 
-log "long run: steps $OFFSET..$TOTAL from $INIT, lr $LR, config $CONFIG${M:+, M=$M}"
+log "long run: steps $OFFSET..$TOTAL from $INIT, lr $LR, config $CONFIG${M:+, M=$M}${CROP:+, $CROP px crops}${BATCH:+, batch $BATCH}"
 nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:$CONFIG" --workdir "$RUN" \
-  ${M:+--config.M=$M} --config.init_from="$INIT" --config.seed=1 --config.num_steps="$STEPS" \
+  ${M:+--config.M=$M} ${CROP:+--config.data.crop_size=$CROP} ${BATCH:+--config.batch_size=$BATCH} --config.init_from="$INIT" --config.seed=1 --config.num_steps="$STEPS" \
   --config.optim.learning_rate="$LR" --config.optim.warmup_steps=500 \
   --config.checkpoint_every_steps=250 --config.eval_every_steps=2000 --config.export_every_steps=$EVERY \
   ${EXTRA:-} >> "$RUN/train.log" 2>&1 &
