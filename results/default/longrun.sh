@@ -104,7 +104,7 @@ child=
 # (a milestone being recorded is stopped too; it is recorded again at the next start)
 trap 'log "SIGTERM: stopping the trainer (it checkpoints)"; kill -TERM $trainer $child 2> /dev/null; wait $trainer; exit 143' TERM INT
 while kill -0 $trainer 2> /dev/null; do
-  sleep 120 & wait $!
+  sleep 120 9>&- & wait $!  # (the sleep must not hold the lock after a stop)
   record
 done
 wait $trainer
