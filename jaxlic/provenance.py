@@ -1,4 +1,5 @@
-"""Where a result came from: the command line, the machine, the versions, the date and the load.
+"""Where a result came from: the command line, the machine (its CPU and vector extension), the versions,
+the date and the load.
 
 One place for `jaxlic eval`'s records and for the benchmarks (``eval/harness.py`` loads this file
 by its path, so that it also runs in interpreters without jaxlic: standard library only, and jax
@@ -25,6 +26,26 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     except OSError:
         pass
     return platform.processor() or ""
+
+
+#: The widest vector extension a CPU's ``flags`` (x86) or ``Features`` (Arm) line names, widest first:
+#: what decides which kernels XLA's and YNNPACK's runtime dispatch picks, so two CPUs of one model
+#: name (cloud VMs: "AMD EPYC") can be two implementations.
+ISAS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sve", "SVE"), ("asimd", "NEON"))
+
+
+def cpu_isa(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The widest vector extension in ``cpuinfo`` (``ISAS``), '' where none or no cpuinfo."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    flags = set(value.split())
+                    return next((name for flag, name in ISAS if flag in flags), "")
+    except OSError:
+        pass
+    return ""
 
 
 def versions(*packages: str) -> dict[str, str | None]:
@@ -54,7 +75,8 @@ def provenance(
     ``jax_backend`` and ``jax_device`` are filled only if the process imported jax already (a
     benchmark may have to set ``XLA_FLAGS`` before jax starts).
     """
-    cpu = cpu_model(cpuinfo)
+    cpu = cpu_model(cpuinfo) or platform.machine()
+    isa = cpu_isa(cpuinfo)
     cpus = os.cpu_count()
     jax = sys.modules.get("jax")
     backend = device = None
@@ -63,8 +85,9 @@ def provenance(
     now = time.strftime("%Y-%m-%d %H:%M:%S")
     return {
         "command": command if command is not None else shlex.join(["python", *sys.argv]),
-        "machine": f"{cpu or platform.machine()}, {cpus} CPUs",
-        "cpu": cpu or platform.machine(),
+        "machine": f"{cpu}{f' ({isa})' if isa else ''}, {cpus} CPUs",
+        "cpu": cpu,
+        "isa": isa,
         "cpus": cpus,
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

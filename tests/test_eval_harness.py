@@ -119,6 +119,25 @@ def test_provenance_names_the_command_machine_versions_date_and_the_load_at_star
     assert harness.versions("no-such-package-here") == {"no-such-package-here": None}
 
 
+@pytest.mark.parametrize(
+    "line, isa",
+    [
+        ("flags\t: fpu sse2 avx avx2 fma avx512f avx512bw", "AVX-512"),
+        ("flags\t: fpu sse2 avx avx2 fma", "AVX2"),
+        ("Features\t: fp asimd evtstrm sve", "SVE"),
+        ("Features\t: fp asimd", "NEON"),
+    ],
+)
+def test_provenance_names_the_widest_vector_extension(monkeypatch, tmp_path, line, isa):
+    """Two VMs of one model name ("AMD EPYC") can dispatch other kernels: the record tells them apart."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\n{line}\n")
+    monkeypatch.setattr(harness.os, "cpu_count", lambda: 2)
+    p = harness.provenance("x", cpuinfo=str(cpuinfo))
+    assert p["isa"] == isa and p["machine"] == f"AMD EPYC ({isa}), 2 CPUs"
+    assert harness.provenance("x", cpuinfo=str(tmp_path / "missing"))["isa"] == ""
+
+
 def test_provenance_has_the_keys_of_the_products_record():
     """A benchmark's record reads like `jaxlic eval`'s summary."""
     import jax  # noqa: F401  (both fill jax_backend)

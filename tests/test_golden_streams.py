@@ -1,7 +1,8 @@
 """Committed streams decode here to the symbols and the image they were written with.
 
-tests/fixtures/streams/ holds exact streams of the shipped models, written on one machine by
-tools/make_golden_streams.py and recorded in GOLDEN.json. Decoded on this one with the weights
+tests/fixtures/streams/ holds exact streams of the shipped models, written by
+tools/make_golden_streams.py on more than one machine (AVX2 and AVX-512 CPUs) and recorded in
+GOLDEN.json. Decoded on this one with the weights
 each names (`jaxlic.zoo.for_stream`, as the CLI), each must pass its symbol check, give the
 recorded symbol digest (`eval.portability.symbol_digest`: z's symbols and ``round(y_hat * 64)``)
 and an image within 0.05 dB of the recorded PSNR: the synthesis (g_s, post-processing) is float,
@@ -62,6 +63,7 @@ def test_golden_record_lists_every_stream():
         ("ckbd-full-vr", 5.0),
         ("ckbd-full-vr", 3.0),
         ("ckbd-full", None),
+        ("ckbd-full-vr", 4.0),
     }
 
 
