@@ -1,9 +1,11 @@
-"""The validation lines of a pilot's log as a short progress record (2 Kodak images, rate parameters 0, 3, 7).
+"""The validation lines of a training log (a pilot's, the long run's) as a short progress record
+(2 Kodak images, rate parameters 0, 3, 7).
 
   python -m results.default.validation_record runs/pilots/z-none.log results/default/pilots/z-none.validation.txt
 
 `results/default/pilots.sh` writes it after every training invocation of a pilot (also one that
-SIGTERM stopped), so that the record committed at a stop says how far the pilot got.
+SIGTERM stopped), so that the record committed at a stop says how far the pilot got; the long run's is
+`long.validation.txt`, from `runs/long/train.log`.
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ def main(log: str, out: str) -> int:
                 f"q{q}: loss {d[f'loss_q{q}']:.4f} psnr {d[f'psnr_q{q}']:.2f} bpp {d[f'bpp_q{q}']:.4f} live z {d.get(f'live_z_channels_q{q}', float('nan')):.1f}"
             )
         lines.append(" | ".join(cells))
-    open(out, "w").write(
-        "# validation (2 Kodak images) of the pilot, from its log\n" + "\n".join(lines) + "\n"
-    )
+    open(out, "w").write(f"# validation (2 Kodak images), from {log}\n" + "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 
