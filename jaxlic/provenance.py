@@ -16,16 +16,23 @@ import time
 from importlib import metadata
 
 
-def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name from ``cpuinfo``, else the platform's processor name, else ''."""
+def _cpuinfo(cpuinfo: str) -> dict[str, str]:
+    """The first value of each key of a ``/proc/cpuinfo``-style file ({} where it cannot be read)."""
+    fields: dict[str, str] = {}
     try:
         with open(cpuinfo, encoding="utf-8") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, sep, value = line.partition(":")
+                if sep:
+                    fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or ""
+    return fields
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name from ``cpuinfo``, else the platform's processor name, else ''."""
+    return _cpuinfo(cpuinfo).get("model name") or platform.processor() or ""
 
 
 #: The widest vector extension a CPU's ``flags`` (x86) or ``Features`` (Arm) line names, widest first:
@@ -34,18 +41,10 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
 ISAS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sve", "SVE"), ("asimd", "NEON"))
 
 
-def cpu_isa(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The widest vector extension in ``cpuinfo`` (``ISAS``), '' where none or no cpuinfo."""
-    try:
-        with open(cpuinfo, encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    flags = set(value.split())
-                    return next((name for flag, name in ISAS if flag in flags), "")
-    except OSError:
-        pass
-    return ""
+def vector_extension(fields: dict[str, str]) -> str:
+    """The widest of ``ISAS`` that cpuinfo's ``fields`` name, '' where none."""
+    flags = set((fields.get("flags") or fields.get("Features") or "").split())
+    return next((name for flag, name in ISAS if flag in flags), "")
 
 
 def versions(*packages: str) -> dict[str, str | None]:
@@ -75,8 +74,9 @@ def provenance(
     ``jax_backend`` and ``jax_device`` are filled only if the process imported jax already (a
     benchmark may have to set ``XLA_FLAGS`` before jax starts).
     """
-    cpu = cpu_model(cpuinfo) or platform.machine()
-    isa = cpu_isa(cpuinfo)
+    info = _cpuinfo(cpuinfo)  # read once for the model name and the vector extension
+    cpu = info.get("model name") or platform.processor() or platform.machine()
+    isa = vector_extension(info)
     cpus = os.cpu_count()
     jax = sys.modules.get("jax")
     backend = device = None
