@@ -14,12 +14,17 @@
 #   against JPEG 2000, WebP, AVIF and the default; progress.json and README's table) and, every
 #   20k steps, keeps a compact copy (float16) in results/default/weights/long-<step>.msgpack.
 #   Commit those files.
+# * At a session's end, so that a lost runs/ costs a warm start and not the steps since the last
+#   of those: stop the run (SIGTERM), then `SNAPSHOT=1 bash results/default/longrun.sh` exports its
+#   newest checkpoint (the trainer, with the run's own flags and num_steps at that step, trains
+#   nothing and exports) as compact weights results/default/weights/long-<step>.msgpack, the file
+#   a new run warm-starts from; commit it, and git rm the snapshot it replaces.
 # Settings (environment): M latent channels of a new run (unset: the config's, 64; a start from the
 # M=64 default is first widened by train/widen.py; a resumed run keeps its own, runs/long/M, and a
 # warm start from a milestone takes the milestone's; WIDEN_ARGS=--live for train/widen.py's live start), TOTAL steps (60000: the schedule, README), LR peak learning rate (2e-4), CONFIG args of
 # train/configs/ckbd.py (cpu,vr: no z gains, decision 2), CROP and BATCH of a new run (256 px crops
 # in batches of 2, decision 4; empty: the config's; a resumed run keeps its own, runs/long/data),
-# EXTRA more trainer flags; for a smoke test also RUN,
+# EXTRA more trainer flags, SNAPSHOT=1 for a snapshot (above); for a smoke test also RUN,
 # EVERY, COMPACT_EVERY, WEIGHTS and MILESTONE_ARGS (e.g. --images DIR --rates 0,7 --progress F
 # --readme F) and INIT_FROM.
 set -u
@@ -37,8 +42,12 @@ COMPACT_EVERY=${COMPACT_EVERY:-20000}
 WEIGHTS=${WEIGHTS:-results/default/weights}
 mkdir -p "$RUN" "$WEIGHTS"
 exec 9> "$RUN/lock"
-flock -n 9 || { echo "the long run is already running"; exit 0; }
+if ! flock -n 9; then
+  echo "the long run is already running${SNAPSHOT:+: stop it first (SIGTERM to longrun.sh)}"
+  [ -n "${SNAPSHOT:-}" ] && exit 1 || exit 0
+fi
 log() { echo "$(date -u +%FT%TZ) $*"; }
+[ -n "${SNAPSHOT:-}" ] && [ ! -e "$RUN/offset" ] && { echo "no long run in $RUN to snapshot"; exit 1; }
 
 if [ ! -e "$RUN/offset" ]; then  # a new run: from the newest committed milestone, if any
   newest=$(ls "$WEIGHTS"/long-*.msgpack 2> /dev/null | sed 's/.*long-\([0-9]*\)\.msgpack/\1/' | sort -n | tail -1)
@@ -93,12 +102,27 @@ record() {  # milestones not recorded yet (the trainer's step + OFFSET names the
   done
 }
 
+# The run's trainer, the same flags for training and snapshots (with --config.num_steps after them;
+# a simple command, so that the trainer itself is $! when it runs in the background).
+TRAINER=(nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:$CONFIG" --workdir "$RUN"
+  ${M:+--config.M=$M} ${CROP:+--config.data.crop_size=$CROP} ${BATCH:+--config.batch_size=$BATCH}
+  --config.init_from="$INIT" --config.seed=1 --config.optim.learning_rate="$LR" --config.optim.warmup_steps=500
+  --config.checkpoint_every_steps=250 --config.eval_every_steps=2000 --config.export_every_steps=$EVERY
+  ${EXTRA:-})
+
+if [ -n "${SNAPSHOT:-}" ]; then  # the newest checkpoint as compact weights (see the top)
+  step=$(ls "$RUN/checkpoints" 2> /dev/null | grep -E '^[0-9]+$' | sort -n | tail -1)
+  [ -n "$step" ] || { echo "no checkpoint in $RUN/checkpoints"; exit 1; }
+  "${TRAINER[@]}" --config.num_steps="$step" >> "$RUN/snapshot.log" 2>&1 || { echo "export failed (see $RUN/snapshot.log)"; exit 1; }
+  out=$WEIGHTS/long-$((step + OFFSET)).msgpack
+  $PY tools/compact_weights.py "$(ls -t "$RUN"/export/*.msgpack | head -1)" "$out" >> "$RUN/snapshot.log" 2>&1 \
+    || { echo "compacting failed (see $RUN/snapshot.log)"; exit 1; }
+  echo "step $((step + OFFSET)) of $RUN: $out (commit it)"
+  exit 0
+fi
+
 log "long run: steps $OFFSET..$TOTAL from $INIT, lr $LR, config $CONFIG${M:+, M=$M}${CROP:+, $CROP px crops}${BATCH:+, batch $BATCH}"
-nice -n 10 $PY -m train.main --config "train/configs/ckbd.py:$CONFIG" --workdir "$RUN" \
-  ${M:+--config.M=$M} ${CROP:+--config.data.crop_size=$CROP} ${BATCH:+--config.batch_size=$BATCH} --config.init_from="$INIT" --config.seed=1 --config.num_steps="$STEPS" \
-  --config.optim.learning_rate="$LR" --config.optim.warmup_steps=500 \
-  --config.checkpoint_every_steps=250 --config.eval_every_steps=2000 --config.export_every_steps=$EVERY \
-  ${EXTRA:-} >> "$RUN/train.log" 2>&1 &
+"${TRAINER[@]}" --config.num_steps="$STEPS" >> "$RUN/train.log" 2>&1 &
 trainer=$!
 child=
 # (a milestone being recorded is stopped too; it is recorded again at the next start)
