@@ -2,11 +2,11 @@
 
 tests/fixtures/streams/ holds exact streams of the shipped models, written by
 tools/make_golden_streams.py on more than one machine (AVX2 and AVX-512 CPUs) and recorded in
-GOLDEN.json. Decoded on this one with the weights
-each names (`jaxlic.zoo.for_stream`, as the CLI), each must pass its symbol check, give the
-recorded symbol digest (`eval.portability.symbol_digest`: z's symbols and ``round(y_hat * 64)``)
-and an image within 0.05 dB of the recorded PSNR: the synthesis (g_s, post-processing) is float,
-so a pixel may move by one across machines; the symbols may not.
+GOLDEN.json. Decoded on this one with the weights each names (`jaxlic.zoo.for_stream`, as the
+CLI), each must pass its symbol check, give the recorded symbol digest
+(`eval.portability.symbol_digest`: z's symbols and ``round(y_hat * 64)``) and an image within
+0.05 dB of the recorded PSNR: the synthesis (g_s, post-processing) is float, so a pixel may move
+by one across machines; the symbols may not.
 
 The format 1 float stream of the first release has no symbol check: it decodes with the archived
 float weights (`jaxlic/pretrained/archive/LEGACY.json`) to its image, or fails with an error where
