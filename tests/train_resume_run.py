@@ -1,24 +1,32 @@
 """Makes and resumes the checkpoint fixture of tests/test_train_resume.py (run as a script).
 
     python tests/train_resume_run.py make   [FIXTURE]  # train STEPS_BEFORE steps, keep the checkpoint
-    python tests/train_resume_run.py record [FIXTURE]  # resume it, write the digests to record.json
+    python tests/train_resume_run.py record [FIXTURE]  # resume it, add this machine's record to record.json
     python tests/train_resume_run.py resume [FIXTURE]  # resume it, print the digests as JSON
 
-FIXTURE defaults to tests/fixtures/train_resume. `make` and `record` were run once with the
-trainer as it was before it was split into modules (commit 8806c04, `train/trainer.py` in one
-file); `resume` runs the trainer of the checkout. Every mode runs `train.trainer.train_and_evaluate`
-under `XLA_FLAGS` (`XLA_FLAGS` below) that make XLA:CPU's arithmetic the same on any x86 machine
-with SSE4.2: XLA's own convolutions (no YNNPACK/XNNPACK, which pick kernels by the CPU at run
-time), SSE4.2 code only, one Eigen thread. The test runs this script in a fresh process for that.
+FIXTURE defaults to tests/fixtures/train_resume. `make` and `record` are run with the trainer as it
+was before it was split into modules (commit 8806c04, `train/trainer.py` in one file); `resume`
+runs the trainer of the checkout. Every mode runs `train.trainer.train_and_evaluate` under
+`XLA_FLAGS` (below): XLA's own convolutions (no YNNPACK/XNNPACK), SSE4.2 code, one Eigen thread.
+The test runs this script in a fresh process for that.
+
+These flags do not make the arithmetic the same on every x86 machine: XLA:CPU's convolutions and
+dots go through Eigen's contraction with oneDNN's sgemm, which picks its kernels and blocking by
+the CPU at run time (measured 2026-12-07: the record of an AVX2 EPYC differs from an AVX-512 EPYC's
+run in the last bits of 5 of 43 scalars, and `ONEDNN_MAX_CPU_ISA` moves but does not remove the
+difference; with Eigen's own kernels, `TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=false`, the scalars
+agree but the parameters do not, and Eigen blocks by the CPU's cache sizes). So each record names its machine's arithmetic: `arithmetic()`, a digest of a small
+convolution, dot and transcendental computation under the same flags and jax version. The test
+demands bit-identity where the machine's arithmetic has a record, and closeness everywhere.
 
 The training config is frozen in record.json (`config`), so that a change of the configs'
 defaults does not move the digests; the images are in FIXTURE/images (PNG, which decodes the
 same everywhere).
 
-A jax/jaxlib upgrade may change XLA's arithmetic and so the digests (record.json's `made_with`
-names the version). Then re-record them with the old trainer, never with the one under test:
-`git worktree add /tmp/old 8806c04`, copy this script and the fixture into it, run `record` there
-with this checkout's environment, and copy record.json back.
+To record a machine (a new CPU, or a jax/jaxlib upgrade), use the old trainer, never the one
+under test: `git worktree add /tmp/old 8806c04`, copy this script, jaxlic/provenance.py and the
+fixture into it, run `record` there with this checkout's environment (`environment()`), and copy
+record.json back.
 """
 
 from __future__ import annotations
@@ -90,6 +98,44 @@ def digest(tree) -> str:
         h.update(f"{jax.tree_util.keystr(path)}|{a.dtype}|{a.shape}|".encode())
         h.update(np.ascontiguousarray(a).tobytes())
     return h.hexdigest()
+
+
+def arithmetic() -> str:
+    """A digest of this machine's XLA:CPU arithmetic under the process's flags and jax version.
+
+    The kinds of operation the fixture's training runs (strided convolution and its transpose with
+    their gradients, a dot, exp/log/erfc, sums) on fixed data: two machines with one digest compute
+    the fixture's run alike, as far as this small probe can tell.
+    """
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 64, 64, 8)).astype(np.float32)
+    w = (0.1 * rng.standard_normal((5, 5, 8, 8))).astype(np.float32)
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def probe(x, w):
+        y = jax.lax.conv_general_dilated(x, w, (2, 2), "SAME", dimension_numbers=dims)
+        z = jax.lax.conv_transpose(y, w, (2, 2), "SAME", dimension_numbers=dims)
+        m = z.reshape(-1, 8) @ w[2, 2]
+        return jnp.sum(jnp.log1p(jnp.exp(-(m**2))) * jax.scipy.special.erfc(m))
+
+    value_and_grads = jax.jit(jax.value_and_grad(probe, argnums=(0, 1)))(x, w)
+    return hashlib.sha256(
+        f"jax {jax.__version__}|{XLA_FLAGS}|{digest(value_and_grads)}".encode()
+    ).hexdigest()[:16]
+
+
+def machine() -> str:
+    """The machine in words (jaxlic/provenance.py's form), for the record's reader."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("provenance", REPO / "jaxlic" / "provenance.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.provenance(command="")["machine"]
 
 
 def write_images(folder: pathlib.Path) -> None:
@@ -184,11 +230,16 @@ def main(argv: list[str]) -> None:
     if mode == "make":
         make(fixture)
     elif mode == "record":
+        import jax
+
         record = json.loads((fixture / "record.json").read_text())
-        record["resumed"] = resume(fixture)
+        entry = dict(machine=machine(), jax=jax.__version__, arithmetic=arithmetic(), resumed=resume(fixture))
+        others = [r for r in record.get("records", []) if r["arithmetic"] != entry["arithmetic"]]
+        record["records"] = [*others, entry]
         (fixture / "record.json").write_text(json.dumps(record, indent=1) + "\n")
     elif mode == "resume":
-        print("RESUMED " + json.dumps(resume(fixture)))
+        got = dict(machine=machine(), arithmetic=arithmetic(), resumed=resume(fixture))
+        print("RESUMED " + json.dumps(got))
     else:
         sys.exit(f"unknown mode {mode!r}: make, record or resume")
 
