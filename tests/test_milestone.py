@@ -96,3 +96,79 @@ def test_update_keeps_one_record_per_run_and_step_and_rewrites_only_the_table(tm
     assert len(table_rows) == 2
     assert "+0.20 [" in table_rows[0] and "+0.30 [" in table_rows[1]
     assert "10%/40%/80%" in table_rows[0]
+
+
+POINTS = [0.03, 0.06, 0.1, 0.16, 0.24, 0.34, 0.45, 0.6]
+
+
+def tilted(gain_low_db, gain_high_db):
+    """Model rows whose gain over `rows` goes from gain_low_db at 0.03 bpp to gain_high_db at 0.6."""
+    out = rows("m", "model", POINTS, per_image=0.02)
+    span = math.log2(POINTS[-1] / POINTS[0])
+    for r in out:
+        t = math.log2(r["bpp"] / POINTS[0]) / span
+        r["psnr"] += gain_low_db + t * (gain_high_db - gain_low_db)
+    return out
+
+
+def test_a_milestone_ships_only_if_it_loses_nowhere_the_default_is_used():
+    base = rows("m", "model", POINTS)
+    better = milestone.standing(tilted(0.3, 0.3), codecs(), base)
+    assert milestone.ships({"standing": better})["ships"]
+    worse = milestone.standing(tilted(-0.3, -0.3), codecs(), base)
+    assert not milestone.ships({"standing": worse})["ships"]
+    # A large gain at the lowest rates and a loss above 0.2 bpp: a BD-rate below 0 that does not ship
+    tilt = milestone.standing(tilted(1.5, -0.5), codecs(), base)
+    assert tilt["versus_baseline"]["ci95"][1] < 0
+    verdict = milestone.ships({"standing": tilt})
+    assert not verdict["ships"] and "below the default at" in verdict["why"] and "0.4 bpp" in verdict["why"]
+    assert milestone.ships({"standing": milestone.standing(tilted(0.3, 0.3), codecs(), None)}) == {
+        "ships": False,
+        "why": "not compared with the default",
+    }
+    # each rate's difference, '*' where its CI excludes 0 (the gain is linear in log-rate)
+    assert milestone._versus(tilt["versus_baseline_at_bpp"]) == "+0.70*/+0.43*/+0.23*/-0.04*/-0.23*"
+
+
+def test_refresh_recomputes_every_record_from_its_kept_rows(tmp_path):
+    base = rows("m", "model", POINTS)
+    progress, readme = tmp_path / "progress.json", tmp_path / "README.md"
+    for step, gain in ((10000, -0.3), (20000, 0.3)):
+        csv = tmp_path / f"per_image_long-{step}.csv"
+        model = tilted(gain, gain)
+        csv.write_text(
+            "image,kind,name,quality,bpp,psnr,ms_ssim,height,width\n"
+            + "".join(
+                f"{r['image']},model,m,{r['quality']},{r['bpp']},{r['psnr']},0.9,64,64\n" for r in model
+            )
+        )
+        st = milestone.standing(rows("m", "model", POINTS), codecs(), base)  # stale: as the default
+        milestone.update(
+            progress, readme, {"run": "long", "step": step, "standing": st, "per_image_csv": str(csv)}
+        )
+    codecs_csv, base_csv = tmp_path / "codecs.csv", tmp_path / "base.csv"
+    for path, rs in ((codecs_csv, codecs()), (base_csv, base)):
+        path.write_text(
+            "image,kind,name,quality,bpp,psnr,ms_ssim,height,width\n"
+            + "".join(
+                f"{r['image']},{r['kind']},{r['name']},{r['quality']},{r['bpp']},{r['psnr']},0.9,64,64\n"
+                for r in rs
+            )
+        )
+    args = [
+        "--refresh",
+        "--progress",
+        str(progress),
+        "--readme",
+        str(readme),
+        "--codecs-csv",
+        str(codecs_csv),
+        "--baseline",
+        str(base_csv),
+    ]
+    assert milestone.main(args) == 0
+    saved = json.loads(progress.read_text())
+    assert [r["ships"]["ships"] for r in saved] == [False, True]
+    assert saved[1]["standing"]["versus_baseline_at_bpp"]["0.2"]["mean_db"] == pytest.approx(0.3, abs=1e-6)
+    rows_text = [line for line in readme.read_text().splitlines() if line.startswith("| long |")]
+    assert "| no |" in rows_text[0] and "| yes |" in rows_text[1]

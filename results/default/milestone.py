@@ -12,7 +12,8 @@ CPU can train"; commands of the campaign in results/default/README.md):
    curves, read at the same rate; never extrapolated): against WebP, JPEG 2000 (by rate) and
    AVIF 4:4:4 of ``results/kodak/per_image_codecs.csv`` at :data:`AT_BPP`, and against the
    baseline model (``--baseline``, the shipped default's per-image file, at the same rate
-   parameters: ``matched.same_points``): per-image BD-rate.
+   parameters: ``matched.same_points``): per-image BD-rate, and the difference at each of
+   :data:`SHIP_BPP`.
 3. z (``eval.latent_usage`` on the first 6 images at rate parameters 0, 3 and 7): its share of
    the rate and its live channels.
 3b. Photos no model here has trained or been judged on (:data:`UNSEEN`, bundled with
@@ -23,6 +24,16 @@ CPU can train"; commands of the campaign in results/default/README.md):
 4. The record goes into ``results/default/progress.json`` (one entry per run and step, replaced
    when run again) and the table between the markers of ``results/default/README.md`` is
    rewritten from it.
+
+Whether the milestone should replace the default (:func:`ships`, decision 5 of
+results/default/README.md): its BD-rate against the default below 0 with a CI that excludes 0
+(the issue's rule) and, at none of :data:`SHIP_BPP`, a loss whose CI excludes 0. The BD-rate
+spans the whole curve in log-rate, so a large gain at the lowest rates can outweigh a loss at the
+rates people use; the second condition keeps such a milestone from replacing the default.
+
+The record keeps a copy of the milestone's per-image results (``milestones/per_image_<run>-
+<step>.csv``), so that ``--refresh`` can recompute every record's standing after a change of
+this script without evaluating anything again.
 
 The targets of the issue are marked in the table: at least JPEG 2000 at 0.10-0.30 bpp and at
 least WebP at 0.40 and 0.50 (the mean over images >= 0 dB).
@@ -48,6 +59,8 @@ CODECS = ("jpeg2000", "webp", "avif")
 TARGETS = tuple(
     (c, b) for c, bs in (("jpeg2000", (0.10, 0.15, 0.20, 0.30)), ("webp", (0.40, 0.50))) for b in bs
 )
+#: Where a milestone must not lose to the default to replace it (:func:`ships`).
+SHIP_BPP = (0.10, 0.15, 0.20, 0.30, 0.40)
 Z_RATES = (0, 3, 7)
 #: Colour photos bundled with scikit-image (no download): never in training nor in a decision.
 UNSEEN = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")
@@ -75,9 +88,13 @@ def standing(model_rows: list[dict], codec_rows: list[dict], base_rows: list[dic
             g.pop("per_image")
             out["at_bpp"][codec][f"{bpp:g}"] = g
     if base_rows:  # at the same rate parameters: sparse and dense curves read differently
-        out["versus_baseline"] = matched.bd_rate_per_image(
-            model_rows, matched.same_points(model_rows, base_rows)
-        )
+        same = matched.same_points(model_rows, base_rows)
+        out["versus_baseline"] = matched.bd_rate_per_image(model_rows, same)
+        out["versus_baseline_at_bpp"] = {}
+        for bpp in SHIP_BPP:
+            g = matched.gain_at_rate(model_rows, same, bpp)
+            g.pop("per_image")
+            out["versus_baseline_at_bpp"][f"{bpp:g}"] = g
     return out
 
 
@@ -107,6 +124,27 @@ def targets_met(record: dict) -> dict[str, bool | None]:
     return out
 
 
+def ships(record: dict) -> dict:
+    """``{"ships": bool, "why": str}``: does the milestone beat the default (module docstring)?"""
+    st = record["standing"]
+    bd = st.get("versus_baseline")
+    if not bd or not bd.get("n"):
+        return {"ships": False, "why": "not compared with the default"}
+    if not bd["ci95"][1] < 0:
+        return {"ships": False, "why": f"BD-rate {_bd(bd)} against the default: its CI does not lie below 0"}
+    losses = [
+        f"{b} bpp {_cell(g)}"
+        for b, g in st.get("versus_baseline_at_bpp", {}).items()
+        if g.get("n") and g["ci95"][1] < 0
+    ]
+    if losses:
+        return {"ships": False, "why": f"BD-rate {_bd(bd)}, but below the default at " + ", ".join(losses)}
+    return {
+        "ships": True,
+        "why": f"BD-rate {_bd(bd)} and no loss at {', '.join(f'{b:g}' for b in SHIP_BPP)} bpp",
+    }
+
+
 def _cell(g: dict | None) -> str:
     if not g or not g.get("n"):
         return "n/a"
@@ -121,11 +159,25 @@ def _bd(bd: dict | None) -> str:
     return f"{bd['mean_pct']:+.1f}% [{bd['ci95'][0]:+.1f}, {bd['ci95'][1]:+.1f}]"
 
 
+def _versus(at_bpp: dict) -> str:
+    """The differences to the default at :data:`SHIP_BPP`, '*' where the CI excludes 0."""
+    cells = []
+    for b in SHIP_BPP:
+        g = at_bpp.get(f"{b:g}")
+        if not g or not g.get("n"):
+            cells.append("n/a")
+            continue
+        lo, hi = g["ci95"]
+        cells.append(f"{g['mean_db']:+.2f}" + ("*" if lo > 0 or hi < 0 else ""))
+    return "/".join(cells)
+
+
 def table(progress: list[dict]) -> str:
     """The README's table: one row per milestone, in the order of the run's steps."""
     cols = [(c, b) for c, b in TARGETS] + [("avif", 0.15)]
     head = ["run", "step", "bpp range"] + [f"{c} @{b:g}" for c, b in cols]
-    head += ["BD-rate vs default", "z share q0/q3/q7", "unseen: BD-rate vs default; webp @0.15"]
+    head += ["BD-rate vs default", "vs default @0.1/0.15/0.2/0.3/0.4 dB", "ships"]
+    head += ["z share q0/q3/q7", "unseen: BD-rate vs default; webp @0.15"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for rec in progress:
         curve = rec["standing"]["curve"]
@@ -139,6 +191,8 @@ def table(progress: list[dict]) -> str:
             f"{curve[0]['bpp']:.3f}-{curve[-1]['bpp']:.3f}" if curve else "n/a",
             *(_cell(rec["standing"]["at_bpp"].get(c, {}).get(f"{b:g}")) for c, b in cols),
             _bd(rec["standing"].get("versus_baseline")),
+            _versus(rec["standing"].get("versus_baseline_at_bpp", {})),
+            "yes" if rec.get("ships", {}).get("ships") else "no",
             z_text,
             f"{_bd(unseen.get('versus_baseline'))}; {_cell(webp)}" if unseen else "n/a",
         ]
@@ -152,6 +206,12 @@ def update(progress_path: pathlib.Path, readme: pathlib.Path, record: dict) -> l
     progress = [p for p in progress if (p["run"], p["step"]) != (record["run"], record["step"])]
     progress.append(record)
     progress.sort(key=lambda p: (p["run"], p["step"]))
+    save(progress_path, readme, progress)
+    return progress
+
+
+def save(progress_path: pathlib.Path, readme: pathlib.Path, progress: list[dict]) -> None:
+    """Writes the progress file and rewrites the table between the README's markers."""
     harness.write_json(progress_path, progress)
     text = readme.read_text() if readme.exists() else ""
     block = f"{BEGIN}\n{table(progress)}\n{END}"
@@ -160,7 +220,6 @@ def update(progress_path: pathlib.Path, readme: pathlib.Path, record: dict) -> l
     else:
         text = text.rstrip("\n") + "\n\n## Progress of the long run\n\n" + block + "\n"
     readme.write_text(text)
-    return progress
 
 
 def z_usage(weights: str, images: str, num: int = 6) -> dict:
@@ -226,11 +285,39 @@ def unseen_standing(weights: str, rates: str, work: pathlib.Path) -> dict:
     return standing(model_rows, matched.read_rows(codecs_csv), matched.read_rows(base_csv))
 
 
+def keep_rows(csv: pathlib.Path, progress: pathlib.Path, run: str, step: int) -> str:
+    """A copy of a milestone's per-image results in ``milestones/`` beside the progress file
+    (committed with the record); its path from the repository's root where it lies inside."""
+    kept = progress.resolve().parent / "milestones" / f"per_image_{run}-{step}.csv"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    kept.write_bytes(csv.read_bytes())
+    return str(kept.relative_to(ROOT)) if kept.is_relative_to(ROOT) else str(kept)
+
+
+def refresh(args) -> list[dict]:
+    """Every record's standing, targets and verdict again, from its kept per-image results."""
+    progress_path = pathlib.Path(args.progress)
+    progress = json.loads(progress_path.read_text())
+    codec_rows = matched.read_rows(args.codecs_csv)
+    base_rows = matched.read_rows(args.baseline) if args.baseline else None
+    for record in progress:
+        csv = ROOT / record["per_image_csv"]
+        if not csv.exists():
+            raise SystemExit(
+                f"error: {record['run']} {record['step']}: {csv} is gone; run the milestone again"
+            )
+        record["standing"] = standing(matched.read_rows(csv), codec_rows, base_rows)
+        record["targets_met"] = targets_met(record)
+        record["ships"] = ships(record)
+    save(progress_path, pathlib.Path(args.readme), progress)
+    return progress
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights", required=True, help="the run's exported variable-rate weights")
-    ap.add_argument("--run", required=True, help="the run's name (e.g. long)")
-    ap.add_argument("--step", type=int, required=True, help="the training step of the weights")
+    ap.add_argument("--weights", help="the run's exported variable-rate weights")
+    ap.add_argument("--run", help="the run's name (e.g. long)")
+    ap.add_argument("--step", type=int, help="the training step of the weights")
     ap.add_argument("--images", default=str(ROOT.parent / "shared" / "data" / "kodak"))
     ap.add_argument("--rates", default="0,1,2,3,4,5,6,7")
     ap.add_argument("--eval-dir", help="a finished jaxlic eval of these weights (skips step 1)")
@@ -239,11 +326,37 @@ def main(argv=None) -> int:
     ap.add_argument("--progress", default=str(HERE / "progress.json"))
     ap.add_argument("--readme", default=str(HERE / "README.md"))
     ap.add_argument("--no-unseen", action="store_true", help="skip the check on unseen photos")
+    ap.add_argument(
+        "--refresh",
+        action="store_true",
+        help="recompute every record from its kept results (evaluates nothing)",
+    )
     args = ap.parse_args(argv)
+    if args.refresh:
+        progress = refresh(args)
+    else:
+        if not (args.weights and args.run and args.step is not None):
+            ap.error("--weights, --run and --step are required (or --refresh)")
+        progress = record_milestone(args, argv)
+    print(table(progress))
+    last = progress[-1]
+    met = [k for k, v in last["targets_met"].items() if v]
+    print(
+        f"{last['run']} {last['step']}: targets met: {len(met)} of {len(TARGETS)}"
+        + (f" ({', '.join(met)})" if met else "")
+    )
+    print(
+        f"{last['run']} {last['step']}: {'ships' if last['ships']['ships'] else 'does not ship'}: {last['ships']['why']}"
+    )
+    return 0
+
+
+def record_milestone(args, argv) -> list[dict]:
+    """Steps 1-4 of the module docstring for one milestone; [its record]."""
     run = harness.Run("results.default.milestone", argv)
     out = pathlib.Path(args.eval_dir or ROOT / "runs" / "milestones" / f"{args.run}-{args.step}")
-    csvs = [_model_csv(out) if args.eval_dir else _eval(args.images, args.weights, args.rates, out)]
-    model_rows = matched.read_rows(csvs[0])
+    csv = _model_csv(out) if args.eval_dir else _eval(args.images, args.weights, args.rates, out)
+    model_rows = matched.read_rows(csv)
     codec_rows = matched.read_rows(args.codecs_csv)
     base_rows = matched.read_rows(args.baseline) if args.baseline else None
     record = {
@@ -251,18 +364,16 @@ def main(argv=None) -> int:
         "step": args.step,
         "weights": args.weights,
         "weights_sha256": hashlib.sha256(pathlib.Path(args.weights).read_bytes()).hexdigest(),
-        "per_image_csv": str(csvs[0]),
+        "per_image_csv": keep_rows(csv, pathlib.Path(args.progress), args.run, args.step),
         "standing": standing(model_rows, codec_rows, base_rows),
         "z": z_usage(args.weights, args.images),
         "unseen": None if args.no_unseen else unseen_standing(args.weights, args.rates, out),
         "provenance": run.provenance(),
     }
     record["targets_met"] = targets_met(record)
-    progress = update(pathlib.Path(args.progress), pathlib.Path(args.readme), record)
-    print(table(progress))
-    met = [k for k, v in record["targets_met"].items() if v]
-    print(f"targets met: {len(met)} of {len(TARGETS)}" + (f" ({', '.join(met)})" if met else ""))
-    return 0
+    record["ships"] = ships(record)
+    update(pathlib.Path(args.progress), pathlib.Path(args.readme), record)
+    return [record]
 
 
 if __name__ == "__main__":
