@@ -8,14 +8,20 @@ convolution kernels, so the float networks that derive the entropy parameters (h
 model, the entropy-parameter network) give other last bits, and a float entropy path's decoder
 may then draw other probabilities than its encoder: an error, or silently another image. This
 reproduces "another machine" on this one with XLA:CPU configurations (`CONFIGS`), each in a
-fresh Python process with its own ``XLA_FLAGS``:
+fresh Python process with its own environment (``XLA_FLAGS`` and others):
 
 - ``default``: XLA's own choice (YNNPACK / XNNPACK convolutions on x86);
 - ``ynn-off``: YNNPACK and XNNPACK off, so XLA's own (Eigen) convolutions run;
-- ``fastmath-sse42``: fast math and the SSE4.2 instruction set only (no AVX, no FMA).
+- ``fastmath-sse42``: fast math and the SSE4.2 instruction set only (no AVX, no FMA);
+- ``ynn-off-sse41``: ``ynn-off`` with oneDNN held to SSE4.1 (``ONEDNN_MAX_CPU_ISA``): XLA's own
+  convolutions and dots go through Eigen's contraction, whose kernel is oneDNN's sgemm, and that
+  picks its code by the CPU at run time; this is ``ynn-off`` as a CPU without AVX runs it, and
+  the difference between ``ynn-off`` on an AVX2 and on an AVX-512 machine.
 
 (``--xla_cpu_max_isa``, fast math or one thread alone leave YNNPACK's kernels, which dispatch on
-the CPU at run time, unchanged; only ``ynn-off`` swaps the convolutions.)
+the CPU at run time, unchanged; only ``ynn-off`` swaps the convolutions.) The benchmark runs
+every configuration unless ``--configs`` names some; tests/test_cross_implementation.py runs
+the first three.
 
 Under every configuration one process encodes every job and writes its stream, with the
 integer symbols it coded (`symbol_digest`: z's symbols and ``round(y_hat * 64)``); then under
@@ -58,12 +64,34 @@ from eval import harness
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-#: XLA:CPU configurations, by name: their ``XLA_FLAGS`` ("" for none).
+_YNN_OFF = "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_xnnpack=false"
+#: XLA:CPU configurations, by name: the environment variables each sets (none: XLA's defaults).
 CONFIGS = {
-    "default": "",
-    "ynn-off": "--xla_cpu_experimental_ynn_fusion_type= --xla_cpu_use_xnnpack=false",
-    "fastmath-sse42": "--xla_cpu_enable_fast_math=true --xla_cpu_max_isa=SSE4_2",
+    "default": {},
+    "ynn-off": {"XLA_FLAGS": _YNN_OFF},
+    "fastmath-sse42": {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true --xla_cpu_max_isa=SSE4_2"},
+    "ynn-off-sse41": {"XLA_FLAGS": _YNN_OFF, "ONEDNN_MAX_CPU_ISA": "SSE41"},
 }
+#: Variables a configuration may set; the benchmark's own environment passes none of them on.
+_CONFIG_VARS = ("XLA_", "ONEDNN_", "DNNL_", "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL")
+
+
+def select(names) -> dict:
+    """The configurations of `names` (an iterable of keys of `CONFIGS`), in that order."""
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown configurations {unknown}: {', '.join(CONFIGS)}")
+    return {n: CONFIGS[n] for n in names}
+
+
+def describe(settings: dict) -> str:
+    """A configuration's environment as a shell would set it ("no settings" for none)."""
+    return (
+        " ".join(f"{k}={v!r}" if " " in v or not v else f"{k}={v}" for k, v in settings.items())
+        or "no settings"
+    )
+
+
 KODAK = ROOT.parent / "shared" / "data" / "kodak"
 IMAGES = ("kodim01", "kodim04", "kodim13", "kodim23")
 OUTCOMES = ("decoded OK", "symbol check failed", "silent mismatch", "decode error")
@@ -340,22 +368,22 @@ def worker_main(argv) -> int:
 # ----------------------------------------------------------------------------------- matrix
 
 
-def config_env(flags: str, cache: pathlib.Path) -> dict:
-    """The environment of a process under XLA flags `flags`: nothing else of XLA's inherited
-    (no test-suite flags), and the compilation cache folder `cache` of this configuration alone.
+def config_env(settings: dict, cache: pathlib.Path) -> dict:
+    """The environment of a process under a configuration's `settings`: nothing else of XLA's or
+    oneDNN's inherited (no test-suite flags), and the compilation cache folder `cache` of this
+    configuration alone.
 
     The encoder and the decoder of a configuration compile the same hyper-synthesis and
     entropy-parameter functions; the decoder takes them from the encoder's cache. JAX's cache
     key holds the XLA flags, and each configuration has its own folder besides.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XLA_", "JAX_PERSISTENT_CACHE"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith((*_CONFIG_VARS, "JAX_PERSISTENT_CACHE"))}
     env["JAX_COMPILATION_CACHE_DIR"] = str(cache)
     env["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     env["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
     env["JAXLIC_NO_COMPILE_CACHE"] = "1"
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    if flags:
-        env["XLA_FLAGS"] = flags
+    env.update(settings)
     return env
 
 
@@ -486,7 +514,7 @@ def table(rows: list[dict], jobs: list[dict]) -> str:
         + " | PSNR (dB) | note |",
         "|---|---|---|" + "---:|" * len(OUTCOMES) + "---|---|",
     ]
-    kinds, configs = list(dict.fromkeys(j["kind"] for j in jobs)), list(CONFIGS)
+    kinds, configs = list(dict.fromkeys(j["kind"] for j in jobs)), list(CONFIGS)  # CONFIGS' order
     order = lambda key: (kinds.index(key[0]), configs.index(key[1]), configs.index(key[2]))
     for (k, w, rd), rs in sorted(groups.items(), key=lambda item: order(item[0])):
         counts = collections.Counter(r["outcome"] for r in rs)
@@ -524,10 +552,7 @@ def summary(rows: list[dict], jobs: list[dict]) -> str:
 def markdown(record: dict, json_path: pathlib.Path) -> str:
     """The benchmark's page: where it ran, the configurations, the table, the seconds."""
     prov, secs = record["provenance"], record["seconds"]
-    configs = "\n".join(
-        f"- `{c}`: `XLA_FLAGS={f!r}`" if f else f"- `{c}`: no `XLA_FLAGS`"
-        for c, f in record["configs"].items()
-    )
+    configs = "\n".join(f"- `{c}`: `{describe(f)}`" for c, f in record["configs"].items())
     procs = ", ".join(
         f"{k} {v['wall_s']:.0f} s ({v['cpu_s']:.0f} s CPU)" for k, v in secs.items() if isinstance(v, dict)
     )
@@ -540,7 +565,7 @@ def markdown(record: dict, json_path: pathlib.Path) -> str:
 `{prov["command"]}` ([eval/portability.py](../eval/portability.py)) on {prov["machine"]}, {prov["date"]}
 (jax {prov["jax"]}, jaxlib {prov["jaxlib"]}, Python {prov["python"]}, backend {prov["jax_backend"]}); record: `{json_name}`.
 
-Each stream is written under one XLA:CPU configuration (a fresh process with its `XLA_FLAGS`) and
+Each stream is written under one XLA:CPU configuration (a fresh process with its settings) and
 read under each other one, as the CLI reads it (`jaxlic.zoo.for_stream`):
 
 {configs}
@@ -577,18 +602,23 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=pathlib.Path, default=ROOT / "runs" / "portability")
     p.add_argument("--json", type=pathlib.Path, default=ROOT / "results" / "portability.json")
     p.add_argument("--md", type=pathlib.Path, default=ROOT / "results" / "portability.md")
+    p.add_argument("--configs", default=",".join(CONFIGS), help="configurations to run (default: all)")
     args = p.parse_args(argv)
+    try:
+        configs = select(args.configs.split(","))
+    except ValueError as e:
+        p.error(str(e))
     run = harness.Run("eval.portability", argv)
     jobs = benchmark_jobs(args.kodak, args.images.split(","), args.rate)
     total = harness.Timer()
     shutil.rmtree(args.work, ignore_errors=True)  # no streams or compiled code of an earlier run
-    result = run_matrix(jobs, args.work)
+    result = run_matrix(jobs, args.work, configs)
     rows = outcomes(result)
     text = table(rows, jobs)
     print(summary(rows, jobs), text, sep="\n\n")
     record = {
         "provenance": run.provenance(),
-        "configs": CONFIGS,
+        "configs": configs,
         "images": args.images.split(","),
         "rate": args.rate,
         "seconds": {"total": round(total.elapsed(), 1), **result["seconds"]},
