@@ -15,8 +15,8 @@ fresh Python process with its own environment (``XLA_FLAGS`` and others):
 - ``fastmath-sse42``: fast math and the SSE4.2 instruction set only (no AVX, no FMA);
 - ``ynn-off-sse41``: ``ynn-off`` with oneDNN held to SSE4.1 (``ONEDNN_MAX_CPU_ISA``): XLA's own
   convolutions and dots go through Eigen's contraction, whose kernel is oneDNN's sgemm, and that
-  picks its code by the CPU at run time; this is ``ynn-off`` as a CPU without AVX runs it, and
-  the difference between ``ynn-off`` on an AVX2 and on an AVX-512 machine.
+  picks its code by the CPU at run time; this is ``ynn-off``'s sgemm as a CPU without AVX runs
+  it, a stand-in for ``ynn-off`` on an AVX2 against an AVX-512 machine.
 
 (``--xla_cpu_max_isa``, fast math or one thread alone leave YNNPACK's kernels, which dispatch on
 the CPU at run time, unchanged; only ``ynn-off`` swaps the convolutions.) The benchmark runs
