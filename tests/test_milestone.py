@@ -130,31 +130,25 @@ def test_a_milestone_ships_only_if_it_loses_nowhere_the_default_is_used():
     assert milestone._versus(tilt["versus_baseline_at_bpp"]) == "+0.70*/+0.43*/+0.23*/-0.04*/-0.23*"
 
 
+def write_rows(path, rs):
+    """`rows` as a per_image_*.csv of jaxlic eval (the columns `matched.read_rows` reads)."""
+    fields = ("image", "kind", "name", "quality", "bpp", "psnr", "ms_ssim", "height", "width")
+    path.write_text(",".join(fields) + "\n" + "".join(",".join(str(r[f]) for f in fields) + "\n" for r in rs))
+
+
 def test_refresh_recomputes_every_record_from_its_kept_rows(tmp_path):
     base = rows("m", "model", POINTS)
     progress, readme = tmp_path / "progress.json", tmp_path / "README.md"
     for step, gain in ((10000, -0.3), (20000, 0.3)):
         csv = tmp_path / f"per_image_long-{step}.csv"
-        model = tilted(gain, gain)
-        csv.write_text(
-            "image,kind,name,quality,bpp,psnr,ms_ssim,height,width\n"
-            + "".join(
-                f"{r['image']},model,m,{r['quality']},{r['bpp']},{r['psnr']},0.9,64,64\n" for r in model
-            )
-        )
+        write_rows(csv, tilted(gain, gain))
         st = milestone.standing(rows("m", "model", POINTS), codecs(), base)  # stale: as the default
         milestone.update(
             progress, readme, {"run": "long", "step": step, "standing": st, "per_image_csv": str(csv)}
         )
     codecs_csv, base_csv = tmp_path / "codecs.csv", tmp_path / "base.csv"
-    for path, rs in ((codecs_csv, codecs()), (base_csv, base)):
-        path.write_text(
-            "image,kind,name,quality,bpp,psnr,ms_ssim,height,width\n"
-            + "".join(
-                f"{r['image']},{r['kind']},{r['name']},{r['quality']},{r['bpp']},{r['psnr']},0.9,64,64\n"
-                for r in rs
-            )
-        )
+    write_rows(codecs_csv, codecs())
+    write_rows(base_csv, base)
     args = [
         "--refresh",
         "--progress",

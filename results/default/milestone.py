@@ -294,8 +294,15 @@ def keep_rows(csv: pathlib.Path, progress: pathlib.Path, run: str, step: int) ->
     return str(kept.relative_to(ROOT)) if kept.is_relative_to(ROOT) else str(kept)
 
 
+def judge(record: dict) -> None:
+    """Sets a record's ``targets_met`` and ``ships`` from its standing."""
+    record["targets_met"] = targets_met(record)
+    record["ships"] = ships(record)
+
+
 def refresh(args) -> list[dict]:
-    """Every record's standing, targets and verdict again, from its kept per-image results."""
+    """Every record's standing, targets and verdict again, from its kept per-image results; the
+    records."""
     progress_path = pathlib.Path(args.progress)
     progress = json.loads(progress_path.read_text())
     codec_rows = matched.read_rows(args.codecs_csv)
@@ -307,8 +314,7 @@ def refresh(args) -> list[dict]:
                 f"error: {record['run']} {record['step']}: {csv} is gone; run the milestone again"
             )
         record["standing"] = standing(matched.read_rows(csv), codec_rows, base_rows)
-        record["targets_met"] = targets_met(record)
-        record["ships"] = ships(record)
+        judge(record)
     save(progress_path, pathlib.Path(args.readme), progress)
     return progress
 
@@ -333,26 +339,22 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     if args.refresh:
-        progress = refresh(args)
+        progress = judged = refresh(args)
+    elif args.weights and args.run and args.step is not None:
+        progress, record = record_milestone(args, argv)
+        judged = [record]
     else:
-        if not (args.weights and args.run and args.step is not None):
-            ap.error("--weights, --run and --step are required (or --refresh)")
-        progress = record_milestone(args, argv)
+        ap.error("--weights, --run and --step are required (or --refresh)")
     print(table(progress))
-    last = progress[-1]
-    met = [k for k, v in last["targets_met"].items() if v]
-    print(
-        f"{last['run']} {last['step']}: targets met: {len(met)} of {len(TARGETS)}"
-        + (f" ({', '.join(met)})" if met else "")
-    )
-    print(
-        f"{last['run']} {last['step']}: {'ships' if last['ships']['ships'] else 'does not ship'}: {last['ships']['why']}"
-    )
+    for rec in judged:
+        name, met = f"{rec['run']} {rec['step']}", [k for k, v in rec["targets_met"].items() if v]
+        print(f"{name}: targets met: {len(met)} of {len(TARGETS)}" + (f" ({', '.join(met)})" if met else ""))
+        print(f"{name}: {'ships' if rec['ships']['ships'] else 'does not ship'}: {rec['ships']['why']}")
     return 0
 
 
-def record_milestone(args, argv) -> list[dict]:
-    """Steps 1-4 of the module docstring for one milestone; [its record]."""
+def record_milestone(args, argv) -> tuple[list[dict], dict]:
+    """Steps 1-4 of the module docstring for one milestone: (the progress records, its record)."""
     run = harness.Run("results.default.milestone", argv)
     out = pathlib.Path(args.eval_dir or ROOT / "runs" / "milestones" / f"{args.run}-{args.step}")
     csv = _model_csv(out) if args.eval_dir else _eval(args.images, args.weights, args.rates, out)
@@ -370,10 +372,8 @@ def record_milestone(args, argv) -> list[dict]:
         "unseen": None if args.no_unseen else unseen_standing(args.weights, args.rates, out),
         "provenance": run.provenance(),
     }
-    record["targets_met"] = targets_met(record)
-    record["ships"] = ships(record)
-    update(pathlib.Path(args.progress), pathlib.Path(args.readme), record)
-    return [record]
+    judge(record)
+    return update(pathlib.Path(args.progress), pathlib.Path(args.readme), record), record
 
 
 if __name__ == "__main__":
