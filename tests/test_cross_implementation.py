@@ -4,9 +4,10 @@ Another CPU, jaxlib or a GPU runs other convolution kernels; this machine reprod
 XLA:CPU configurations (`eval.portability.CONFIGS`), each a fresh Python process with its own
 ``XLA_FLAGS``: ``default``; ``ynn-off`` (YNNPACK and XNNPACK off: XLA's own convolutions, the
 configuration that broke 12 of 12 Kodak decodes of the float default model); and
-``fastmath-sse42`` (fast math, SSE4.2 only). (The benchmark's fourth, ``ynn-off-sse41``, moves
-only float convolutions and dots, as ``ynn-off`` already does, and would double the decodes.) Under each, one process encodes every case and
-records the integer symbols it coded; under each, one process then decodes every stream written
+``fastmath-sse42`` (fast math, SSE4.2 only). (The benchmark's fourth, ``ynn-off-sse41``,
+moves only float convolutions and dots, as ``ynn-off`` already does, and would double the
+decodes.) Under each, one process encodes every case and records the integer symbols it coded;
+under each, one process then decodes every stream written
 under the other two (`eval.portability.run_matrix`). Every such decode must succeed, pass the
 stream's symbol check, and give the encoder's integer symbols (z's symbols and ``round(y_hat *
 64)``). Symbols are compared, not pixels: the decoders run `Codec.decompress` without the

@@ -12,12 +12,13 @@ The test runs this script in a fresh process for that.
 
 These flags do not make the arithmetic the same on every x86 machine: XLA:CPU's convolutions and
 dots go through Eigen's contraction with oneDNN's sgemm, which picks its kernels and blocking by
-the CPU at run time (measured 2026-12-07: the record of an AVX2 EPYC differs from an AVX-512 EPYC's
-run in the last bits of 5 of 43 scalars, and `ONEDNN_MAX_CPU_ISA` moves but does not remove the
-difference; with Eigen's own kernels, `TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=false`, the scalars
-agree but the parameters do not, and Eigen blocks by the CPU's cache sizes). So each record names its machine's arithmetic: `arithmetic()`, a digest of a small
-convolution, dot and transcendental computation under the same flags and jax version. The test
-demands bit-identity where the machine's arithmetic has a record, and closeness everywhere.
+the CPU at run time (measured 2026-12-07: the record of an AVX2 EPYC differs from an AVX-512
+EPYC's run in the last bits of 5 of 43 scalars, and `ONEDNN_MAX_CPU_ISA` moves but does not
+remove the difference; with Eigen's own kernels, `TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=false`,
+the scalars agree but the parameters do not, and Eigen blocks by the CPU's cache sizes). So each
+record names its machine's arithmetic: `arithmetic()`, a digest of a small convolution, dot and
+transcendental computation under the same flags and jax version. The test demands bit-identity
+where the machine's arithmetic has a record, and closeness everywhere.
 
 The training config is frozen in record.json (`config`), so that a change of the configs'
 defaults does not move the digests; the images are in FIXTURE/images (PNG, which decodes the
@@ -129,7 +130,11 @@ def arithmetic() -> str:
 
 
 def machine() -> str:
-    """The machine in words (jaxlic/provenance.py's form), for the record's reader."""
+    """The machine in words (jaxlic/provenance.py's form), for the record's reader.
+
+    Loaded by its path, as eval/harness.py does, because `record` runs in a checkout of the old
+    trainer, whose eval/harness.py predates provenance.py (which is copied in).
+    """
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("provenance", REPO / "jaxlic" / "provenance.py")
